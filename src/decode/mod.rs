@@ -1,0 +1,227 @@
+//! Bytes → [`Input`] or a [`DecodeError`] whose [`code`](DecodeError::code) is at once the
+//! dead-letter reason header and the metric label, so the three never drift apart.
+
+use crate::model::{Alert, Command, Input};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Why a record was rejected. The message names the field and the problem.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record is {size} bytes, larger than the maximum of {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("record is not valid UTF-8 (first bad byte at {at})")]
+    NotUtf8 { at: usize },
+    #[error("record is not JSON: {0}")]
+    NotJson(String),
+    #[error("record is JSON but not an object")]
+    NotObject,
+    #[error("missing required field `{0}`")]
+    MissingField(String),
+    #[error("field `{field}` has the wrong type: {problem}")]
+    WrongType { field: String, problem: String },
+    #[error("field `{field}` is invalid: {problem}")]
+    BadValue { field: String, problem: String },
+}
+
+impl DecodeError {
+    /// Stable, bounded reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::NotUtf8 { .. } => "not_utf8",
+            DecodeError::NotJson(_) => "not_json",
+            DecodeError::NotObject => "not_object",
+            DecodeError::MissingField(_) => "missing_field",
+            DecodeError::WrongType { .. } => "wrong_type",
+            DecodeError::BadValue { .. } => "bad_value",
+        }
+    }
+
+    /// Every reason code, for pre-registering metric series.
+    pub const CODES: [&'static str; 7] = [
+        "too_large",
+        "not_utf8",
+        "not_json",
+        "not_object",
+        "missing_field",
+        "wrong_type",
+        "bad_value",
+    ];
+}
+
+/// Which shape a record is expected to have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    Alert,
+    Command,
+    /// Replay files mix both: a record with a `command` field is a command.
+    Either,
+}
+
+/// Decodes one record. `max_bytes` of 0 means no limit.
+pub fn decode(bytes: &[u8], expect: Expect, max_bytes: usize) -> Result<Input, DecodeError> {
+    if max_bytes > 0 && bytes.len() > max_bytes {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max: max_bytes,
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8 {
+        at: e.valid_up_to(),
+    })?;
+    if text.trim_start().as_bytes().first() != Some(&b'{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => DecodeError::NotObject,
+            Err(e) => classify_plain(e),
+        });
+    }
+    let expect = match expect {
+        Expect::Either => {
+            if has_command_field(text)? {
+                Expect::Command
+            } else {
+                Expect::Alert
+            }
+        }
+        other => other,
+    };
+    match expect {
+        Expect::Command => parse::<Command>(text).map(|c| Input::Command(Box::new(c))),
+        _ => parse::<Alert>(text).map(|a| Input::Alert(Box::new(a))),
+    }
+}
+
+/// A cheap first pass for mixed input: is there a top-level `command` key?
+fn has_command_field(text: &str) -> Result<bool, DecodeError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        command: Option<serde::de::IgnoredAny>,
+    }
+    let probe: Probe = serde_json::from_str(text).map_err(classify_plain)?;
+    Ok(probe.command.is_some())
+}
+
+fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        classify(path, e.into_inner())
+    })?;
+    de.end().map_err(classify_plain)?;
+    Ok(value)
+}
+
+fn classify_plain(e: serde_json::Error) -> DecodeError {
+    classify(".".to_string(), e)
+}
+
+fn classify(path: String, e: serde_json::Error) -> DecodeError {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    // serde_json appends " at line L column C"; the field path says more to a person.
+    let problem = match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    match e.classify() {
+        Category::Io | Category::Syntax | Category::Eof => DecodeError::NotJson(problem),
+        Category::Data => {
+            if let Some(rest) = problem.strip_prefix("missing field `") {
+                let name = rest.trim_end_matches('`');
+                let field = if path == "." || path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                };
+                DecodeError::MissingField(field)
+            } else if path == "." && problem.starts_with("invalid type") {
+                DecodeError::NotObject
+            } else if problem.starts_with("invalid type") {
+                DecodeError::WrongType {
+                    field: path,
+                    problem,
+                }
+            } else {
+                DecodeError::BadValue {
+                    field: path,
+                    problem,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reject(s: &[u8]) -> DecodeError {
+        match decode(s, Expect::Either, 1024) {
+            Err(e) => e,
+            Ok(i) => panic!("expected a rejection, got {i:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_the_spec_example() {
+        let line = r#"{"id":"suricata-000123","timestamp":"2026-11-24T08:00:00+08:00","source":"suricata",
+          "operator":{"id":"gd-grid","class":"cii","province":"广东省","sector":"energy"},
+          "asset":"scada-01",
+          "impact":{"outage":{"scope":"whole","since":"2026-11-24T07:55:00+08:00","until":null},
+                    "affected_population":1200000}}"#;
+        let Ok(Input::Alert(a)) = decode(line.as_bytes(), Expect::Either, 0) else {
+            panic!("should decode")
+        };
+        assert_eq!(a.id, "suricata-000123");
+        assert_eq!(a.impact.affected_population, Some(1_200_000));
+    }
+
+    #[test]
+    fn each_rejection_names_field_and_problem() {
+        assert_eq!(reject(b"\xff\xfe").code(), "not_utf8");
+        assert_eq!(reject(b"{\"id\": ").code(), "not_json");
+        assert_eq!(reject(b"[1,2]").code(), "not_object");
+        let e = reject(br#"{"id":"a"}"#);
+        assert_eq!(e.code(), "missing_field");
+        assert_eq!(e.to_string(), "missing required field `timestamp`");
+        let e = reject(br#"{"id":"a","timestamp":"2026-11-24T08:00:00Z","impact":{"personal_info_records":"many"}}"#);
+        assert_eq!(e.code(), "wrong_type");
+        assert!(
+            e.to_string().contains("impact.personal_info_records"),
+            "{e}"
+        );
+        let e = reject(br#"{"id":"a","timestamp":"yesterday"}"#);
+        assert_eq!(e.code(), "bad_value");
+        assert!(e.to_string().contains("`timestamp`"), "{e}");
+        let e = reject(br#"{"id":"","timestamp":"2026-11-24T08:00:00Z"}"#);
+        assert!(
+            e.to_string().contains("`id`") && e.to_string().contains("non-empty"),
+            "{e}"
+        );
+        let e = reject(br#"{"id":"a","timestamp":"2026-11-24T08:00:00Z","impact":{"affected_population_share":{"provincial":1.5}}}"#);
+        assert!(
+            e.to_string()
+                .contains("impact.affected_population_share.provincial"),
+            "{e}"
+        );
+        assert_eq!(reject(&[b' '; 2000]).code(), "too_large");
+    }
+
+    #[test]
+    fn commands_are_told_apart_by_their_command_field() {
+        let line = br#"{"command":"ack","incident_id":"INC-1","at":"2026-11-24T08:00:00+08:00","by":"alice"}"#;
+        assert!(matches!(
+            decode(line, Expect::Either, 0),
+            Ok(Input::Command(_))
+        ));
+        let e = decode(
+            br#"{"command":"ack","incident_id":"INC-1"}"#,
+            Expect::Either,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "missing required field `at`");
+    }
+}

@@ -1,0 +1,322 @@
+//! Correlation: which incident an alert joins, and how an incident's figures combine over its
+//! alerts (max or sum for amounts, union of intervals for durations, set union for findings).
+
+use crate::model::alert::{Alert, OutageScope, Page, Span};
+use crate::settings::ruleset::{
+    AmountFigure, CategoryFigure, DurationFigure, AMOUNT_FIGURES, CATEGORY_FIGURES,
+    DURATION_FIGURES,
+};
+use crate::time::{Millis, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Fields `correlation.group_by` may name.
+pub const GROUP_BY_FIELDS: [&str; 7] = [
+    "operator.id",
+    "asset.id",
+    "category",
+    "source",
+    "title",
+    "operator.province",
+    "asset.kind",
+];
+
+/// The resolved operator of an incident.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorInfo {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub class: crate::model::OperatorClass,
+    pub province: Option<String>,
+    pub sector: Option<String>,
+    pub organ: Option<String>,
+}
+
+/// The resolved asset of an incident.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetInfo {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub level: Option<String>,
+    pub size: Option<String>,
+}
+
+/// The correlation key of an alert: its `incident_key`, else the `group_by` fields. The two
+/// namespaces are kept apart so an explicit key never collides with a derived one.
+pub fn correlation_key(
+    alert: &Alert,
+    op: &OperatorInfo,
+    asset: &AssetInfo,
+    group_by: &[String],
+) -> String {
+    if let Some(k) = alert.incident_key.as_deref().filter(|k| !k.is_empty()) {
+        return format!("k:{k}");
+    }
+    let mut key = String::from("g");
+    for f in group_by {
+        key.push('\u{1f}');
+        let v = match f.as_str() {
+            "operator.id" => op.id.as_deref(),
+            "asset.id" => asset.id.as_deref(),
+            "category" => alert.category.as_deref(),
+            "source" => alert.source.as_deref(),
+            "title" => alert.title.as_deref(),
+            "operator.province" => op.province.as_deref(),
+            "asset.kind" => asset.kind.as_deref(),
+            _ => None,
+        };
+        key.push_str(v.unwrap_or(""));
+    }
+    key
+}
+
+/// One interval, identified by its start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval {
+    pub since: Timestamp,
+    /// `None`: still going on.
+    pub until: Option<Timestamp>,
+}
+
+/// An incident's figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub durations: [Vec<Interval>; DURATION_FIGURES],
+    pub amounts: [Option<f64>; AMOUNT_FIGURES],
+    /// Sorted, de-duplicated values.
+    pub categories: [Vec<String>; CATEGORY_FIGURES],
+}
+
+impl Figures {
+    /// Adds one alert's figures. `sum[i]` says whether amount `i` adds up instead of taking the max.
+    pub fn apply(&mut self, alert: &Alert, sum: &[bool; AMOUNT_FIGURES]) {
+        let imp = &alert.impact;
+        let at = alert.timestamp;
+        if let Some(o) = &imp.outage {
+            let fig = match o.scope {
+                OutageScope::Whole => DurationFigure::OutageWhole,
+                OutageScope::MainFunction => DurationFigure::OutageMainFunction,
+            };
+            self.upsert(fig, &o.span, at);
+        }
+        if let Some(s) = &imp.unreachable {
+            self.upsert(DurationFigure::Unreachable, s, at);
+        }
+        if let Some(d) = &imp.defacement {
+            let fig = match d.page {
+                Page::Home => DurationFigure::DefacementHome,
+                Page::Other => DurationFigure::DefacementOther,
+            };
+            self.upsert(fig, &d.span, at);
+            self.amount(
+                AmountFigure::DefacementReposts,
+                d.reposts.map(|v| v as f64),
+                sum,
+            );
+            self.amount(
+                AmountFigure::DefacementViews,
+                d.views.map(|v| v as f64),
+                sum,
+            );
+            if let Some(l) = d.designated {
+                self.category(CategoryFigure::DefacementDesignated, l.key().to_string());
+            }
+        }
+        self.amount(
+            AmountFigure::AffectedPopulation,
+            imp.affected_population.map(|v| v as f64),
+            sum,
+        );
+        if let Some(s) = &imp.affected_population_share {
+            self.amount(AmountFigure::PopulationShareProvincial, s.provincial, sum);
+            self.amount(AmountFigure::PopulationSharePrefectural, s.prefectural, sum);
+        }
+        self.amount(
+            AmountFigure::PersonalInfoRecords,
+            imp.personal_info_records.map(|v| v as f64),
+            sum,
+        );
+        self.amount(AmountFigure::EconomicLossCny, imp.economic_loss_cny, sum);
+        if let Some(d) = &imp.data_leak {
+            self.category(
+                CategoryFigure::DataLeak,
+                format!("{}:{}", d.class, d.threat),
+            );
+        }
+        if let Some(f) = &imp.finding {
+            self.category(CategoryFigure::Finding, f.level.key().to_string());
+        }
+    }
+
+    /// Folds another incident's figures in (for `merge`).
+    pub fn absorb(&mut self, other: &Figures, sum: &[bool; AMOUNT_FIGURES]) {
+        for (i, list) in other.durations.iter().enumerate() {
+            for iv in list {
+                if !self.durations[i].iter().any(|x| x.since == iv.since) {
+                    self.durations[i].push(*iv);
+                }
+            }
+            self.durations[i].sort_by_key(|x| x.since);
+        }
+        for (i, v) in other.amounts.iter().enumerate() {
+            if let Some(v) = v {
+                self.amounts[i] = Some(match self.amounts[i] {
+                    None => *v,
+                    Some(cur) if sum[i] => cur + v,
+                    Some(cur) => cur.max(*v),
+                });
+            }
+        }
+        for (i, vals) in other.categories.iter().enumerate() {
+            for v in vals {
+                if let Err(pos) = self.categories[i].binary_search(v) {
+                    self.categories[i].insert(pos, v.clone());
+                }
+            }
+        }
+    }
+
+    /// An interval is identified by `since` (default: the alert's time); a later alert with the
+    /// same start revises its end.
+    fn upsert(&mut self, fig: DurationFigure, span: &Span, at: Timestamp) {
+        let since = span.since.unwrap_or(at);
+        let until = span.until.map(|u| u.max(since));
+        let list = &mut self.durations[fig as usize];
+        match list.iter_mut().find(|iv| iv.since == since) {
+            Some(iv) => iv.until = until,
+            None => {
+                let pos = list.partition_point(|iv| iv.since < since);
+                list.insert(pos, Interval { since, until });
+            }
+        }
+    }
+
+    fn amount(&mut self, fig: AmountFigure, v: Option<f64>, sum: &[bool; AMOUNT_FIGURES]) {
+        let Some(v) = v else { return };
+        let i = fig as usize;
+        self.amounts[i] = Some(match self.amounts[i] {
+            None => v,
+            Some(cur) if sum[i] => cur + v,
+            Some(cur) => cur.max(v),
+        });
+    }
+
+    fn category(&mut self, fig: CategoryFigure, v: String) {
+        let list = &mut self.categories[fig as usize];
+        if let Err(pos) = list.binary_search(&v) {
+            list.insert(pos, v);
+        }
+    }
+
+    /// Ends every ongoing interval at `at` (the incident was resolved).
+    pub fn close_ongoing(&mut self, at: Timestamp) {
+        for list in &mut self.durations {
+            for iv in list.iter_mut() {
+                if iv.until.is_none() {
+                    iv.until = Some(at.max(iv.since));
+                }
+            }
+        }
+    }
+
+    pub fn is_ongoing(&self, fig: DurationFigure) -> bool {
+        self.durations[fig as usize]
+            .iter()
+            .any(|iv| iv.until.is_none())
+    }
+
+    /// Length of the union of a duration figure's intervals, measured up to `at`.
+    pub fn duration_at(&self, fig: DurationFigure, at: Timestamp) -> Millis {
+        let mut total = 0i64;
+        let mut cursor = i64::MIN;
+        for iv in &self.durations[fig as usize] {
+            let start = iv.since.0.max(cursor);
+            let end = iv.until.map_or(at.0, |u| u.0.min(at.0));
+            if end > start {
+                total += end - start;
+            }
+            cursor = cursor.max(end);
+        }
+        Millis(total)
+    }
+
+    /// The instant at which the union's length reaches `length` (None if it never does).
+    pub fn reaches_at(&self, fig: DurationFigure, length: Millis) -> Option<Timestamp> {
+        let mut acc = 0i64;
+        let mut cursor = i64::MIN;
+        for iv in &self.durations[fig as usize] {
+            let start = iv.since.0.max(cursor);
+            match iv.until {
+                None => return Some(Timestamp(start + (length.0 - acc).max(0))),
+                Some(u) => {
+                    let end = u.0;
+                    if end > start {
+                        if acc + (end - start) >= length.0 {
+                            return Some(Timestamp(start + (length.0 - acc).max(0)));
+                        }
+                        acc += end - start;
+                    }
+                    cursor = cursor.max(end);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::HOUR;
+
+    fn t(h: i64) -> Timestamp {
+        Timestamp(h * HOUR)
+    }
+
+    fn figs(ivs: &[(i64, Option<i64>)]) -> Figures {
+        let mut f = Figures::default();
+        f.durations[0] = ivs
+            .iter()
+            .map(|&(s, u)| Interval {
+                since: t(s),
+                until: u.map(t),
+            })
+            .collect();
+        f
+    }
+
+    #[test]
+    fn union_of_overlapping_intervals_counts_once() {
+        let f = figs(&[(0, Some(2)), (1, Some(3)), (5, Some(6))]);
+        assert_eq!(
+            f.duration_at(DurationFigure::OutageWhole, t(10)),
+            Millis(4 * HOUR)
+        );
+        assert_eq!(
+            f.duration_at(DurationFigure::OutageWhole, t(2)),
+            Millis(2 * HOUR)
+        );
+    }
+
+    #[test]
+    fn ongoing_interval_grows_with_time_and_crossing_is_exact() {
+        let f = figs(&[(0, Some(1)), (3, None)]);
+        assert_eq!(
+            f.duration_at(DurationFigure::OutageWhole, t(5)),
+            Millis(3 * HOUR)
+        );
+        assert_eq!(
+            f.reaches_at(DurationFigure::OutageWhole, Millis(3 * HOUR)),
+            Some(t(5))
+        );
+        assert_eq!(
+            f.reaches_at(DurationFigure::OutageWhole, Millis(HOUR / 2)),
+            Some(Timestamp(HOUR / 2))
+        );
+        let closed = figs(&[(0, Some(1))]);
+        assert_eq!(
+            closed.reaches_at(DurationFigure::OutageWhole, Millis(2 * HOUR)),
+            None
+        );
+    }
+}

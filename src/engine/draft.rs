@@ -1,0 +1,237 @@
+//! What a `report.due` carries for the person who must file it: recipients resolved from the
+//! directory, the reporting channels, the onward deadline, and the report draft with the items
+//! of the Measures' art. 7, filled from what the incident knows and marked where a person must
+//! complete it.
+
+use super::correlate::{AssetInfo, OperatorInfo};
+use super::grade::Grade;
+use super::Incident;
+use crate::model::escalation::{
+    Channel, Draft, DraftItem, Evidence, EvidenceValue, Onward, Recipient,
+};
+use crate::model::{Level, OperatorClass};
+use crate::settings::ruleset::{DurationFigure, Ruleset};
+use crate::time::Timestamp;
+use chrono::FixedOffset;
+
+/// The marker a person looks for in the draft.
+pub const TO_COMPLETE: &str = "【待填写】";
+
+/// Resolves one list of roles to directory entries; a role nobody serves becomes a visible
+/// placeholder rather than silently vanishing.
+pub fn resolve_roles(rules: &Ruleset, roles: &[String], op: &OperatorInfo) -> Vec<Recipient> {
+    let mut out: Vec<Recipient> = Vec::new();
+    for role in roles {
+        let found = rules.resolve_role(
+            role,
+            op.province.as_deref(),
+            op.sector.as_deref(),
+            op.organ.as_deref(),
+        );
+        if found.is_empty() {
+            out.push(Recipient {
+                id: format!("unresolved:{role}"),
+                name: format!("{TO_COMPLETE} no directory entry for role {role} (province {:?}, sector {:?}, organ {:?})", op.province.as_deref().unwrap_or("-"), op.sector.as_deref().unwrap_or("-"), op.organ.as_deref().unwrap_or("-")),
+            });
+        }
+        for r in found {
+            if !out.iter().any(|x| x.id == r.id) {
+                out.push(Recipient {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The first recipients of a report on `route`.
+pub fn recipients(rules: &Ruleset, route: OperatorClass, op: &OperatorInfo) -> Vec<Recipient> {
+    resolve_roles(rules, &rules.route(route).recipient_roles, op)
+}
+
+/// For major and above: whom the first recipient must pass the report to, and by when at the
+/// latest (counted from the operator's own deadline).
+pub fn onward(
+    rules: &Ruleset,
+    route: OperatorClass,
+    op: &OperatorInfo,
+    level: Level,
+    deadline: Timestamp,
+    offset: FixedOffset,
+) -> Option<Onward> {
+    let rule = rules.route(route).onward.as_ref()?;
+    (level >= rule.from_level).then(|| Onward {
+        within_minutes: rule.within.0 / crate::time::MINUTE,
+        deadline: deadline.plus(rule.within).format(offset),
+        to: resolve_roles(rules, &rule.to_roles, op),
+    })
+}
+
+pub fn channels(rules: &Ruleset) -> Vec<Channel> {
+    rules
+        .channels
+        .iter()
+        .map(|(k, v)| Channel {
+            kind: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+fn class_zh(c: OperatorClass) -> &'static str {
+    match c {
+        OperatorClass::Cii => "关键信息基础设施运营者",
+        OperatorClass::CentralStateOrgan => "中央和国家机关部门或直属单位",
+        OperatorClass::Other => "其他网络运营者",
+    }
+}
+
+fn or_blank(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or(TO_COMPLETE)
+}
+
+/// One line per piece of evidence, in words a duty officer can paste into a report.
+pub fn explain_evidence(e: &Evidence) -> String {
+    let value = match &e.value {
+        EvidenceValue::Number(n) => format!("{n}"),
+        EvidenceValue::Text(t) => t.clone(),
+    };
+    let threshold = match &e.threshold {
+        EvidenceValue::Number(n) => format!("≥ {n}"),
+        EvidenceValue::Text(t) => format!("one of {t}"),
+    };
+    format!(
+        "{} = {} {} (threshold {} {}) → {}（{}）",
+        e.indicator,
+        value,
+        e.unit.unwrap_or(""),
+        threshold,
+        e.unit.unwrap_or(""),
+        e.level,
+        e.level.zh()
+    )
+}
+
+fn describe_asset(a: &AssetInfo) -> String {
+    let mut s = a
+        .name
+        .clone()
+        .or_else(|| a.id.clone())
+        .unwrap_or_else(|| TO_COMPLETE.to_string());
+    if let Some(k) = &a.kind {
+        s.push_str(&format!("（类型 {k}"));
+        if let Some(l) = a.level.as_ref().or(a.size.as_ref()) {
+            s.push_str(&format!("，{l}"));
+        }
+        s.push('）');
+    }
+    s
+}
+
+/// The art. 7 draft. Items whose titles the ruleset lists beyond the eight are left to complete.
+pub fn draft(
+    rules: &Ruleset,
+    inc: &Incident,
+    grade: &Grade,
+    level: Level,
+    offset: FixedOffset,
+) -> Draft {
+    let op = &inc.operator;
+    let mut items = Vec::with_capacity(rules.draft_titles.len());
+    for (i, title) in rules.draft_titles.iter().enumerate() {
+        let n = (i + 1) as u8;
+        let (content, to_complete) = match n {
+            1 => {
+                let known =
+                    op.name.is_some() && (inc.asset.name.is_some() || inc.asset.id.is_some());
+                (
+                    format!(
+                        "{}（{}，{}）；涉事系统：{}",
+                        or_blank(&op.name),
+                        class_zh(op.class),
+                        or_blank(&op.province),
+                        describe_asset(&inc.asset)
+                    ),
+                    !known,
+                )
+            }
+            2 => {
+                let mut s = format!(
+                    "发现时间：{}；事件类型：{}；事件级别：{}（{}）；",
+                    inc.opened_at.format(offset),
+                    inc.category.as_deref().unwrap_or(TO_COMPLETE),
+                    level.zh(),
+                    level.key()
+                );
+                if grade.evidence.is_empty() {
+                    s.push_str("定级依据：分析研判；");
+                } else {
+                    s.push_str("定级依据：");
+                    s.push_str(
+                        &grade
+                            .evidence
+                            .iter()
+                            .map(explain_evidence)
+                            .collect::<Vec<_>>()
+                            .join("；"),
+                    );
+                    s.push('；');
+                }
+                if let Some(r) = &inc.ransom {
+                    s.push_str(&format!(
+                        "勒索信息：金额 {} {}，支付方式 {}，时间 {}；",
+                        r.amount
+                            .as_ref()
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| TO_COMPLETE.into()),
+                        r.currency.as_deref().unwrap_or(""),
+                        r.method.as_deref().unwrap_or(TO_COMPLETE),
+                        r.date.as_deref().unwrap_or(TO_COMPLETE)
+                    ));
+                }
+                s.push_str("已采取的应急措施及效果：");
+                s.push_str(TO_COMPLETE);
+                (s, true)
+            }
+            3 => {
+                let ongoing: Vec<&str> = [
+                    (DurationFigure::OutageWhole, "整体中断运行"),
+                    (DurationFigure::OutageMainFunction, "主要功能中断运行"),
+                    (DurationFigure::Unreachable, "无法访问"),
+                    (DurationFigure::DefacementHome, "首页被篡改"),
+                    (DurationFigure::DefacementOther, "页面被篡改"),
+                ]
+                .into_iter()
+                .filter(|(f, _)| inc.figures.is_ongoing(*f))
+                .map(|(_, name)| name)
+                .collect();
+                let s = if ongoing.is_empty() {
+                    String::new()
+                } else {
+                    format!("事件仍在持续：{}；", ongoing.join("、"))
+                };
+                (format!("{s}{TO_COMPLETE}"), true)
+            }
+            5 => {
+                let mut s = String::new();
+                if !inc.sources.is_empty() {
+                    s.push_str(&format!("告警来源：{}；", inc.sources.join("、")));
+                }
+                s.push_str(&format!("关联告警 {} 条；", inc.alert_count));
+                s.push_str(TO_COMPLETE);
+                (s, true)
+            }
+            _ => (TO_COMPLETE.to_string(), true),
+        };
+        items.push(DraftItem {
+            item: n,
+            title: title.clone(),
+            content,
+            to_complete,
+        });
+    }
+    let _ = grade;
+    Draft { items }
+}

@@ -1,0 +1,1073 @@
+//! The sans-IO core: alerts and commands in, escalation events out, timers on an explicit clock.
+//!
+//! Call order (as in quinn-proto): for each input, first [`Engine::handle_timeout`] with the
+//! current time (so timers due before the input fire first), then [`Engine::handle`]; drain
+//! [`Engine::poll_output`] after each call; sleep until [`Engine::poll_timeout`]. The engine never
+//! reads the clock and does no I/O: the same inputs and timeouts give the same events, byte for
+//! byte, which is what makes `klaxon replay` and restores trustworthy.
+//!
+//! An input is processed at its own event time (the alert's `timestamp`, the command's `at`), so
+//! the events it causes do not depend on when it happened to arrive.
+
+pub mod correlate;
+pub mod draft;
+pub mod grade;
+pub mod reporting;
+pub mod timers;
+
+use crate::model::alert::{Alert, Ransom, Ref};
+use crate::model::escalation::{
+    AssetSummary, CommandEcho, EventType, Evidence, EvidenceValue, OperatorSummary, Upgrade,
+};
+use crate::model::{Command, Escalation, Input, Level, ReportKind};
+use crate::settings::ruleset::{Figure, Ruleset, AMOUNT_FIGURES};
+use crate::settings::{Config, Registry};
+use crate::time::{Millis, Timestamp};
+use chrono::FixedOffset;
+use correlate::{AssetInfo, Figures, OperatorInfo};
+use grade::{Crossing, Grade};
+use reporting::{Filed, Report, Step};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use timers::{TimerKind, TimerSet};
+
+/// Deterministic incident id: the first alert's day (in the output offset) and 48 bits of a hash
+/// of the correlation key and the first alert's time. Rendered `INC-20261124-7f3a9c2e01ab`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IncidentId {
+    pub day: u32,
+    pub hash: u64,
+}
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "INC-{:08}-{:012x}", self.day, self.hash)
+    }
+}
+
+impl FromStr for IncidentId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not an incident id (INC-YYYYMMDD-hhhhhhhhhhhh)");
+        let rest = s.strip_prefix("INC-").ok_or_else(bad)?;
+        let (day, hash) = rest.split_once('-').ok_or_else(bad)?;
+        if day.len() != 8 || hash.len() != 12 {
+            return Err(bad());
+        }
+        Ok(IncidentId {
+            day: day.parse().map_err(|_| bad())?,
+            hash: u64::from_str_radix(hash, 16).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// FNV-1a: tiny, stable across platforms and releases (unlike `DefaultHasher`).
+pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.iter().chain(std::iter::once(&0xffu8)) {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Open,
+    Resolved { at: Timestamp },
+    Dismissed { at: Timestamp },
+    Merged { into: IncidentId },
+}
+
+/// One incident: its figures, its grade, its reports and its pending timers. Plain data, so it
+/// can be snapshotted to the changelog and restored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub key: String,
+    pub opened_at: Timestamp,
+    pub last_alert_at: Timestamp,
+    pub last_activity: Timestamp,
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub sources: Vec<String>,
+    pub operator: OperatorInfo,
+    pub asset: AssetInfo,
+    pub figures: Figures,
+    pub alert_ids: Vec<String>,
+    pub alert_count: u64,
+    /// The highest level the figures have reached (levels do not fall on figures alone).
+    pub computed: Level,
+    /// An analyst's `regrade`, which wins until the next one.
+    pub override_level: Option<(Level, String)>,
+    /// The level last announced.
+    pub level: Level,
+    pub graded_seq: u32,
+    pub acks: u32,
+    pub status: Status,
+    /// t0: when the incident became reportable.
+    pub reportable_at: Option<Timestamp>,
+    /// The level at the last filed report (a rise above it makes a follow-up due).
+    pub reported_level: Option<Level>,
+    pub reports: Vec<Report>,
+    pub crossing: Option<Crossing>,
+    pub warned: Option<Level>,
+    pub ransom: Option<Ransom>,
+    /// This incident's entries in the timer set.
+    pub timers: Vec<(Timestamp, TimerKind)>,
+}
+
+impl Incident {
+    pub fn is_open(&self) -> bool {
+        self.status == Status::Open
+    }
+
+    fn effective(&self) -> Level {
+        self.override_level
+            .as_ref()
+            .map_or(self.computed, |(l, _)| *l)
+    }
+}
+
+/// Engine options derived from the service settings.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub offset: FixedOffset,
+    pub group_by: Vec<String>,
+    pub quiet_period: Millis,
+    pub sum: [bool; AMOUNT_FIGURES],
+    pub max_alert_ids: usize,
+    pub retention: Millis,
+    pub dedup_window: Millis,
+}
+
+impl EngineOptions {
+    pub fn from_config(c: &Config) -> Self {
+        let mut sum = [false; AMOUNT_FIGURES];
+        for (fig, how) in &c.settings.correlation.combine {
+            if let (Ok(Figure::Amount(a)), "sum") = (fig.parse::<Figure>(), how.as_str()) {
+                sum[a as usize] = true;
+            }
+        }
+        EngineOptions {
+            offset: c.settings.utc_offset(),
+            group_by: c.settings.correlation.group_by.clone(),
+            quiet_period: c.settings.quiet_period(),
+            sum,
+            max_alert_ids: c.settings.correlation.max_alert_ids,
+            retention: c.settings.retention(),
+            dedup_window: c.settings.dedup_window(),
+        }
+    }
+}
+
+/// Counters for metrics and the load harness.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub alerts: u64,
+    pub duplicates: u64,
+    pub commands_applied: u64,
+    pub commands_rejected: u64,
+}
+
+/// A point-in-time view of the state, for gauges.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub incidents: usize,
+    pub open_by_level: [usize; 4],
+    pub reports_due: [usize; 3],
+    pub reports_overdue: [usize; 3],
+    pub nearest_deadline: Option<Timestamp>,
+    pub dedup_ids: usize,
+    pub timers: usize,
+}
+
+/// The core state machine.
+pub struct Engine {
+    rules: Arc<Ruleset>,
+    registry: Arc<Registry>,
+    opts: EngineOptions,
+    incidents: HashMap<IncidentId, Incident>,
+    /// Correlation key → the incident currently taking alerts for it.
+    open_by_key: HashMap<String, IncidentId>,
+    /// Correlation key → the latest incident ever opened for it (for `@key` commands).
+    latest_by_key: HashMap<String, IncidentId>,
+    /// Alert ids seen within the dedup window, with the order they expire in.
+    seen: HashMap<String, Timestamp>,
+    seen_order: VecDeque<(Timestamp, String)>,
+    timers: TimerSet,
+    outbox: VecDeque<Escalation>,
+    /// The latest event time handled (a watermark: it never goes back).
+    clock: Timestamp,
+    counters: Counters,
+}
+
+impl Engine {
+    pub fn new(rules: Arc<Ruleset>, registry: Arc<Registry>, opts: EngineOptions) -> Self {
+        Engine {
+            rules,
+            registry,
+            opts,
+            incidents: HashMap::new(),
+            open_by_key: HashMap::new(),
+            latest_by_key: HashMap::new(),
+            seen: HashMap::new(),
+            seen_order: VecDeque::new(),
+            timers: TimerSet::default(),
+            outbox: VecDeque::new(),
+            clock: Timestamp(i64::MIN),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn from_config(c: &Config) -> Self {
+        Engine::new(
+            Arc::new(c.ruleset.clone()),
+            Arc::new(c.registry.clone()),
+            EngineOptions::from_config(c),
+        )
+    }
+
+    pub fn rules(&self) -> &Ruleset {
+        &self.rules
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn incident(&self, id: &IncidentId) -> Option<&Incident> {
+        self.incidents.get(id)
+    }
+
+    /// Incidents sorted by id (deterministic order for snapshots and listings).
+    pub fn incidents_sorted(&self) -> Vec<&Incident> {
+        let mut v: Vec<&Incident> = self.incidents.values().collect();
+        v.sort_by_key(|i| i.id);
+        v
+    }
+
+    /// Handles one alert or command at its own event time.
+    pub fn handle(&mut self, input: Input) {
+        self.clock = self.clock.max(input.time());
+        match input {
+            Input::Alert(a) => self.handle_alert(*a),
+            Input::Command(c) => self.handle_command(*c),
+        }
+        self.expire_dedup();
+    }
+
+    /// The next instant a timer is due.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.next()
+    }
+
+    /// Fires every timer due at or before `now`, in time order. A spurious call does nothing.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.clock = self.clock.max(now);
+        while let Some((at, id, kind)) = self.timers.pop_due(now) {
+            let Some(mut inc) = self.incidents.remove(&id) else {
+                continue;
+            };
+            inc.timers.retain(|e| *e != (at, kind));
+            let keep = self.fire(&mut inc, at, kind);
+            if keep {
+                self.schedule(&mut inc);
+                self.incidents.insert(id, inc);
+            } else {
+                self.timers.reschedule(id, &mut inc.timers, Vec::new());
+                self.forget(&inc);
+            }
+        }
+        self.expire_dedup();
+    }
+
+    /// The next event to emit.
+    pub fn poll_output(&mut self) -> Option<Escalation> {
+        self.outbox.pop_front()
+    }
+
+    pub fn stats(&self, now: Timestamp) -> Stats {
+        let mut s = Stats {
+            incidents: self.incidents.len(),
+            dedup_ids: self.seen.len(),
+            timers: self.timers.len(),
+            ..Stats::default()
+        };
+        for inc in self.incidents.values() {
+            if inc.is_open() {
+                s.open_by_level[inc.level.index()] += 1;
+            }
+            for r in inc.reports.iter().filter(|r| r.outstanding()) {
+                if r.deadline <= now {
+                    s.reports_overdue[r.kind as usize] += 1;
+                } else {
+                    s.reports_due[r.kind as usize] += 1;
+                }
+                s.nearest_deadline = Some(
+                    s.nearest_deadline
+                        .map_or(r.deadline, |d: Timestamp| d.min(r.deadline)),
+                );
+            }
+        }
+        s
+    }
+
+    // ------------------------------------------------------------------ alerts
+
+    fn handle_alert(&mut self, alert: Alert) {
+        if self.seen.contains_key(&alert.id) {
+            self.counters.duplicates += 1;
+            return;
+        }
+        self.counters.alerts += 1;
+        let expires = self.clock.plus(self.opts.dedup_window);
+        self.seen.insert(alert.id.clone(), expires);
+        self.seen_order.push_back((expires, alert.id.clone()));
+
+        let (op, asset) = self.resolve_parties(&alert);
+        let key = correlate::correlation_key(&alert, &op, &asset, &self.opts.group_by);
+        let at = alert.timestamp;
+        let joinable = self
+            .open_by_key
+            .get(&key)
+            .and_then(|id| self.incidents.get(id))
+            .filter(|inc| inc.is_open() && at.since(inc.last_alert_at) <= self.opts.quiet_period)
+            .map(|inc| inc.id);
+        let mut inc = match joinable.and_then(|id| self.incidents.remove(&id)) {
+            Some(inc) => inc,
+            None => self.open_incident(&key, &alert, op.clone(), asset.clone()),
+        };
+        // Later alerts fill in what the first did not say.
+        merge_info(&mut inc.operator, op);
+        merge_asset(&mut inc.asset, asset);
+        if inc.title.is_none() {
+            inc.title = alert.title.clone();
+        }
+        if inc.category.is_none() {
+            inc.category = alert.category.clone();
+        }
+        if let Some(src) = &alert.source {
+            if !inc.sources.contains(src) && inc.sources.len() < 16 {
+                inc.sources.push(src.clone());
+            }
+        }
+        if alert.impact.ransom.is_some() {
+            inc.ransom = alert.impact.ransom.clone();
+        }
+        inc.figures.apply(&alert, &self.opts.sum);
+        inc.alert_count += 1;
+        if inc.alert_ids.len() < self.opts.max_alert_ids {
+            inc.alert_ids.push(alert.id.clone());
+        }
+        inc.last_alert_at = inc.last_alert_at.max(at);
+        inc.last_activity = inc.last_activity.max(at);
+        self.regrade(&mut inc, at, None);
+        self.schedule(&mut inc);
+        self.incidents.insert(inc.id, inc);
+    }
+
+    /// Registry entry, then inline fields on top. An unknown operator is of class `other`.
+    fn resolve_parties(&self, alert: &Alert) -> (OperatorInfo, AssetInfo) {
+        let mut asset = AssetInfo::default();
+        let mut asset_operator = None;
+        match &alert.asset {
+            Some(Ref::Id(id)) => {
+                asset.id = Some(id.clone());
+                if let Some(e) = self.registry.assets.get(id) {
+                    asset.name = e.name.clone();
+                    asset.kind = e.kind.clone();
+                    asset.level = e.level.clone();
+                    asset.size = e.size.clone();
+                    asset_operator = e.operator.clone();
+                }
+            }
+            Some(Ref::Inline(f)) => {
+                if let Some(e) = f.id.as_ref().and_then(|id| self.registry.assets.get(id)) {
+                    asset.name = e.name.clone();
+                    asset.kind = e.kind.clone();
+                    asset.level = e.level.clone();
+                    asset.size = e.size.clone();
+                    asset_operator = e.operator.clone();
+                }
+                asset.id = f.id.clone().or(asset.id);
+                asset.name = f.name.clone().or(asset.name);
+                asset.kind = f.kind.clone().or(asset.kind);
+                asset.level = f.level.clone().or(asset.level);
+                asset.size = f.size.clone().or(asset.size);
+                asset_operator = f.operator.clone().or(asset_operator);
+            }
+            None => {}
+        }
+        let (op_id, inline) = match &alert.operator {
+            Some(Ref::Id(id)) => (Some(id.clone()), None),
+            Some(Ref::Inline(f)) => (f.id.clone(), Some(f)),
+            None => (asset_operator, None),
+        };
+        let mut op = OperatorInfo {
+            id: op_id.clone(),
+            ..OperatorInfo::default()
+        };
+        if let Some(e) = op_id
+            .as_ref()
+            .and_then(|id| self.registry.operators.get(id))
+        {
+            op.name = e.name.clone();
+            op.class = e.class;
+            op.province = e.province.clone();
+            op.sector = e.sector.clone();
+            op.organ = e.organ.clone();
+        }
+        if let Some(f) = inline {
+            op.name = f.name.clone().or(op.name);
+            op.class = f.class.unwrap_or(op.class);
+            op.province = f.province.clone().or(op.province);
+            op.sector = f.sector.clone().or(op.sector);
+            op.organ = f.organ.clone().or(op.organ);
+        }
+        (op, asset)
+    }
+
+    fn open_incident(
+        &mut self,
+        key: &str,
+        alert: &Alert,
+        operator: OperatorInfo,
+        asset: AssetInfo,
+    ) -> Incident {
+        let day = alert.timestamp.ymd(self.opts.offset);
+        let ts = alert.timestamp.0.to_le_bytes();
+        let mut n: u32 = 0;
+        let id = loop {
+            let h = fnv1a(&[key.as_bytes(), &ts, &n.to_le_bytes()]) & 0xffff_ffff_ffff;
+            let id = IncidentId { day, hash: h };
+            if !self.incidents.contains_key(&id) {
+                break id;
+            }
+            n += 1;
+        };
+        self.open_by_key.insert(key.to_string(), id);
+        self.latest_by_key.insert(key.to_string(), id);
+        let inc = Incident {
+            id,
+            key: key.to_string(),
+            opened_at: alert.timestamp,
+            last_alert_at: alert.timestamp,
+            last_activity: alert.timestamp,
+            title: alert.title.clone(),
+            category: alert.category.clone(),
+            sources: Vec::new(),
+            operator,
+            asset,
+            figures: Figures::default(),
+            alert_ids: Vec::new(),
+            alert_count: 0,
+            computed: Level::General,
+            override_level: None,
+            level: Level::General,
+            graded_seq: 0,
+            acks: 0,
+            status: Status::Open,
+            reportable_at: None,
+            reported_level: None,
+            reports: Vec::new(),
+            crossing: None,
+            warned: None,
+            ransom: None,
+            timers: Vec::new(),
+        };
+        let mut ev = self.event(
+            &inc,
+            EventType::IncidentOpened,
+            String::new(),
+            alert.timestamp,
+        );
+        ev.alert_ids = vec![alert.id.clone()];
+        ev.level = Some(Level::General);
+        ev.level_zh = Some(Level::General.zh());
+        self.outbox.push_back(ev);
+        inc
+    }
+
+    // ------------------------------------------------------------------ grading and reporting
+
+    /// Re-evaluates the grade at `at`; announces a change; opens the reports it makes due.
+    /// `analyst` is the evidence of a `regrade`.
+    fn regrade(&mut self, inc: &mut Incident, at: Timestamp, analyst: Option<Evidence>) {
+        let grade = grade::evaluate(&self.rules, &inc.asset, &inc.figures, at);
+        inc.computed = inc.computed.max(grade.level);
+        let new_level = inc.effective();
+        let previous = inc.level;
+        if new_level != previous || analyst.is_some() {
+            inc.level = new_level;
+            inc.graded_seq += 1;
+            let mut ev = self.event(
+                inc,
+                EventType::IncidentGraded,
+                format!("/{}", inc.graded_seq),
+                at,
+            );
+            ev.previous_level = Some(previous);
+            ev.matched = match &analyst {
+                Some(e) => vec![e.clone()],
+                None => grade.evidence.clone(),
+            };
+            ev.alert_ids = inc.alert_ids.clone();
+            ev.alert_count = Some(inc.alert_count);
+            self.outbox.push_back(ev);
+        }
+        inc.crossing = if inc.is_open() && inc.override_level.is_none() {
+            grade::next_crossing(&self.rules, &inc.asset, &inc.figures, at, inc.level)
+        } else {
+            None
+        };
+        if inc.status == Status::Open || matches!(inc.status, Status::Resolved { .. }) {
+            self.open_reports(inc, at, &grade, analyst.as_ref());
+        }
+    }
+
+    fn open_reports(
+        &mut self,
+        inc: &mut Incident,
+        at: Timestamp,
+        grade: &Grade,
+        analyst: Option<&Evidence>,
+    ) {
+        if inc.level < self.rules.floor {
+            return;
+        }
+        let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
+        if inc.reportable_at.is_none() {
+            let t0 = match self.rules.clock_starts {
+                crate::settings::ruleset::ClockStart::FloorReached => at,
+                crate::settings::ruleset::ClockStart::FirstAlert => inc.opened_at.min(at),
+            };
+            inc.reportable_at = Some(t0);
+            let r = Report::new(
+                ReportKind::Initial,
+                0,
+                t0,
+                reporting::window(&self.rules, route, ReportKind::Initial),
+            );
+            self.report_due(inc, &r, at, grade, analyst);
+            inc.reports.push(r);
+            return;
+        }
+        // A rise above the level of the last filed report makes a follow-up due, unless one is
+        // already outstanding (it will carry the new level).
+        let Some(reported) = inc.reported_level else {
+            return;
+        };
+        if inc.level > reported
+            && !inc
+                .reports
+                .iter()
+                .any(|r| r.kind == ReportKind::FollowUp && r.outstanding())
+        {
+            let seq = inc
+                .reports
+                .iter()
+                .filter(|r| r.kind == ReportKind::FollowUp)
+                .count() as u32
+                + 1;
+            let r = Report::new(
+                ReportKind::FollowUp,
+                seq,
+                at,
+                reporting::window(&self.rules, route, ReportKind::FollowUp),
+            );
+            self.report_due(inc, &r, at, grade, analyst);
+            inc.reports.push(r);
+        }
+    }
+
+    fn report_due(
+        &mut self,
+        inc: &Incident,
+        r: &Report,
+        at: Timestamp,
+        grade: &Grade,
+        analyst: Option<&Evidence>,
+    ) {
+        let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
+        let mut ev = self.report_event(inc, EventType::ReportDue, r, format!("/{}", r.label()), at);
+        ev.recipients = draft::recipients(&self.rules, route, &inc.operator);
+        ev.onward = draft::onward(
+            &self.rules,
+            route,
+            &inc.operator,
+            inc.level,
+            r.deadline,
+            self.opts.offset,
+        );
+        ev.channels = draft::channels(&self.rules);
+        ev.matched = match analyst {
+            Some(e) => vec![e.clone()],
+            None => grade.evidence.clone(),
+        };
+        ev.alert_ids = inc.alert_ids.clone();
+        ev.alert_count = Some(inc.alert_count);
+        ev.draft = Some(draft::draft(
+            &self.rules,
+            inc,
+            grade,
+            inc.level,
+            self.opts.offset,
+        ));
+        self.outbox.push_back(ev);
+    }
+
+    /// Computes the timers an incident wants and puts them in the set.
+    fn schedule(&mut self, inc: &mut Incident) {
+        let mut wanted = Vec::new();
+        if let Some(c) = &inc.crossing {
+            wanted.push((c.at, TimerKind::Crossing));
+            if inc.warned.is_none_or(|w| w < c.level) {
+                let warn_at =
+                    c.at.minus(self.rules.upgrade_warning_lead)
+                        .max(inc.last_activity);
+                wanted.push((warn_at.min(c.at), TimerKind::UpgradeWarning));
+            }
+        }
+        for (n, r) in inc.reports.iter().enumerate() {
+            if let Some((at, _)) = r.next_step(self.rules.report_rule(r.kind)) {
+                wanted.push((at, TimerKind::Report(n as u16)));
+            }
+        }
+        if !inc.reports.iter().any(|r| r.outstanding()) {
+            let quiet_end = inc.last_alert_at.plus(self.opts.quiet_period);
+            let from = if inc.is_open() {
+                quiet_end.max(inc.last_activity)
+            } else {
+                inc.last_activity
+            };
+            wanted.push((from.plus(self.opts.retention), TimerKind::Expire));
+        }
+        let id = inc.id;
+        self.timers.reschedule(id, &mut inc.timers, wanted);
+    }
+
+    /// Fires one timer; returns false if the incident leaves the state.
+    fn fire(&mut self, inc: &mut Incident, at: Timestamp, kind: TimerKind) -> bool {
+        match kind {
+            TimerKind::Crossing => {
+                inc.last_activity = inc.last_activity.max(at);
+                self.regrade(inc, at, None);
+            }
+            TimerKind::UpgradeWarning => {
+                if let Some(c) = inc.crossing.clone() {
+                    inc.warned = Some(c.level);
+                    let mut ev = self.event(
+                        inc,
+                        EventType::UpgradeWarning,
+                        format!("/{}", c.level.key()),
+                        at,
+                    );
+                    ev.upgrade = Some(Upgrade {
+                        to_level: c.level,
+                        to_level_zh: c.level.zh(),
+                        crossing_at: c.at.format(self.opts.offset),
+                        seconds_until: c.at.since(at).seconds(),
+                        indicator: c.indicator.clone(),
+                        threshold: c.threshold,
+                    });
+                    self.outbox.push_back(ev);
+                }
+            }
+            TimerKind::Report(n) => {
+                let Some(r) = inc.reports.get(n as usize).cloned() else {
+                    return true;
+                };
+                let Some((_, step)) = r.next_step(self.rules.report_rule(r.kind)) else {
+                    return true;
+                };
+                let (kind, suffix) = match step {
+                    Step::Reminder { lead, .. } => (
+                        EventType::ReportReminder,
+                        format!("/{}/{}", r.label(), lead),
+                    ),
+                    Step::Overdue { count } => (
+                        EventType::ReportOverdue,
+                        format!("/{}/{}", r.label(), count),
+                    ),
+                };
+                let mut ev = self.report_event(inc, kind, &r, suffix, at);
+                match step {
+                    Step::Reminder { lead, .. } => ev.reminder_before = Some(lead.to_string()),
+                    Step::Overdue { count } => ev.overdue_count = Some(count),
+                }
+                let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
+                ev.recipients = draft::recipients(&self.rules, route, &inc.operator);
+                self.outbox.push_back(ev);
+                if let Some(r) = inc.reports.get_mut(n as usize) {
+                    r.advance(step);
+                }
+            }
+            TimerKind::Expire => {
+                if inc.reports.iter().all(|r| !r.outstanding()) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn forget(&mut self, inc: &Incident) {
+        if self.open_by_key.get(&inc.key) == Some(&inc.id) {
+            self.open_by_key.remove(&inc.key);
+        }
+        if self.latest_by_key.get(&inc.key) == Some(&inc.id) {
+            self.latest_by_key.remove(&inc.key);
+        }
+    }
+
+    fn expire_dedup(&mut self) {
+        while let Some((exp, _)) = self.seen_order.front() {
+            if *exp > self.clock {
+                break;
+            }
+            if let Some((exp, id)) = self.seen_order.pop_front() {
+                if self.seen.get(&id) == Some(&exp) {
+                    self.seen.remove(&id);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    fn handle_command(&mut self, cmd: Command) {
+        let target = match self.find_incident(cmd.incident_id.as_deref()) {
+            Ok(id) => id,
+            Err(reason) => return self.reject(&cmd, reason),
+        };
+        let Some(mut inc) = self.incidents.remove(&target) else {
+            return self.reject(&cmd, "unknown incident".into());
+        };
+        let result = self.apply_command(&mut inc, &cmd);
+        match result {
+            Ok(()) => {
+                self.counters.commands_applied += 1;
+                inc.last_activity = inc.last_activity.max(cmd.at);
+                self.schedule(&mut inc);
+                self.incidents.insert(inc.id, inc);
+            }
+            Err(reason) => {
+                self.incidents.insert(inc.id, inc);
+                self.reject(&cmd, reason);
+            }
+        }
+    }
+
+    fn find_incident(&self, given: Option<&str>) -> Result<IncidentId, String> {
+        let given = given
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or("missing incident_id")?;
+        if let Some(key) = given.strip_prefix('@') {
+            return self
+                .latest_by_key
+                .get(&format!("k:{key}"))
+                .copied()
+                .ok_or_else(|| format!("no incident with incident_key {key:?}"));
+        }
+        let id: IncidentId = given.parse()?;
+        if self.incidents.contains_key(&id) {
+            Ok(id)
+        } else {
+            Err(format!("unknown incident {given}"))
+        }
+    }
+
+    fn apply_command(&mut self, inc: &mut Incident, cmd: &Command) -> Result<(), String> {
+        let at = cmd.at;
+        let closed = |inc: &Incident| match &inc.status {
+            Status::Dismissed { .. } => Some("the incident was dismissed".to_string()),
+            Status::Merged { into } => Some(format!("the incident was merged into {into}")),
+            _ => None,
+        };
+        match cmd.command.as_str() {
+            "ack" => {
+                inc.acks += 1;
+                let mut ev = self.event(inc, EventType::IncidentAcknowledged, format!("/{}", inc.acks), at);
+                ev.command = Some(echo(cmd));
+                self.outbox.push_back(ev);
+            }
+            "report_filed" => {
+                let wanted = match cmd.report_kind.as_deref() {
+                    None => None,
+                    Some(k) => Some(k.parse::<ReportKind>()?),
+                };
+                let n = inc
+                    .reports
+                    .iter()
+                    .position(|r| r.outstanding() && wanted.is_none_or(|k| r.kind == k))
+                    .ok_or_else(|| match wanted {
+                        Some(k) => format!("no {} report is outstanding", k.key()),
+                        None => "no report is outstanding".to_string(),
+                    })?;
+                let filed = Filed { at, by: cmd.by.clone(), channel: cmd.channel.clone(), reference: cmd.reference.clone() };
+                let r = {
+                    let r = &mut inc.reports[n];
+                    r.filed = Some(filed);
+                    r.clone()
+                };
+                if r.kind != ReportKind::Summary {
+                    inc.reported_level = Some(inc.reported_level.map_or(inc.level, |l| l.max(inc.level)));
+                }
+                let mut ev = self.report_event(inc, EventType::ReportFiled, &r, format!("/{}", r.label()), at);
+                ev.command = Some(echo(cmd));
+                self.outbox.push_back(ev);
+            }
+            "resolve" => {
+                if let Some(why) = closed(inc) {
+                    return Err(why);
+                }
+                if let Status::Resolved { .. } = inc.status {
+                    return Err("the incident is already resolved".into());
+                }
+                inc.figures.close_ongoing(at);
+                inc.status = Status::Resolved { at };
+                inc.crossing = None;
+                if self.open_by_key.get(&inc.key) == Some(&inc.id) {
+                    self.open_by_key.remove(&inc.key);
+                }
+                let mut ev = self.event(inc, EventType::IncidentResolved, String::new(), at);
+                ev.command = Some(echo(cmd));
+                self.outbox.push_back(ev);
+                if inc.reportable_at.is_some() {
+                    let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
+                    let r = Report::new(ReportKind::Summary, 0, at, reporting::window(&self.rules, route, ReportKind::Summary));
+                    let grade = grade::evaluate(&self.rules, &inc.asset, &inc.figures, at);
+                    self.report_due(inc, &r, at, &grade, None);
+                    inc.reports.push(r);
+                }
+            }
+            "dismiss" => {
+                let reason = required(&cmd.reason, "reason")?;
+                if let Some(why) = closed(inc) {
+                    return Err(why);
+                }
+                inc.status = Status::Dismissed { at };
+                inc.crossing = None;
+                for r in &mut inc.reports {
+                    if r.outstanding() {
+                        r.cancelled = true;
+                    }
+                }
+                if self.open_by_key.get(&inc.key) == Some(&inc.id) {
+                    self.open_by_key.remove(&inc.key);
+                }
+                let mut ev = self.event(inc, EventType::IncidentDismissed, String::new(), at);
+                ev.reason = Some(reason);
+                ev.command = Some(echo(cmd));
+                self.outbox.push_back(ev);
+            }
+            "regrade" => {
+                let reason = required(&cmd.reason, "reason")?;
+                let level_text = required(&cmd.level, "level")?;
+                if let Some(why) = closed(inc) {
+                    return Err(why);
+                }
+                let evidence;
+                if level_text == "computed" {
+                    inc.override_level = None;
+                    evidence = Evidence { indicator: "analyst_regrade".into(), value: EvidenceValue::Text(reason), threshold: EvidenceValue::Text("back to computed grading".into()), level: inc.computed, unit: None };
+                } else {
+                    let level: Level = level_text.parse()?;
+                    inc.override_level = Some((level, reason.clone()));
+                    evidence = Evidence { indicator: "analyst_regrade".into(), value: EvidenceValue::Text(reason), threshold: EvidenceValue::Text("analyst judgement".into()), level, unit: None };
+                }
+                self.regrade(inc, at, Some(evidence));
+            }
+            "merge" => {
+                let into = self.find_incident(cmd.into.as_deref()).map_err(|e| format!("merge target: {e}"))?;
+                if into == inc.id {
+                    return Err("cannot merge an incident into itself".into());
+                }
+                if let Some(why) = closed(inc) {
+                    return Err(why);
+                }
+                let Some(mut target) = self.incidents.remove(&into) else { return Err("merge target: unknown incident".into()) };
+                if let Some(why) = closed(&target) {
+                    self.incidents.insert(into, target);
+                    return Err(format!("merge target: {why}"));
+                }
+                self.merge_into(inc, &mut target, cmd);
+                self.schedule(&mut target);
+                self.incidents.insert(into, target);
+            }
+            other => return Err(format!("unknown command {other:?} (expected ack, report_filed, resolve, dismiss, regrade or merge)")),
+        }
+        Ok(())
+    }
+
+    /// Folds `src` into `dst`: alerts, figures and the earlier reporting clock; `src`'s outstanding
+    /// reports move with it, so no deadline is lost.
+    fn merge_into(&mut self, src: &mut Incident, dst: &mut Incident, cmd: &Command) {
+        let at = cmd.at;
+        dst.figures.absorb(&src.figures, &self.opts.sum);
+        dst.alert_count += src.alert_count;
+        for id in &src.alert_ids {
+            if dst.alert_ids.len() < self.opts.max_alert_ids && !dst.alert_ids.contains(id) {
+                dst.alert_ids.push(id.clone());
+            }
+        }
+        dst.computed = dst.computed.max(src.computed);
+        dst.reportable_at = match (dst.reportable_at, src.reportable_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        dst.reported_level = dst.reported_level.max(src.reported_level);
+        for r in &mut src.reports {
+            if r.outstanding() {
+                let mut moved = r.clone();
+                if moved.kind == ReportKind::FollowUp {
+                    moved.seq = dst
+                        .reports
+                        .iter()
+                        .filter(|x| x.kind == ReportKind::FollowUp)
+                        .count() as u32
+                        + 1;
+                }
+                if !(moved.kind == ReportKind::Initial
+                    && dst.reports.iter().any(|x| x.kind == ReportKind::Initial))
+                {
+                    dst.reports.push(moved);
+                }
+                r.cancelled = true;
+            }
+        }
+        src.status = Status::Merged { into: dst.id };
+        src.crossing = None;
+        if self.open_by_key.get(&src.key) == Some(&src.id) {
+            self.open_by_key.remove(&src.key);
+        }
+        let mut ev = self.event(src, EventType::IncidentMerged, String::new(), at);
+        ev.merged_into = Some(dst.id.to_string());
+        ev.command = Some(echo(cmd));
+        self.outbox.push_back(ev);
+        dst.last_activity = dst.last_activity.max(at);
+        self.regrade(dst, at, None);
+    }
+
+    fn reject(&mut self, cmd: &Command, reason: String) {
+        self.counters.commands_rejected += 1;
+        let given = cmd.incident_id.clone().unwrap_or_default();
+        let h = fnv1a(&[
+            cmd.command.as_bytes(),
+            given.as_bytes(),
+            &cmd.at.0.to_le_bytes(),
+            cmd.by.as_deref().unwrap_or("").as_bytes(),
+            cmd.reason.as_deref().unwrap_or("").as_bytes(),
+            cmd.report_kind.as_deref().unwrap_or("").as_bytes(),
+            cmd.level.as_deref().unwrap_or("").as_bytes(),
+            cmd.into.as_deref().unwrap_or("").as_bytes(),
+        ]);
+        let mut ev = Escalation::new(
+            format!("CMD-{:016x}/command.rejected", h),
+            EventType::CommandRejected,
+            given,
+            cmd.at,
+            cmd.at.format(self.opts.offset),
+        );
+        ev.reason = Some(reason);
+        ev.command = Some(echo(cmd));
+        self.outbox.push_back(ev);
+    }
+
+    // ------------------------------------------------------------------ event builders
+
+    fn event(&self, inc: &Incident, kind: EventType, suffix: String, at: Timestamp) -> Escalation {
+        let mut ev = Escalation::new(
+            format!("{}/{}{}", inc.id, kind.key(), suffix),
+            kind,
+            inc.id.to_string(),
+            at,
+            at.format(self.opts.offset),
+        );
+        ev.title = inc.title.clone();
+        ev.level = Some(inc.level);
+        ev.level_zh = Some(inc.level.zh());
+        ev.operator = inc.operator.id.as_ref().map(|id| OperatorSummary {
+            id: id.clone(),
+            name: inc.operator.name.clone(),
+            class: inc.operator.class,
+            province: inc.operator.province.clone(),
+        });
+        ev.asset = inc.asset.id.as_ref().map(|id| AssetSummary {
+            id: id.clone(),
+            name: inc.asset.name.clone(),
+            kind: inc.asset.kind.clone(),
+        });
+        ev
+    }
+
+    fn report_event(
+        &self,
+        inc: &Incident,
+        kind: EventType,
+        r: &Report,
+        suffix: String,
+        at: Timestamp,
+    ) -> Escalation {
+        let mut ev = self.event(inc, kind, suffix, at);
+        ev.report_kind = Some(r.kind);
+        ev.deadline = Some(r.deadline.format(self.opts.offset));
+        ev.seconds_remaining = Some(r.deadline.since(at).seconds());
+        ev
+    }
+}
+
+fn echo(cmd: &Command) -> CommandEcho {
+    CommandEcho {
+        command: cmd.command.clone(),
+        by: cmd.by.clone(),
+        channel: cmd.channel.clone(),
+        reference: cmd.reference.clone(),
+        note: cmd.note.clone(),
+    }
+}
+
+fn required(v: &Option<String>, name: &str) -> Result<String, String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| format!("`{name}` is required"))
+}
+
+fn merge_info(into: &mut OperatorInfo, from: OperatorInfo) {
+    if into.id.is_none() {
+        *into = from;
+        return;
+    }
+    if into.id == from.id {
+        into.name = into.name.take().or(from.name);
+        into.province = into.province.take().or(from.province);
+        into.sector = into.sector.take().or(from.sector);
+        into.organ = into.organ.take().or(from.organ);
+    }
+}
+
+fn merge_asset(into: &mut AssetInfo, from: AssetInfo) {
+    if into.id.is_none() && into.kind.is_none() {
+        *into = from;
+        return;
+    }
+    if into.id == from.id {
+        into.name = into.name.take().or(from.name);
+        into.kind = into.kind.take().or(from.kind);
+        into.level = into.level.take().or(from.level);
+        into.size = into.size.take().or(from.size);
+    }
+}

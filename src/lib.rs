@@ -1,0 +1,27 @@
+//! # Klaxon
+//!
+//! A security-event stream processor for China's national measures on reporting cybersecurity
+//! incidents (in force since 2025-11-01): it correlates SIEM alerts into incidents, grades them on
+//! the 2025 grading guide, and runs the 1/2/4-hour reporting deadlines with reminders, overdue
+//! escalations, follow-up and summary reports.
+//!
+//! The shape is a functional core with an imperative shell:
+//!
+//! - [`model`] — plain data: alerts, commands, levels, escalation events.
+//! - [`decode`] — bytes → input, or a rejection whose code is the dead-letter reason.
+//! - [`settings`] — loading and validating config: service settings, the ruleset (grading guide
+//!   and reporting rules), the registry.
+//! - [`engine`] — the sans-IO core: correlation ([`engine::correlate`]), grading
+//!   ([`engine::grade`]), the timer set ([`engine::timers`]), reporting obligations
+//!   ([`engine::reporting`]) and the report draft ([`engine::draft`]).
+//! - [`replay`] — the event-time driver behind `klaxon replay`.
+//! - [`explain`] — `klaxon grade`: one incident's level in words a duty officer can paste.
+//! - [`time`] — instants, offsets and human durations.
+
+pub mod decode;
+pub mod engine;
+pub mod explain;
+pub mod model;
+pub mod replay;
+pub mod settings;
+pub mod time;

@@ -1,0 +1,273 @@
+//! The native alert (SPEC §1) as decoded from one record. Serde types only, no logic.
+
+use super::level::{Level, OperatorClass};
+use crate::time::Timestamp;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+
+/// One alert. Only `id` and `timestamp` are required; unknown fields are ignored so that SIEMs can
+/// send their own extras.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Alert {
+    #[serde(deserialize_with = "non_empty")]
+    pub id: String,
+    #[serde(deserialize_with = "timestamp")]
+    pub timestamp: Timestamp,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub incident_key: Option<String>,
+    #[serde(default)]
+    pub operator: Option<Ref<OperatorFields>>,
+    #[serde(default)]
+    pub asset: Option<Ref<AssetFields>>,
+    #[serde(default)]
+    pub impact: Impact,
+}
+
+/// Either a registry id (`"gd-grid"`) or an inline object whose fields override the registry's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Ref<T> {
+    Id(String),
+    Inline(T),
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct OperatorFields {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub class: Option<OperatorClass>,
+    #[serde(default)]
+    pub province: Option<String>,
+    #[serde(default)]
+    pub sector: Option<String>,
+    /// For central and state organs: the organ's id, which picks its cyberspace work body.
+    #[serde(default)]
+    pub organ: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct AssetFields {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the guide's rows talk about: `cii_system`, `party_gov_portal`, … (vocabulary in config).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Administrative level of a portal or news site: `national`, `provincial`, `prefectural`, `county`.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// Size of a network platform: `super_large`, `large`, `other`.
+    #[serde(default)]
+    pub size: Option<String>,
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+/// The measured figures the grading guide uses.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Impact {
+    #[serde(default)]
+    pub outage: Option<Outage>,
+    #[serde(default)]
+    pub unreachable: Option<Span>,
+    #[serde(default)]
+    pub defacement: Option<Defacement>,
+    #[serde(default)]
+    pub affected_population: Option<u64>,
+    #[serde(default)]
+    pub affected_population_share: Option<PopulationShare>,
+    #[serde(default)]
+    pub personal_info_records: Option<u64>,
+    #[serde(default, deserialize_with = "non_negative")]
+    pub economic_loss_cny: Option<f64>,
+    #[serde(default)]
+    pub data_leak: Option<DataLeak>,
+    #[serde(default)]
+    pub ransom: Option<Ransom>,
+    /// An analyst's qualitative finding (the guide's catch-all row).
+    #[serde(default)]
+    pub finding: Option<Finding>,
+}
+
+/// An interval; `until: null` (or absent) means still going on. An absent `since` means "since
+/// the alert's timestamp". Intervals are identified by `since`: a later alert with the same
+/// `since` revises `until`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Span {
+    #[serde(default, deserialize_with = "opt_timestamp")]
+    pub since: Option<Timestamp>,
+    #[serde(default, deserialize_with = "opt_timestamp")]
+    pub until: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Outage {
+    #[serde(default)]
+    pub scope: OutageScope,
+    #[serde(flatten)]
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutageScope {
+    /// 整体中断运行
+    #[default]
+    Whole,
+    /// 主要功能中断运行
+    MainFunction,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Defacement {
+    #[serde(default)]
+    pub page: Page,
+    #[serde(flatten)]
+    pub span: Span,
+    #[serde(default)]
+    pub reposts: Option<u64>,
+    #[serde(default)]
+    pub views: Option<u64>,
+    /// The authority's designation of the spread (特大/大/较大范围传播). `true` without a scale is
+    /// read as 较大范围 — the lowest designation, which still makes the incident reportable.
+    #[serde(default, deserialize_with = "designation")]
+    pub designated: Option<Level>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Page {
+    #[default]
+    Home,
+    Other,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct PopulationShare {
+    #[serde(default, deserialize_with = "share")]
+    pub provincial: Option<f64>,
+    #[serde(default, deserialize_with = "share")]
+    pub prefectural: Option<f64>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct DataLeak {
+    /// `core` or `important`.
+    pub class: String,
+    /// `especially_serious`, `serious` or `relatively_serious`.
+    pub threat: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Ransom {
+    #[serde(default)]
+    pub amount: Option<serde_json::Number>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub date: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Finding {
+    pub level: Level,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+// ---- field deserializers: each error message names the problem; serde_path_to_error adds the field.
+
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Err(de::Error::custom("must be a non-empty string"));
+    }
+    Ok(s)
+}
+
+pub(crate) fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+    let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+    Timestamp::parse_rfc3339(&s).map_err(de::Error::custom)
+}
+
+fn opt_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    match Option::<std::borrow::Cow<'de, str>>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => Timestamp::parse_rfc3339(&s)
+            .map(Some)
+            .map_err(de::Error::custom),
+    }
+}
+
+fn share<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        Some(v) if !(0.0..=1.0).contains(&v) => Err(de::Error::custom(format!(
+            "must be a fraction between 0 and 1, got {v}"
+        ))),
+        v => Ok(v),
+    }
+}
+
+fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        Some(v) if !(v >= 0.0 && v.is_finite()) => Err(de::Error::custom(format!(
+            "must be a non-negative amount, got {v}"
+        ))),
+        v => Ok(v),
+    }
+}
+
+fn designation<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Level>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Flag(bool),
+        Scale(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None | Some(Raw::Flag(false)) => Ok(None),
+        Some(Raw::Flag(true)) => Ok(Some(Level::RelativelyMajor)),
+        Some(Raw::Scale(s)) => match s.parse::<Level>() {
+            Ok(Level::General) | Err(_) => Err(de::Error::custom(format!(
+                "must be true or a scale (particularly_major, major, relatively_major), got {s:?}"
+            ))),
+            Ok(l) => Ok(Some(l)),
+        },
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ref<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RefVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for RefVisitor<T> {
+            type Value = Ref<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a registry id string or an object")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v.trim().is_empty() {
+                    return Err(E::custom("must be a non-empty id or an object"));
+                }
+                Ok(Ref::Id(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Ref::Inline)
+            }
+        }
+        d.deserialize_any(RefVisitor(PhantomData))
+    }
+}

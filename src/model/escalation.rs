@@ -1,0 +1,273 @@
+//! Escalation events (SPEC §6): what Klaxon tells on-call engineers and ticketing systems.
+//!
+//! Field order here is the order on the wire. Optional fields are omitted when empty so that each
+//! event type carries only what it is about.
+
+use super::level::{Level, OperatorClass, ReportKind};
+use crate::time::Timestamp;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum EventType {
+    #[serde(rename = "incident.opened")]
+    IncidentOpened,
+    #[serde(rename = "incident.graded")]
+    IncidentGraded,
+    #[serde(rename = "grade.upgrade_warning")]
+    UpgradeWarning,
+    #[serde(rename = "report.due")]
+    ReportDue,
+    #[serde(rename = "report.reminder")]
+    ReportReminder,
+    #[serde(rename = "report.overdue")]
+    ReportOverdue,
+    #[serde(rename = "report.filed")]
+    ReportFiled,
+    #[serde(rename = "incident.acknowledged")]
+    IncidentAcknowledged,
+    #[serde(rename = "incident.resolved")]
+    IncidentResolved,
+    #[serde(rename = "incident.dismissed")]
+    IncidentDismissed,
+    #[serde(rename = "incident.merged")]
+    IncidentMerged,
+    #[serde(rename = "command.rejected")]
+    CommandRejected,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 12] = [
+        EventType::IncidentOpened,
+        EventType::IncidentGraded,
+        EventType::UpgradeWarning,
+        EventType::ReportDue,
+        EventType::ReportReminder,
+        EventType::ReportOverdue,
+        EventType::ReportFiled,
+        EventType::IncidentAcknowledged,
+        EventType::IncidentResolved,
+        EventType::IncidentDismissed,
+        EventType::IncidentMerged,
+        EventType::CommandRejected,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            EventType::IncidentOpened => "incident.opened",
+            EventType::IncidentGraded => "incident.graded",
+            EventType::UpgradeWarning => "grade.upgrade_warning",
+            EventType::ReportDue => "report.due",
+            EventType::ReportReminder => "report.reminder",
+            EventType::ReportOverdue => "report.overdue",
+            EventType::ReportFiled => "report.filed",
+            EventType::IncidentAcknowledged => "incident.acknowledged",
+            EventType::IncidentResolved => "incident.resolved",
+            EventType::IncidentDismissed => "incident.dismissed",
+            EventType::IncidentMerged => "incident.merged",
+            EventType::CommandRejected => "command.rejected",
+        }
+    }
+}
+
+/// One escalation event.
+#[derive(Clone, Debug, Serialize)]
+pub struct Escalation {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub incident_id: String,
+    pub at: String,
+    /// `at` as an instant, for ordering and metrics; not on the wire.
+    #[serde(skip)]
+    pub at_ms: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level_zh: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_level: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_kind: Option<ReportKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_remaining: Option<i64>,
+    /// Reminder lead (`30m`) or overdue repeat number, for reminder/overdue events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reminder_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overdue_count: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<Recipient>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onward: Option<Onward>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<Channel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Upgrade>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<Evidence>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alert_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asset: Option<AssetSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandEcho>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft: Option<Draft>,
+}
+
+impl Escalation {
+    /// A bare event; builders fill in what the type needs.
+    pub fn new(
+        event_id: String,
+        kind: EventType,
+        incident_id: String,
+        at: Timestamp,
+        at_text: String,
+    ) -> Self {
+        Escalation {
+            event_id,
+            kind,
+            incident_id,
+            at: at_text,
+            at_ms: at,
+            title: None,
+            level: None,
+            level_zh: None,
+            previous_level: None,
+            report_kind: None,
+            deadline: None,
+            seconds_remaining: None,
+            reminder_before: None,
+            overdue_count: None,
+            recipients: Vec::new(),
+            onward: None,
+            channels: Vec::new(),
+            upgrade: None,
+            matched: Vec::new(),
+            alert_ids: Vec::new(),
+            alert_count: None,
+            operator: None,
+            asset: None,
+            command: None,
+            reason: None,
+            merged_into: None,
+            draft: None,
+        }
+    }
+
+    /// One JSON line (no trailing newline).
+    pub fn to_json(&self) -> String {
+        // Serializing plain owned data cannot fail; fall back to a marker rather than panic.
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"serialize_error\":{:?}}}", e.to_string()))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Recipient {
+    pub id: String,
+    pub name: String,
+}
+
+/// What the first recipient must do next, for major and above (Measures art. 4).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Onward {
+    pub within_minutes: i64,
+    pub deadline: String,
+    pub to: Vec<Recipient>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Channel {
+    pub kind: String,
+    pub value: String,
+}
+
+/// A coming level rise of an ongoing incident.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Upgrade {
+    pub to_level: Level,
+    pub to_level_zh: &'static str,
+    pub crossing_at: String,
+    pub seconds_until: i64,
+    pub indicator: String,
+    pub threshold: f64,
+}
+
+/// Why a level was reached: one indicator, its value, the threshold it met and that level.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Evidence {
+    pub indicator: String,
+    pub value: EvidenceValue,
+    pub threshold: EvidenceValue,
+    pub level: Level,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'static str>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum EvidenceValue {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct OperatorSummary {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub class: OperatorClass,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub province: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AssetSummary {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// The command an event answers, echoed for the audit trail.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, Default)]
+pub struct CommandEcho {
+    pub command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The pre-filled report (Measures art. 7): one entry per item, with what Klaxon knows and
+/// whether a person must still complete it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Draft {
+    pub items: Vec<DraftItem>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DraftItem {
+    pub item: u8,
+    pub title: String,
+    pub content: String,
+    pub to_complete: bool,
+}

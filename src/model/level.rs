@@ -1,0 +1,183 @@
+//! The four levels of the grading guide, ordered so that `>` means "more severe".
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Incident level. `Ord` follows severity: `General < RelativelyMajor < Major < ParticularlyMajor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// 一般 — the residual level; no reporting duty under the Measures.
+    General,
+    /// 较大
+    RelativelyMajor,
+    /// 重大
+    Major,
+    /// 特别重大
+    ParticularlyMajor,
+}
+
+impl Level {
+    /// Highest first, the order the guide lists them in.
+    pub const DESCENDING: [Level; 4] = [
+        Level::ParticularlyMajor,
+        Level::Major,
+        Level::RelativelyMajor,
+        Level::General,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Level::General => "general",
+            Level::RelativelyMajor => "relatively_major",
+            Level::Major => "major",
+            Level::ParticularlyMajor => "particularly_major",
+        }
+    }
+
+    /// The guide's short Chinese name.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Level::General => "一般",
+            Level::RelativelyMajor => "较大",
+            Level::Major => "重大",
+            Level::ParticularlyMajor => "特别重大",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+
+    /// Accepts the keys and the Chinese names (with or without 网络安全事件).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s
+            .trim()
+            .trim_end_matches("网络安全事件")
+            .trim_end_matches("范围传播");
+        Ok(match s {
+            "general" | "一般" => Level::General,
+            "relatively_major" | "较大" => Level::RelativelyMajor,
+            "major" | "重大" | "大" => Level::Major,
+            "particularly_major" | "特别重大" | "特大" => Level::ParticularlyMajor,
+            _ => {
+                return Err(format!(
+                    "unknown level {s:?} (expected particularly_major, major, relatively_major or general)"
+                ))
+            }
+        })
+    }
+}
+
+/// Which report a timer or command is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// 初报: the first report, due within the route's window.
+    Initial,
+    /// 续报: an update after the level rose past a filed report.
+    FollowUp,
+    /// 总结报告: the summary after handling ended.
+    Summary,
+}
+
+impl ReportKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            ReportKind::Initial => "initial",
+            ReportKind::FollowUp => "follow_up",
+            ReportKind::Summary => "summary",
+        }
+    }
+}
+
+impl FromStr for ReportKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "initial" => ReportKind::Initial,
+            "follow_up" => ReportKind::FollowUp,
+            "summary" => ReportKind::Summary,
+            _ => {
+                return Err(format!(
+                    "unknown report_kind {s:?} (expected initial, follow_up or summary)"
+                ))
+            }
+        })
+    }
+}
+
+/// Operator class: decides the reporting route and window (Measures art. 4).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorClass {
+    Cii,
+    CentralStateOrgan,
+    #[default]
+    Other,
+}
+
+impl OperatorClass {
+    pub fn key(self) -> &'static str {
+        match self {
+            OperatorClass::Cii => "cii",
+            OperatorClass::CentralStateOrgan => "central_state_organ",
+            OperatorClass::Other => "other",
+        }
+    }
+}
+
+impl FromStr for OperatorClass {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "cii" => OperatorClass::Cii,
+            "central_state_organ" => OperatorClass::CentralStateOrgan,
+            "other" => OperatorClass::Other,
+            _ => {
+                return Err(format!(
+                    "unknown operator class {s:?} (expected cii, central_state_organ or other)"
+                ))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_is_severity() {
+        assert!(Level::ParticularlyMajor > Level::Major);
+        assert!(Level::Major > Level::RelativelyMajor);
+        assert!(Level::RelativelyMajor > Level::General);
+    }
+
+    #[test]
+    fn parses_keys_and_chinese() {
+        assert_eq!("重大".parse::<Level>().unwrap(), Level::Major);
+        assert_eq!(
+            "特大范围传播".parse::<Level>().unwrap(),
+            Level::ParticularlyMajor
+        );
+        assert_eq!(
+            "较大网络安全事件".parse::<Level>().unwrap(),
+            Level::RelativelyMajor
+        );
+        assert!("huge".parse::<Level>().is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! Plain data: alerts, commands, levels and escalation events. Serde types, no logic.
+
+pub mod alert;
+pub mod command;
+pub mod escalation;
+pub mod level;
+
+pub use alert::Alert;
+pub use command::Command;
+pub use escalation::Escalation;
+pub use level::{Level, OperatorClass, ReportKind};
+
+/// One decoded input record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Alert(Box<Alert>),
+    Command(Box<Command>),
+}
+
+impl Input {
+    /// The event time of the record.
+    pub fn time(&self) -> crate::time::Timestamp {
+        match self {
+            Input::Alert(a) => a.timestamp,
+            Input::Command(c) => c.at,
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Service settings (`default.toml`), overridable by environment variables `KLAXON__SECTION__KEY`
+//! and, for the broker list, `KAFKA_BROKERS`.
+
+use super::Issue;
+use crate::time::{parse_offset, Millis};
+use chrono::FixedOffset;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const FILE: &str = "default.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub topics: Topics,
+    pub metrics: MetricsSettings,
+    pub output: OutputSettings,
+    pub correlation: CorrelationSettings,
+    pub input: InputSettings,
+    #[serde(default)]
+    pub routing: Vec<RoutingRule>,
+    #[serde(default)]
+    pub state: StateSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers (`host:port,…`). `KAFKA_BROKERS` overrides it.
+    pub brokers: String,
+    pub group_id: String,
+    /// Any librdkafka property, passed through verbatim (`security.protocol`, `sasl.*`, `ssl.*`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topics {
+    pub alerts: String,
+    pub commands: String,
+    pub escalations: String,
+    pub dead_letter: String,
+    pub changelog: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where `/metrics`, `/healthz` and `/readyz` listen; loopback unless configured otherwise.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSettings {
+    /// Offset of timestamps in output events.
+    pub utc_offset: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationSettings {
+    /// Fields that form the correlation key when an alert has no `incident_key`.
+    pub group_by: Vec<String>,
+    /// An incident stops taking alerts after this long without one.
+    pub quiet_period: String,
+    /// Per amount figure: `max` (default: later alerts carry revised totals) or `sum`.
+    #[serde(default)]
+    pub combine: BTreeMap<String, String>,
+    /// How many alert ids an incident keeps for its events (the count is always exact).
+    pub max_alert_ids: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSettings {
+    /// Records larger than this are dead-lettered (`too_large`).
+    pub max_record_bytes: usize,
+}
+
+/// Extra destinations for escalation events: each event goes to `topics.escalations` and to every
+/// rule's topic whose filters it matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    pub topic: String,
+    #[serde(default)]
+    pub types: Vec<String>,
+    #[serde(default)]
+    pub min_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    /// How long a closed incident stays in state (for late commands and the summary report).
+    pub retention: String,
+    /// How long alert ids are remembered for de-duplication.
+    pub dedup_window: String,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings {
+            retention: "45d".into(),
+            dedup_window: "7d".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// The validated output offset (validation guarantees it parses; UTC is a mere fallback).
+    pub fn utc_offset(&self) -> FixedOffset {
+        parse_offset(&self.output.utc_offset).unwrap_or_else(|_| chrono::Utc.fix())
+    }
+
+    pub fn quiet_period(&self) -> Millis {
+        Millis::parse_human(&self.correlation.quiet_period).unwrap_or(Millis(crate::time::DAY))
+    }
+
+    pub fn retention(&self) -> Millis {
+        Millis::parse_human(&self.state.retention).unwrap_or(Millis(45 * crate::time::DAY))
+    }
+
+    pub fn dedup_window(&self) -> Millis {
+        Millis::parse_human(&self.state.dedup_window).unwrap_or(Millis(7 * crate::time::DAY))
+    }
+}
+
+use chrono::Offset;
+
+pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
+    let path = dir.join(FILE);
+    let file = path.display().to_string();
+    let mut builder = config::Config::builder()
+        .add_source(
+            config::File::from(path.clone())
+                .format(config::FileFormat::Toml)
+                .required(true),
+        )
+        .add_source(
+            config::Environment::with_prefix("KLAXON")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(false),
+        );
+    if let Ok(brokers) = std::env::var("KAFKA_BROKERS") {
+        if !brokers.trim().is_empty() {
+            builder = match builder.set_override("kafka.brokers", brokers) {
+                Ok(b) => b,
+                Err(e) => {
+                    issues.push(Issue {
+                        file: "KAFKA_BROKERS".into(),
+                        key: String::new(),
+                        problem: e.to_string(),
+                    });
+                    return None;
+                }
+            };
+        }
+    }
+    let settings: Settings = match builder.build().and_then(|c| c.try_deserialize()) {
+        Ok(s) => s,
+        Err(e) => {
+            issues.push(Issue {
+                file,
+                key: String::new(),
+                problem: e.to_string(),
+            });
+            return None;
+        }
+    };
+    let before = issues.len();
+    let mut add = |key: &str, problem: String| {
+        issues.push(Issue {
+            file: file.clone(),
+            key: key.into(),
+            problem,
+        })
+    };
+    if let Err(e) = parse_offset(&settings.output.utc_offset) {
+        add("output.utc_offset", e);
+    }
+    for (key, v) in [
+        (
+            "correlation.quiet_period",
+            &settings.correlation.quiet_period,
+        ),
+        ("state.retention", &settings.state.retention),
+        ("state.dedup_window", &settings.state.dedup_window),
+    ] {
+        if let Err(e) = Millis::parse_human(v) {
+            add(key, e);
+        }
+    }
+    for (i, f) in settings.correlation.group_by.iter().enumerate() {
+        if !crate::engine::correlate::GROUP_BY_FIELDS.contains(&f.as_str()) {
+            add(
+                &format!("correlation.group_by[{i}]"),
+                format!(
+                    "unknown field {f:?} (known: {})",
+                    crate::engine::correlate::GROUP_BY_FIELDS.join(", ")
+                ),
+            );
+        }
+    }
+    if settings.correlation.group_by.is_empty() {
+        add(
+            "correlation.group_by",
+            "must name at least one field".into(),
+        );
+    }
+    for (fig, how) in &settings.correlation.combine {
+        match fig.parse::<super::ruleset::Figure>() {
+            Ok(super::ruleset::Figure::Amount(_)) => {}
+            Ok(_) => add(
+                &format!("correlation.combine.{fig}"),
+                "only amount figures can be combined by max or sum".into(),
+            ),
+            Err(e) => add(&format!("correlation.combine.{fig}"), e),
+        }
+        if how != "max" && how != "sum" {
+            add(
+                &format!("correlation.combine.{fig}"),
+                format!("expected max or sum, got {how:?}"),
+            );
+        }
+    }
+    if settings.input.max_record_bytes == 0 {
+        add("input.max_record_bytes", "must be positive".into());
+    }
+    if settings.kafka.brokers.trim().is_empty() {
+        add("kafka.brokers", "must name at least one broker".into());
+    }
+    for (i, r) in settings.routing.iter().enumerate() {
+        for (j, t) in r.types.iter().enumerate() {
+            if !crate::model::escalation::EventType::ALL
+                .iter()
+                .any(|e| e.key() == t)
+            {
+                add(
+                    &format!("routing[{i}].types[{j}]"),
+                    format!("unknown event type {t:?}"),
+                );
+            }
+        }
+        if let Some(l) = &r.min_level {
+            if let Err(e) = l.parse::<crate::model::Level>() {
+                add(&format!("routing[{i}].min_level"), e);
+            }
+        }
+    }
+    if issues.len() > before {
+        return None;
+    }
+    Some(settings)
+}

@@ -1,0 +1,193 @@
+//! Event time: a millisecond instant, RFC 3339 parsing and printing, and human durations.
+//!
+//! The core keeps time as plain milliseconds since the Unix epoch so that timers sort cheaply and
+//! state serializes compactly; the offset of the *input* is irrelevant once parsed, and the offset
+//! of the *output* is a setting (`output.utc_offset`).
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An instant in milliseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+/// A span of time in milliseconds (may be negative when it is a difference).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Millis(pub i64);
+
+pub const SECOND: i64 = 1_000;
+pub const MINUTE: i64 = 60 * SECOND;
+pub const HOUR: i64 = 60 * MINUTE;
+pub const DAY: i64 = 24 * HOUR;
+
+impl Timestamp {
+    /// Parses RFC 3339 with a mandatory offset (`Z` or `±hh:mm`).
+    pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| Timestamp(t.timestamp_millis()))
+            .map_err(|e| format!("not an RFC 3339 time with an offset ({e}): {s:?}"))
+    }
+
+    pub fn plus(self, d: Millis) -> Timestamp {
+        Timestamp(self.0.saturating_add(d.0))
+    }
+
+    pub fn minus(self, d: Millis) -> Timestamp {
+        Timestamp(self.0.saturating_sub(d.0))
+    }
+
+    pub fn since(self, earlier: Timestamp) -> Millis {
+        Millis(self.0.saturating_sub(earlier.0))
+    }
+
+    /// RFC 3339 in the given offset; fractional seconds only when present.
+    pub fn format(self, offset: FixedOffset) -> String {
+        match offset.timestamp_millis_opt(self.0).single() {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, false),
+            None => format!("@{}ms", self.0),
+        }
+    }
+
+    /// `YYYYMMDD` of this instant in the given offset (used in incident ids).
+    pub fn ymd(self, offset: FixedOffset) -> u32 {
+        match offset.timestamp_millis_opt(self.0).single() {
+            Some(t) => t.format("%Y%m%d").to_string().parse().unwrap_or(0),
+            None => 0,
+        }
+    }
+}
+
+/// Parses an output offset such as `+08:00`, `-05:30` or `Z`.
+pub fn parse_offset(s: &str) -> Result<FixedOffset, String> {
+    if s == "Z" || s == "z" || s == "+00:00" {
+        return FixedOffset::east_opt(0).ok_or_else(|| "bad offset".to_string());
+    }
+    let bad = || format!("expected an offset like +08:00, got {s:?}");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let h: i32 = h.parse().map_err(|_| bad())?;
+    let m: i32 = m.parse().map_err(|_| bad())?;
+    if !(0..=23).contains(&h) || !(0..=59).contains(&m) {
+        return Err(bad());
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+}
+
+impl Millis {
+    pub fn seconds(self) -> i64 {
+        self.0.div_euclid(SECOND)
+    }
+
+    /// Parses durations such as `90s`, `30m`, `1h`, `1h30m`, `30d`.
+    pub fn parse_human(s: &str) -> Result<Millis, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty duration".into());
+        }
+        let mut total: i64 = 0;
+        let mut num = String::new();
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
+            }
+            let unit = match c {
+                's' => SECOND,
+                'm' => MINUTE,
+                'h' => HOUR,
+                'd' => DAY,
+                _ => {
+                    return Err(format!(
+                        "unknown unit {c:?} in duration {s:?} (use s, m, h, d)"
+                    ))
+                }
+            };
+            let n: i64 = num
+                .parse()
+                .map_err(|_| format!("missing number before {c:?} in duration {s:?}"))?;
+            total = total.saturating_add(n.saturating_mul(unit));
+            num.clear();
+        }
+        if !num.is_empty() {
+            return Err(format!("duration {s:?} needs a unit (s, m, h, d)"));
+        }
+        Ok(Millis(total))
+    }
+}
+
+impl fmt::Display for Millis {
+    /// Short human form: `1h30m`, `10m`, `30d`, `45s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ms = self.0;
+        if ms < 0 {
+            f.write_str("-")?;
+            ms = -ms;
+        }
+        if ms == 0 {
+            return f.write_str("0s");
+        }
+        let parts = [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s")];
+        for (unit, name) in parts {
+            if ms >= unit {
+                write!(f, "{}{}", ms / unit, name)?;
+                ms %= unit;
+            }
+        }
+        if ms > 0 {
+            write!(f, "{ms}ms")?;
+        }
+        Ok(())
+    }
+}
+
+/// Serde helper: a duration written as a human string in config files.
+pub mod human {
+    use super::Millis;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        let s = String::deserialize(d)?;
+        Millis::parse_human(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub fn vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Millis>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        v.iter()
+            .map(|s| Millis::parse_human(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_in_the_output_offset() {
+        let t = Timestamp::parse_rfc3339("2026-11-24T00:00:00Z").unwrap();
+        let cst = parse_offset("+08:00").unwrap();
+        assert_eq!(t.format(cst), "2026-11-24T08:00:00+08:00");
+        assert_eq!(t.ymd(cst), 20261124);
+    }
+
+    #[test]
+    fn rejects_times_without_offset() {
+        assert!(Timestamp::parse_rfc3339("2026-11-24T08:00:00").is_err());
+    }
+
+    #[test]
+    fn human_durations_round_trip() {
+        for s in ["30m", "1h", "1h30m", "30d", "45s"] {
+            assert_eq!(Millis::parse_human(s).unwrap().to_string(), s);
+        }
+        assert!(Millis::parse_human("10").is_err());
+        assert!(Millis::parse_human("10y").is_err());
+    }
+}
