@@ -28,14 +28,15 @@ use correlate::{AssetInfo, Figures, OperatorInfo};
 use grade::{Crossing, Grade};
 use reporting::{Filed, Report, Step};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use timers::{TimerKind, TimerSet};
 
-/// Deterministic incident id: the first alert's day (in the output offset) and 48 bits of a hash
-/// of the correlation key and the first alert's time. Rendered `INC-20261124-7f3a9c2e01ab`.
+/// Deterministic incident id: the first alert's day (in the output offset), then 48 bits: the
+/// correlation key's 24-bit routing token and 24 bits of a hash of the key and the first alert's
+/// time. Rendered `INC-20261124-7f3a9c2e01ab`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IncidentId {
     pub day: u32,
@@ -62,6 +63,19 @@ impl FromStr for IncidentId {
             hash: u64::from_str_radix(hash, 16).map_err(|_| bad())?,
         })
     }
+}
+
+impl IncidentId {
+    /// The routing token embedded in the id: the same as its correlation key's.
+    pub fn route_token(&self) -> u32 {
+        ((self.hash >> 24) & 0xff_ffff) as u32
+    }
+}
+
+/// 24 bits that decide which partition owns a correlation key. Incident ids carry them, so a
+/// command naming an incident is routed to the same partition as the alerts that opened it.
+pub fn route_token(correlation_key: &str) -> u32 {
+    ((fnv1a(&[correlation_key.as_bytes()]) >> 40) & 0xff_ffff) as u32
 }
 
 /// FNV-1a: tiny, stable across platforms and releases (unlike `DefaultHasher`).
@@ -120,7 +134,14 @@ pub struct Incident {
     pub ransom: Option<Ransom>,
     /// This incident's entries in the timer set.
     pub timers: Vec<(Timestamp, TimerKind)>,
+    /// The most recent alert ids and command keys applied to it, newest last: restored into the
+    /// dedup set after a restart, so a re-delivered record changes nothing.
+    #[serde(default)]
+    pub recent_ids: Vec<String>,
 }
+
+/// How many alert ids and command keys an incident remembers for de-duplication after restore.
+pub const RECENT_IDS: usize = 256;
 
 impl Incident {
     pub fn is_open(&self) -> bool {
@@ -205,6 +226,8 @@ pub struct Engine {
     /// The latest event time handled (a watermark: it never goes back).
     clock: Timestamp,
     counters: Counters,
+    /// Incidents changed since the last `take_dirty` (for the changelog), in id order.
+    dirty: BTreeSet<IncidentId>,
 }
 
 impl Engine {
@@ -222,6 +245,7 @@ impl Engine {
             outbox: VecDeque::new(),
             clock: Timestamp(i64::MIN),
             counters: Counters::default(),
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -287,6 +311,7 @@ impl Engine {
                 self.timers.reschedule(id, &mut inc.timers, Vec::new());
                 self.forget(&inc);
             }
+            self.dirty.insert(id);
         }
         self.expire_dedup();
     }
@@ -294,6 +319,65 @@ impl Engine {
     /// The next event to emit.
     pub fn poll_output(&mut self) -> Option<Escalation> {
         self.outbox.pop_front()
+    }
+
+    /// Ids of incidents changed since the last call; an id whose incident is gone was dropped
+    /// (write a tombstone).
+    pub fn take_dirty(&mut self) -> Vec<IncidentId> {
+        std::mem::take(&mut self.dirty).into_iter().collect()
+    }
+
+    /// Puts a snapshotted incident back (changelog restore): rebuilds the key indexes and the
+    /// dedup set, and re-arms its timers. Timers already due fire at the next `handle_timeout`,
+    /// under the same event ids as before.
+    pub fn restore(&mut self, mut inc: Incident) {
+        if let Some(old) = self.incidents.remove(&inc.id) {
+            self.unindex(&old);
+            let mut old_timers = old.timers;
+            self.timers.reschedule(old.id, &mut old_timers, Vec::new());
+        }
+        let latest = self
+            .latest_by_key
+            .get(&inc.key)
+            .and_then(|id| self.incidents.get(id))
+            .map(|x| x.opened_at);
+        if latest.is_none_or(|t| t <= inc.opened_at) {
+            self.latest_by_key.insert(inc.key.clone(), inc.id);
+            if inc.is_open() {
+                self.open_by_key.insert(inc.key.clone(), inc.id);
+            }
+        }
+        let expires = inc.last_activity.plus(self.opts.dedup_window);
+        for id in &inc.recent_ids {
+            self.seen.insert(id.clone(), expires);
+            self.seen_order.push_back((expires, id.clone()));
+        }
+        self.clock = self.clock.max(inc.last_activity);
+        inc.timers.clear();
+        self.schedule(&mut inc);
+        self.incidents.insert(inc.id, inc);
+    }
+
+    /// Removes an incident (a tombstone read during restore).
+    pub fn remove(&mut self, id: &IncidentId) {
+        if let Some(mut inc) = self.incidents.remove(id) {
+            self.timers.reschedule(inc.id, &mut inc.timers, Vec::new());
+            self.unindex(&inc);
+        }
+    }
+
+    fn unindex(&mut self, inc: &Incident) {
+        self.forget(inc);
+    }
+
+    /// Notes an alert id or command key as applied to `inc`.
+    fn remember(&mut self, inc: &mut Incident, key: String, expires: Timestamp) {
+        self.seen.insert(key.clone(), expires);
+        self.seen_order.push_back((expires, key.clone()));
+        if inc.recent_ids.len() >= RECENT_IDS {
+            inc.recent_ids.remove(0);
+        }
+        inc.recent_ids.push(key);
     }
 
     pub fn stats(&self, now: Timestamp) -> Stats {
@@ -331,10 +415,8 @@ impl Engine {
         }
         self.counters.alerts += 1;
         let expires = self.clock.plus(self.opts.dedup_window);
-        self.seen.insert(alert.id.clone(), expires);
-        self.seen_order.push_back((expires, alert.id.clone()));
 
-        let (op, asset) = self.resolve_parties(&alert);
+        let (op, asset) = resolve_parties(&self.registry, &alert);
         let key = correlate::correlation_key(&alert, &op, &asset, &self.opts.group_by);
         let at = alert.timestamp;
         let joinable = self
@@ -372,69 +454,10 @@ impl Engine {
         inc.last_alert_at = inc.last_alert_at.max(at);
         inc.last_activity = inc.last_activity.max(at);
         self.regrade(&mut inc, at, None);
+        self.remember(&mut inc, alert.id, expires);
         self.schedule(&mut inc);
+        self.dirty.insert(inc.id);
         self.incidents.insert(inc.id, inc);
-    }
-
-    /// Registry entry, then inline fields on top. An unknown operator is of class `other`.
-    fn resolve_parties(&self, alert: &Alert) -> (OperatorInfo, AssetInfo) {
-        let mut asset = AssetInfo::default();
-        let mut asset_operator = None;
-        match &alert.asset {
-            Some(Ref::Id(id)) => {
-                asset.id = Some(id.clone());
-                if let Some(e) = self.registry.assets.get(id) {
-                    asset.name = e.name.clone();
-                    asset.kind = e.kind.clone();
-                    asset.level = e.level.clone();
-                    asset.size = e.size.clone();
-                    asset_operator = e.operator.clone();
-                }
-            }
-            Some(Ref::Inline(f)) => {
-                if let Some(e) = f.id.as_ref().and_then(|id| self.registry.assets.get(id)) {
-                    asset.name = e.name.clone();
-                    asset.kind = e.kind.clone();
-                    asset.level = e.level.clone();
-                    asset.size = e.size.clone();
-                    asset_operator = e.operator.clone();
-                }
-                asset.id = f.id.clone().or(asset.id);
-                asset.name = f.name.clone().or(asset.name);
-                asset.kind = f.kind.clone().or(asset.kind);
-                asset.level = f.level.clone().or(asset.level);
-                asset.size = f.size.clone().or(asset.size);
-                asset_operator = f.operator.clone().or(asset_operator);
-            }
-            None => {}
-        }
-        let (op_id, inline) = match &alert.operator {
-            Some(Ref::Id(id)) => (Some(id.clone()), None),
-            Some(Ref::Inline(f)) => (f.id.clone(), Some(f)),
-            None => (asset_operator, None),
-        };
-        let mut op = OperatorInfo {
-            id: op_id.clone(),
-            ..OperatorInfo::default()
-        };
-        if let Some(e) = op_id
-            .as_ref()
-            .and_then(|id| self.registry.operators.get(id))
-        {
-            op.name = e.name.clone();
-            op.class = e.class;
-            op.province = e.province.clone();
-            op.sector = e.sector.clone();
-            op.organ = e.organ.clone();
-        }
-        if let Some(f) = inline {
-            op.name = f.name.clone().or(op.name);
-            op.class = f.class.unwrap_or(op.class);
-            op.province = f.province.clone().or(op.province);
-            op.sector = f.sector.clone().or(op.sector);
-            op.organ = f.organ.clone().or(op.organ);
-        }
-        (op, asset)
     }
 
     fn open_incident(
@@ -448,8 +471,11 @@ impl Engine {
         let ts = alert.timestamp.0.to_le_bytes();
         let mut n: u32 = 0;
         let id = loop {
-            let h = fnv1a(&[key.as_bytes(), &ts, &n.to_le_bytes()]) & 0xffff_ffff_ffff;
-            let id = IncidentId { day, hash: h };
+            let low = fnv1a(&[key.as_bytes(), &ts, &n.to_le_bytes()]) & 0xff_ffff;
+            let id = IncidentId {
+                day,
+                hash: (u64::from(route_token(key)) << 24) | low,
+            };
             if !self.incidents.contains_key(&id) {
                 break id;
             }
@@ -484,6 +510,7 @@ impl Engine {
             warned: None,
             ransom: None,
             timers: Vec::new(),
+            recent_ids: Vec::new(),
         };
         let mut ev = self.event(
             &inc,
@@ -753,10 +780,24 @@ impl Engine {
         let Some(mut inc) = self.incidents.remove(&target) else {
             return self.reject(&cmd, "unknown incident".into());
         };
+        if self.seen.contains_key(&command_key(&cmd)) {
+            // A re-delivered command (at-least-once upstream): already applied.
+            self.incidents.insert(inc.id, inc);
+            return;
+        }
         let result = self.apply_command(&mut inc, &cmd);
         match result {
             Ok(()) => {
                 self.counters.commands_applied += 1;
+                self.dirty.insert(inc.id);
+                if let Some(into) = cmd.into.as_deref().and_then(|_| match &inc.status {
+                    Status::Merged { into } => Some(*into),
+                    _ => None,
+                }) {
+                    self.dirty.insert(into);
+                }
+                let expires = self.clock.plus(self.opts.dedup_window);
+                self.remember(&mut inc, command_key(&cmd), expires);
                 inc.last_activity = inc.last_activity.max(cmd.at);
                 self.schedule(&mut inc);
                 self.incidents.insert(inc.id, inc);
@@ -1025,6 +1066,103 @@ impl Engine {
         ev.deadline = Some(r.deadline.format(self.opts.offset));
         ev.seconds_remaining = Some(r.deadline.since(at).seconds());
         ev
+    }
+}
+
+/// Registry entry, then inline fields on top. An unknown operator is of class `other`.
+pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, AssetInfo) {
+    let mut asset = AssetInfo::default();
+    let mut asset_operator = None;
+    match &alert.asset {
+        Some(Ref::Id(id)) => {
+            asset.id = Some(id.clone());
+            if let Some(e) = registry.assets.get(id) {
+                asset.name = e.name.clone();
+                asset.kind = e.kind.clone();
+                asset.level = e.level.clone();
+                asset.size = e.size.clone();
+                asset_operator = e.operator.clone();
+            }
+        }
+        Some(Ref::Inline(f)) => {
+            if let Some(e) = f.id.as_ref().and_then(|id| registry.assets.get(id)) {
+                asset.name = e.name.clone();
+                asset.kind = e.kind.clone();
+                asset.level = e.level.clone();
+                asset.size = e.size.clone();
+                asset_operator = e.operator.clone();
+            }
+            asset.id = f.id.clone().or(asset.id);
+            asset.name = f.name.clone().or(asset.name);
+            asset.kind = f.kind.clone().or(asset.kind);
+            asset.level = f.level.clone().or(asset.level);
+            asset.size = f.size.clone().or(asset.size);
+            asset_operator = f.operator.clone().or(asset_operator);
+        }
+        None => {}
+    }
+    let (op_id, inline) = match &alert.operator {
+        Some(Ref::Id(id)) => (Some(id.clone()), None),
+        Some(Ref::Inline(f)) => (f.id.clone(), Some(f)),
+        None => (asset_operator, None),
+    };
+    let mut op = OperatorInfo {
+        id: op_id.clone(),
+        ..OperatorInfo::default()
+    };
+    if let Some(e) = op_id.as_ref().and_then(|id| registry.operators.get(id)) {
+        op.name = e.name.clone();
+        op.class = e.class;
+        op.province = e.province.clone();
+        op.sector = e.sector.clone();
+        op.organ = e.organ.clone();
+    }
+    if let Some(f) = inline {
+        op.name = f.name.clone().or(op.name);
+        op.class = f.class.unwrap_or(op.class);
+        op.province = f.province.clone().or(op.province);
+        op.sector = f.sector.clone().or(op.sector);
+        op.organ = f.organ.clone().or(op.organ);
+    }
+    (op, asset)
+}
+
+/// The identity of a command for de-duplication: a hash of everything it says.
+fn command_key(cmd: &Command) -> String {
+    let h = fnv1a(&[
+        cmd.command.as_bytes(),
+        cmd.incident_id.as_deref().unwrap_or("").as_bytes(),
+        &cmd.at.0.to_le_bytes(),
+        cmd.by.as_deref().unwrap_or("").as_bytes(),
+        cmd.channel.as_deref().unwrap_or("").as_bytes(),
+        cmd.reference.as_deref().unwrap_or("").as_bytes(),
+        cmd.note.as_deref().unwrap_or("").as_bytes(),
+        cmd.report_kind.as_deref().unwrap_or("").as_bytes(),
+        cmd.reason.as_deref().unwrap_or("").as_bytes(),
+        cmd.level.as_deref().unwrap_or("").as_bytes(),
+        cmd.into.as_deref().unwrap_or("").as_bytes(),
+    ]);
+    format!("cmd:{h:016x}")
+}
+
+/// The routing token of an input, computed the way the engine would correlate it.
+pub fn input_route_token(input: &Input, registry: &Registry, group_by: &[String]) -> u32 {
+    match input {
+        Input::Alert(a) => {
+            let (op, asset) = resolve_parties(registry, a);
+            route_token(&correlate::correlation_key(a, &op, &asset, group_by))
+        }
+        Input::Command(c) => {
+            let given = c.incident_id.as_deref().unwrap_or("").trim();
+            if let Some(key) = given.strip_prefix('@') {
+                route_token(&format!("k:{key}"))
+            } else {
+                given
+                    .parse::<IncidentId>()
+                    .map(|id| id.route_token())
+                    .unwrap_or(0)
+            }
+        }
     }
 }
 
