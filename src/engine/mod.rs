@@ -790,10 +790,7 @@ impl Engine {
             Ok(()) => {
                 self.counters.commands_applied += 1;
                 self.dirty.insert(inc.id);
-                if let Some(into) = cmd.into.as_deref().and_then(|_| match &inc.status {
-                    Status::Merged { into } => Some(*into),
-                    _ => None,
-                }) {
+                if let Status::Merged { into } = inc.status {
                     self.dirty.insert(into);
                 }
                 let expires = self.clock.plus(self.opts.dedup_window);
