@@ -23,5 +23,7 @@ pub mod engine;
 pub mod explain;
 pub mod model;
 pub mod replay;
+pub mod runtime;
 pub mod settings;
+pub mod telemetry;
 pub mod time;

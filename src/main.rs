@@ -1,13 +1,17 @@
 //! The `klaxon` command line. `anyhow` lives here only; the library has typed errors.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use klaxon::engine::Engine;
+use klaxon::runtime::clock::Clock;
 use klaxon::settings::{self, config_dir};
+use klaxon::telemetry::logging::{self, LogFormat};
+use klaxon::telemetry::Metrics;
 use klaxon::time::Timestamp;
 use std::io::{self, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Klaxon grades security incidents on China's 2025 incident-grading guide and runs the reporting
 /// deadlines (1 h for CII operators, 2 h for central and state organs, 4 h for everyone else).
@@ -24,7 +28,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the live service: Kafka in, escalations out, metrics on /metrics.
-    Run,
+    Run {
+        /// Log format (JSON lines by default, for log shippers).
+        #[arg(long, value_enum, default_value = "json")]
+        log_format: LogFormat,
+        /// Demo only: start a simulated clock at this RFC 3339 time...
+        #[arg(long, value_name = "TIME", hide = true)]
+        clock_start: Option<String>,
+        /// ...running this many times faster than real time.
+        #[arg(long, value_name = "N", hide = true, default_value = "1")]
+        clock_speed: f64,
+    },
     /// Replay JSON lines (alerts and commands) on event time; print escalations, one per line.
     Replay {
         /// After the input, advance the clock to this RFC 3339 time so timers up to it fire.
@@ -144,6 +158,52 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             print!("{}", klaxon::explain::explain(&mut engine, alerts, at));
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run => bail!("`klaxon run` is not built yet"),
+        Cmd::Run {
+            log_format,
+            clock_start,
+            clock_speed,
+        } => {
+            logging::init(log_format);
+            let config = Arc::new(load_config(cli.config.as_ref())?);
+            let clock = match clock_start {
+                Some(t) => Clock::simulated(parse_time("clock-start", &t)?, clock_speed),
+                None => Clock::wall(),
+            };
+            let metrics = Arc::new(Metrics::new().context("building metrics")?);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(klaxon::runtime::run(
+                config,
+                metrics,
+                clock,
+                shutdown_signal(),
+            ))
+            .context("klaxon run")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
     }
 }

@@ -208,6 +208,29 @@ pub struct Stats {
     pub timers: usize,
 }
 
+/// Sums the statistics of several engines (one per owned partition).
+pub fn stats_total<'a>(engines: impl Iterator<Item = &'a Engine>, now: Timestamp) -> Stats {
+    let mut total = Stats::default();
+    for e in engines {
+        let s = e.stats(now);
+        total.incidents += s.incidents;
+        total.dedup_ids += s.dedup_ids;
+        total.timers += s.timers;
+        for i in 0..4 {
+            total.open_by_level[i] += s.open_by_level[i];
+        }
+        for i in 0..3 {
+            total.reports_due[i] += s.reports_due[i];
+            total.reports_overdue[i] += s.reports_overdue[i];
+        }
+        total.nearest_deadline = match (total.nearest_deadline, s.nearest_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    total
+}
+
 /// The core state machine.
 pub struct Engine {
     rules: Arc<Ruleset>,

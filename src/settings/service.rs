@@ -32,8 +32,25 @@ pub struct KafkaSettings {
     pub brokers: String,
     pub group_id: String,
     /// Any librdkafka property, passed through verbatim (`security.protocol`, `sasl.*`, `ssl.*`).
+    /// Environment overrides use `_` for `.`: `KLAXON__KAFKA__PROPERTIES__SASL_PASSWORD` sets
+    /// `sasl.password` (librdkafka property names contain no underscores).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Create missing topics at start (internal topics with `state.partitions` partitions).
+    #[serde(default = "yes")]
+    pub create_topics: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_repartition() -> String {
+    "klaxon.repartition".into()
+}
+
+fn default_partitions() -> i32 {
+    6
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +61,10 @@ pub struct Topics {
     pub escalations: String,
     pub dead_letter: String,
     pub changelog: String,
+    /// Internal: alerts and commands re-keyed by their routing token, so that each partition,
+    /// and so each instance, owns whole incidents (as Kafka Streams repartitions).
+    #[serde(default = "default_repartition")]
+    pub repartition: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +121,10 @@ pub struct StateSettings {
     pub retention: String,
     /// How long alert ids are remembered for de-duplication.
     pub dedup_window: String,
+    /// Partitions of the repartition and changelog topics: the unit of ownership and the most
+    /// instances that can share the work. Fixed once data exists.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
 }
 
 impl Default for StateSettings {
@@ -107,6 +132,7 @@ impl Default for StateSettings {
         StateSettings {
             retention: "45d".into(),
             dedup_window: "7d".into(),
+            partitions: default_partitions(),
         }
     }
 }
@@ -228,6 +254,15 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
                 format!("expected max or sum, got {how:?}"),
             );
         }
+    }
+    if !(1..=1024).contains(&settings.state.partitions) {
+        add(
+            "state.partitions",
+            format!(
+                "must be between 1 and 1024, got {}",
+                settings.state.partitions
+            ),
+        );
     }
     if settings.input.max_record_bytes == 0 {
         add("input.max_record_bytes", "must be positive".into());

@@ -1,0 +1,146 @@
+//! The state changelog (as Kafka Streams keeps one per state store): a compacted topic with one
+//! record per incident, keyed by incident id, holding its full state; a tombstone when it leaves
+//! the state. Partition `p` of the changelog belongs to partition `p` of the repartition topic.
+//!
+//! Restore reads partition `p` from the beginning up to a barrier record that the restoring
+//! instance writes first, so it knows it has read to the end without trusting high watermarks
+//! (which the local test broker reports wrongly).
+
+use super::kafka::{base_config, KlaxonContext};
+use super::sink::{send_all, OutRecord};
+use super::RuntimeError;
+use crate::engine::{Engine, Incident};
+use crate::settings::Config;
+use crate::telemetry::Metrics;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub const BARRIER_KEY: &str = "__klaxon_restore_barrier__";
+
+/// The changelog record for one incident (or its tombstone when `inc` is `None`).
+pub fn record(config: &Config, partition: i32, id: &str, inc: Option<&Incident>) -> OutRecord {
+    OutRecord {
+        topic: config.settings.topics.changelog.clone(),
+        partition: Some(partition),
+        key: id.as_bytes().to_vec(),
+        payload: inc.map(|i| serde_json::to_vec(i).unwrap_or_default()),
+        headers: Vec::new(),
+    }
+}
+
+/// Restores partition `p`'s engine from the changelog.
+pub async fn restore(
+    config: &Arc<Config>,
+    metrics: &Arc<Metrics>,
+    producer: &FutureProducer<KlaxonContext>,
+    p: i32,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Engine, RuntimeError> {
+    let started = Instant::now();
+    let s = &config.settings;
+    let nonce = format!(
+        "{}-{}-{}",
+        std::process::id(),
+        super::clock::wall_now().0,
+        p
+    );
+    let barrier = OutRecord {
+        topic: s.topics.changelog.clone(),
+        partition: Some(p),
+        key: BARRIER_KEY.as_bytes().to_vec(),
+        payload: Some(nonce.clone().into_bytes()),
+        headers: Vec::new(),
+    };
+    let acks = send_all(producer, &[barrier], shutdown).await?;
+    let barrier_offset = acks.first().copied().unwrap_or(-1);
+
+    let mut cfg = base_config(s);
+    cfg.set("group.id", format!("{}.restore", s.kafka.group_id));
+    cfg.set("enable.auto.commit", "false");
+    cfg.set("enable.partition.eof", "false");
+    let reader: StreamConsumer<KlaxonContext> = cfg.create_with_context(KlaxonContext {
+        metrics: metrics.clone(),
+        rebalances: None,
+        pause_on_assign: false,
+        lag_topics: vec![],
+    })?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&s.topics.changelog, p, Offset::Beginning)?;
+    reader.assign(&tpl)?;
+
+    let mut latest: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if *shutdown.borrow() {
+            return Err(RuntimeError::Restore(format!(
+                "partition {p}: shutdown during restore"
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(RuntimeError::Restore(format!(
+                "partition {p}: barrier not seen within 120 s"
+            )));
+        }
+        let m = match tokio::time::timeout(Duration::from_millis(500), reader.recv()).await {
+            Err(_) => continue,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, partition = p, "changelog read error; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Ok(Ok(m)) => m,
+        };
+        let key = String::from_utf8_lossy(m.key().unwrap_or(&[])).into_owned();
+        if key == BARRIER_KEY {
+            if m.payload() == Some(nonce.as_bytes())
+                || (barrier_offset >= 0 && m.offset() >= barrier_offset)
+            {
+                break;
+            }
+            continue;
+        }
+        latest.insert(key, m.payload().map(<[u8]>::to_vec));
+    }
+    let mut engine = Engine::from_config(config);
+    let mut restored = 0usize;
+    let mut keys: Vec<&String> = latest.keys().collect();
+    keys.sort();
+    for key in keys {
+        let Some(Some(bytes)) = latest.get(key) else {
+            continue;
+        };
+        match serde_json::from_slice::<Incident>(bytes) {
+            Ok(inc) => {
+                engine.restore(inc);
+                restored += 1;
+            }
+            Err(e) => {
+                tracing::error!(partition = p, key = %key, error = %e, "unreadable changelog record skipped")
+            }
+        }
+    }
+    // The restore itself changes nothing that needs writing back.
+    engine.take_dirty();
+    // Remove the barrier so compaction can drop it.
+    let tomb = OutRecord {
+        topic: s.topics.changelog.clone(),
+        partition: Some(p),
+        key: BARRIER_KEY.as_bytes().to_vec(),
+        payload: None,
+        headers: Vec::new(),
+    };
+    let _ = send_all(producer, &[tomb], shutdown).await;
+    tracing::info!(
+        partition = p,
+        incidents = restored,
+        records = latest.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "partition state restored"
+    );
+    Ok(engine)
+}

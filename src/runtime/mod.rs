@@ -1,0 +1,96 @@
+//! The live driver (`klaxon run`): Kafka in, escalations out, on the wall clock.
+//!
+//! Two stages in one process, as Kafka Streams would build it:
+//! - [`router`] consumes `topics.alerts` and `topics.commands` (group `kafka.group_id`),
+//!   dead-letters bad records, and re-keys good ones by routing token onto `topics.repartition`;
+//! - [`processor`] consumes the repartition topic (group `<group_id>.processor`), keeps one
+//!   engine per owned partition, restored from [`changelog`] on assignment, and emits.
+//!
+//! Scale-out is by consumer group: start more instances with the same `group_id`.
+
+pub mod changelog;
+pub mod clock;
+pub mod kafka;
+pub mod processor;
+pub mod router;
+pub mod routing;
+pub mod sink;
+
+use crate::settings::Config;
+use crate::telemetry::Metrics;
+use std::future::Future;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::sync::watch;
+
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("restore: {0}")]
+    Restore(String),
+    #[error(transparent)]
+    Sink(#[from] sink::SinkError),
+    #[error("metrics endpoint: {0}")]
+    Http(#[from] std::io::Error),
+    #[error("a stage failed: {0}")]
+    Join(String),
+}
+
+/// Runs the service until `shutdown` resolves; then stops fetching, finishes the batch in
+/// flight, flushes, commits and returns.
+pub async fn run(
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    clock: clock::Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RuntimeError> {
+    let s = &config.settings;
+    tracing::info!(kafka = %kafka::describe(s), ruleset = %config.ruleset.id, "starting klaxon");
+    let listener = tokio::net::TcpListener::bind(&s.metrics.listen).await?;
+    tracing::info!(listen = %s.metrics.listen, "metrics, healthz and readyz listening");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    let http = tokio::spawn(crate::telemetry::http::serve(
+        listener,
+        metrics.clone(),
+        http_stop,
+    ));
+    if s.kafka.create_topics {
+        if let Err(e) = kafka::ensure_topics(s).await {
+            tracing::warn!(error = %e, "could not check or create topics; continuing");
+        }
+    }
+    let router = tokio::spawn(router::run(
+        config.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
+    let processor = tokio::spawn(processor::run(
+        config.clone(),
+        metrics.clone(),
+        clock,
+        stop_rx.clone(),
+    ));
+    let watcher = {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: finishing the batch in flight, then committing");
+            let _ = stop_tx.send(true);
+        })
+    };
+    let (r, p) = tokio::join!(router, processor);
+    let _ = stop_tx.send(true);
+    watcher.abort();
+    let _ = http.await;
+    r.map_err(|e| RuntimeError::Join(e.to_string()))??;
+    p.map_err(|e| RuntimeError::Join(e.to_string()))??;
+    tracing::info!("klaxon stopped cleanly");
+    Ok(())
+}

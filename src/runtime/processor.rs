@@ -1,0 +1,313 @@
+//! Stage two: owns partitions of the repartition topic, one engine per partition (its state
+//! restored from the changelog on assignment), drives the engines on the clock, and for each
+//! batch: produces the escalations, waits for the broker's acks, writes the changed incidents to
+//! the changelog, waits again, and only then stores the input offsets. A crash anywhere in that
+//! sequence re-processes the batch from the last commit against the last durable state, and
+//! re-emits events only under the same `event_id`s.
+
+use super::changelog;
+use super::clock::Clock;
+use super::kafka::{consumer_config, producer_config, KlaxonContext, RebalanceEvent};
+use super::router::{store_offsets, BATCH, SOURCE_HEADER};
+use super::routing::topics_for;
+use super::sink::{send_all, OutRecord};
+use super::RuntimeError;
+use crate::decode::{decode, Expect};
+use crate::engine::stats_total;
+use crate::engine::Engine;
+use crate::model::escalation::EventType;
+use crate::model::{Escalation, Input};
+use crate::settings::Config;
+use crate::telemetry::Metrics;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+struct Processor {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    producer: FutureProducer<KlaxonContext>,
+    engines: BTreeMap<i32, Engine>,
+    shutdown: watch::Receiver<bool>,
+}
+
+pub async fn run(
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RuntimeError> {
+    let s = &config.settings;
+    let (tx, mut rebalances) = mpsc::unbounded_channel();
+    let ctx = KlaxonContext {
+        metrics: metrics.clone(),
+        rebalances: Some(tx),
+        pause_on_assign: true,
+        lag_topics: vec![s.topics.repartition.clone()],
+    };
+    let group = format!("{}.processor", s.kafka.group_id);
+    let consumer: StreamConsumer<KlaxonContext> =
+        consumer_config(s, &group).create_with_context(ctx)?;
+    consumer.subscribe(&[&s.topics.repartition])?;
+    let producer: FutureProducer<KlaxonContext> =
+        producer_config(s).create_with_context(KlaxonContext {
+            metrics: metrics.clone(),
+            rebalances: None,
+            pause_on_assign: false,
+            lag_topics: vec![],
+        })?;
+    let mut proc = Processor {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        clock,
+        producer,
+        engines: BTreeMap::new(),
+        shutdown: shutdown.clone(),
+    };
+    tracing::info!(group = %group, topic = %s.topics.repartition, "processor started");
+    let mut gauges = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        proc.apply_rebalances(&consumer, &mut rebalances).await?;
+        let wait = proc
+            .next_timer()
+            .map(|t| proc.clock.until(t))
+            .unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            m = consumer.recv() => {
+                let mut batch = Vec::with_capacity(BATCH);
+                match m {
+                    Ok(m) => batch.push(m),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "consume error");
+                        metrics.kafka_errors.with_label_values(&["consume"]).inc();
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+                while batch.len() < BATCH {
+                    match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                        Ok(Ok(m)) => batch.push(m),
+                        _ => break,
+                    }
+                }
+                // Revocations noticed while collecting the batch: drop those partitions first, so
+                // no state is written for a partition this instance no longer owns.
+                proc.apply_rebalances(&consumer, &mut rebalances).await?;
+                batch.retain(|m| proc.engines.contains_key(&m.partition()));
+                if proc.process_batch(&batch).await.is_err() {
+                    break;
+                }
+                store_offsets(&consumer, &batch);
+            }
+            _ = tokio::time::sleep(wait) => {
+                if proc.fire_timers().await.is_err() {
+                    break;
+                }
+            }
+            _ = gauges.tick() => proc.update_gauges(),
+        }
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit");
+    }
+    tracing::info!("processor stopped");
+    Ok(())
+}
+
+impl Processor {
+    fn next_timer(&self) -> Option<crate::time::Timestamp> {
+        self.engines.values().filter_map(Engine::poll_timeout).min()
+    }
+
+    async fn apply_rebalances(
+        &mut self,
+        consumer: &StreamConsumer<KlaxonContext>,
+        rx: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
+    ) -> Result<(), RuntimeError> {
+        while let Ok(ev) = rx.try_recv() {
+            match ev {
+                RebalanceEvent::Revoked(parts) => {
+                    for p in parts {
+                        if self.engines.remove(&p).is_some() {
+                            tracing::info!(partition = p, "partition state dropped");
+                        }
+                    }
+                }
+                RebalanceEvent::Assigned(parts) => {
+                    self.metrics.set_restored(false);
+                    for &p in &parts {
+                        let engine = changelog::restore(
+                            &self.config,
+                            &self.metrics,
+                            &self.producer,
+                            p,
+                            &self.shutdown,
+                        )
+                        .await?;
+                        self.engines.insert(p, engine);
+                    }
+                    let mut tpl = TopicPartitionList::new();
+                    for &p in &parts {
+                        tpl.add_partition_offset(
+                            &self.config.settings.topics.repartition,
+                            p,
+                            Offset::Invalid,
+                        )?;
+                    }
+                    if tpl.count() > 0 {
+                        consumer.resume(&tpl)?;
+                    }
+                    self.metrics.set_restored(true);
+                    // Timers that fell due while nobody owned the partition fire now, once.
+                    self.fire_timers()
+                        .await
+                        .map_err(|_| RuntimeError::Restore("shutdown".into()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn process_batch(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<(), ()> {
+        let received = Instant::now();
+        let now = self.clock.now();
+        let mut events: Vec<(i32, Escalation)> = Vec::new();
+        for m in batch {
+            let p = m.partition();
+            let Some(engine) = self.engines.get_mut(&p) else {
+                continue;
+            };
+            let span = tracing::info_span!(
+                "record",
+                partition = p,
+                offset = m.offset(),
+                incident_id = tracing::field::Empty
+            );
+            let _enter = span.enter();
+            engine.handle_timeout(now);
+            drain(engine, p, &mut events);
+            let expect = match m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == SOURCE_HEADER))
+                .and_then(|h| h.value)
+            {
+                Some(b"commands") => Expect::Command,
+                _ => Expect::Alert,
+            };
+            let input = match decode(m.payload().unwrap_or(&[]), expect, 0) {
+                Ok(i) => i,
+                Err(e) => {
+                    // The router validated it; this only happens across incompatible versions.
+                    tracing::error!(error = %e, "undecodable record on the repartition topic skipped");
+                    continue;
+                }
+            };
+            let command = match &input {
+                Input::Command(c) => Some(c.command.clone()),
+                Input::Alert(_) => None,
+            };
+            let before = events.len();
+            engine.handle(input);
+            drain(engine, p, &mut events);
+            if let Some((_, ev)) = events.get(before) {
+                span.record("incident_id", ev.incident_id.as_str());
+            }
+            if let Some(name) = command {
+                let rejected = events[before..]
+                    .iter()
+                    .any(|(_, e)| e.kind == EventType::CommandRejected);
+                self.metrics.command(&name, !rejected);
+            }
+        }
+        self.emit(events).await?;
+        self.metrics
+            .latency
+            .observe(received.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    async fn fire_timers(&mut self) -> Result<(), ()> {
+        let now = self.clock.now();
+        let mut events = Vec::new();
+        for (&p, engine) in self.engines.iter_mut() {
+            if engine.poll_timeout().is_some_and(|t| t <= now) {
+                engine.handle_timeout(now);
+                drain(engine, p, &mut events);
+            }
+        }
+        self.emit(events).await
+    }
+
+    /// Escalations first, then state: if the process dies between the two, the restored state
+    /// still has the timers and the records are re-processed, so nothing is lost (events may
+    /// repeat under the same ids). The reverse order could lose an escalation.
+    async fn emit(&mut self, events: Vec<(i32, Escalation)>) -> Result<(), ()> {
+        let s = &self.config.settings;
+        let mut out = Vec::new();
+        for (_, ev) in &events {
+            let payload = ev.to_json().into_bytes();
+            for topic in topics_for(s, ev) {
+                out.push(OutRecord {
+                    topic: topic.to_string(),
+                    partition: None,
+                    key: ev.incident_id.as_bytes().to_vec(),
+                    payload: Some(payload.clone()),
+                    headers: vec![("klaxon-event-type", ev.kind.key().as_bytes().to_vec())],
+                });
+            }
+        }
+        let span = tracing::debug_span!("emit", events = events.len());
+        if let Err(e) = send_all(&self.producer, &out, &self.shutdown)
+            .instrument(span)
+            .await
+        {
+            tracing::warn!(error = %e, "escalations not acknowledged; offsets stay uncommitted");
+            return Err(());
+        }
+        for (_, ev) in &events {
+            self.metrics
+                .escalations
+                .with_label_values(&[ev.kind.key()])
+                .inc();
+            tracing::info!(event_id = %ev.event_id, r#type = ev.kind.key(), incident_id = %ev.incident_id, level = ev.level.map(|l| l.key()).unwrap_or(""), "escalation");
+        }
+        let mut state = Vec::new();
+        for (&p, engine) in self.engines.iter_mut() {
+            for id in engine.take_dirty() {
+                let key = id.to_string();
+                state.push(changelog::record(
+                    &self.config,
+                    p,
+                    &key,
+                    engine.incident(&id),
+                ));
+            }
+        }
+        if let Err(e) = send_all(&self.producer, &state, &self.shutdown).await {
+            tracing::warn!(error = %e, "state changes not acknowledged; offsets stay uncommitted");
+            return Err(());
+        }
+        Ok(())
+    }
+
+    fn update_gauges(&self) {
+        let now = self.clock.now();
+        let total = stats_total(self.engines.values(), now);
+        self.metrics.set_state(&total, now);
+    }
+}
+
+fn drain(engine: &mut Engine, p: i32, out: &mut Vec<(i32, Escalation)>) {
+    while let Some(ev) = engine.poll_output() {
+        out.push((p, ev));
+    }
+}

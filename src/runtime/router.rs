@@ -1,0 +1,172 @@
+//! Stage one: consumes the input topics, dead-letters what cannot be decoded, and re-keys every
+//! good record by its routing token onto the repartition topic, so the partition — and so the
+//! instance — that owns an incident sees all of its alerts and commands. Input offsets are stored
+//! only after the broker acknowledged the forwarded and dead-lettered records.
+
+use super::kafka::{consumer_config, producer_config, KlaxonContext};
+use super::sink::{send_all, OutRecord};
+use super::RuntimeError;
+use crate::decode::{decode, Expect};
+use crate::engine::input_route_token;
+use crate::settings::Config;
+use crate::telemetry::Metrics;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::FutureProducer;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Header on repartitioned records: which input topic they came from.
+pub const SOURCE_HEADER: &str = "klaxon-source";
+/// How many records one batch may hold.
+pub const BATCH: usize = 512;
+
+pub async fn run(
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RuntimeError> {
+    let s = &config.settings;
+    let ctx = KlaxonContext {
+        metrics: metrics.clone(),
+        rebalances: None,
+        pause_on_assign: false,
+        lag_topics: vec![s.topics.alerts.clone(), s.topics.commands.clone()],
+    };
+    let consumer: StreamConsumer<KlaxonContext> =
+        consumer_config(s, &s.kafka.group_id).create_with_context(ctx)?;
+    consumer.subscribe(&[&s.topics.alerts, &s.topics.commands])?;
+    let producer: FutureProducer<KlaxonContext> =
+        producer_config(s).create_with_context(KlaxonContext {
+            metrics: metrics.clone(),
+            rebalances: None,
+            pause_on_assign: false,
+            lag_topics: vec![],
+        })?;
+    tracing::info!(group = %s.kafka.group_id, alerts = %s.topics.alerts, commands = %s.topics.commands, "router started");
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            m = consumer.recv() => m,
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        match first {
+            Ok(m) => batch.push(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "consume error");
+                metrics.kafka_errors.with_label_values(&["consume"]).inc();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        while batch.len() < BATCH {
+            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m),
+                _ => break,
+            }
+        }
+        let out = route_batch(&config, &metrics, &batch);
+        if let Err(e) = send_all(&producer, &out, &shutdown).await {
+            tracing::warn!(error = %e, "batch not acknowledged; its offsets stay uncommitted");
+            break;
+        }
+        store_offsets(&consumer, &batch);
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit");
+    }
+    tracing::info!("router stopped");
+    Ok(())
+}
+
+fn route_batch(
+    config: &Config,
+    metrics: &Metrics,
+    batch: &[BorrowedMessage<'_>],
+) -> Vec<OutRecord> {
+    let s = &config.settings;
+    let mut out = Vec::with_capacity(batch.len());
+    for m in batch {
+        let topic = m.topic();
+        let payload = m.payload().unwrap_or(&[]);
+        let expect = if topic == s.topics.commands {
+            Expect::Command
+        } else {
+            Expect::Alert
+        };
+        metrics.alerts_consumed.with_label_values(&[topic]).inc();
+        match decode(payload, expect, s.input.max_record_bytes) {
+            Ok(input) => {
+                let token = input_route_token(&input, &config.registry, &s.correlation.group_by);
+                out.push(OutRecord {
+                    topic: s.topics.repartition.clone(),
+                    partition: None,
+                    key: format!("{token:06x}").into_bytes(),
+                    payload: Some(payload.to_vec()),
+                    headers: vec![(
+                        SOURCE_HEADER,
+                        if expect == Expect::Command {
+                            b"commands".to_vec()
+                        } else {
+                            b"alerts".to_vec()
+                        },
+                    )],
+                });
+            }
+            Err(e) => {
+                metrics
+                    .records_rejected
+                    .with_label_values(&[e.code()])
+                    .inc();
+                tracing::warn!(topic, partition = m.partition(), offset = m.offset(), reason = e.code(), error = %e, "record dead-lettered");
+                let mut headers = vec![
+                    ("klaxon-reason", e.code().as_bytes().to_vec()),
+                    ("klaxon-error", e.to_string().into_bytes()),
+                    ("klaxon-source-topic", topic.as_bytes().to_vec()),
+                    (
+                        "klaxon-source-partition",
+                        m.partition().to_string().into_bytes(),
+                    ),
+                    ("klaxon-source-offset", m.offset().to_string().into_bytes()),
+                ];
+                if let Some(h) = m.headers() {
+                    for i in 0..h.count() {
+                        let hd = h.get(i);
+                        if hd.key == "traceparent" {
+                            headers.push(("traceparent", hd.value.unwrap_or(&[]).to_vec()));
+                        }
+                    }
+                }
+                out.push(OutRecord {
+                    topic: s.topics.dead_letter.clone(),
+                    partition: None,
+                    key: m.key().unwrap_or(&[]).to_vec(),
+                    payload: Some(payload.to_vec()),
+                    headers,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Stores the highest offset of each partition in the batch (librdkafka commits offset + 1).
+pub fn store_offsets<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    batch: &[BorrowedMessage<'_>],
+) {
+    let mut high: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for m in batch {
+        let e = high.entry((m.topic(), m.partition())).or_insert(m.offset());
+        *e = (*e).max(m.offset());
+    }
+    for ((topic, p), off) in high {
+        if let Err(e) = consumer.store_offset(topic, p, off) {
+            // A partition revoked meanwhile: its new owner re-reads from the last commit.
+            tracing::debug!(error = %e, topic, partition = p, "offset not stored");
+        }
+    }
+}

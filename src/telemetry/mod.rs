@@ -1,0 +1,8 @@
+//! Observability at the edge: Prometheus metrics (one registry, built in `main` and passed
+//! down), the HTTP endpoints, and `tracing` setup.
+
+pub mod http;
+pub mod logging;
+pub mod metrics;
+
+pub use metrics::Metrics;

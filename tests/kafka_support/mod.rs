@@ -1,0 +1,336 @@
+//! Support for the integration tests: a real Kafka-protocol broker (started by the project's own
+//! `scripts/broker.sh` unless `KAFKA_BROKERS` names one), the real `klaxon` binary as a child
+//! process, and plain rdkafka clients to feed it and read what it says.
+#![allow(dead_code)]
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The broker list: `KAFKA_BROKERS`, or a broker started once for this test binary by
+/// `scripts/broker.sh` (and stopped by a watchdog when the test process exits).
+pub fn brokers() -> String {
+    static BROKERS: OnceLock<String> = OnceLock::new();
+    BROKERS
+        .get_or_init(|| {
+            if let Ok(b) = std::env::var("KAFKA_BROKERS") {
+                if !b.trim().is_empty() {
+                    return b;
+                }
+            }
+            let out = Command::new(root().join("scripts/broker.sh"))
+                .arg("start")
+                .output()
+                .expect("run scripts/broker.sh start");
+            assert!(
+                out.status.success(),
+                "broker did not start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut brokers = String::new();
+            let mut pid = String::new();
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("KAFKA_BROKERS=") {
+                    brokers = v.to_string();
+                }
+                if let Some(v) = line.strip_prefix("BROKER_PID=") {
+                    pid = v.to_string();
+                }
+            }
+            if !pid.is_empty() {
+                let me = std::process::id();
+                let script = format!(
+                    "while kill -0 {me} 2>/dev/null; do sleep 1; done; '{}' stop {pid}",
+                    root().join("scripts/broker.sh").display()
+                );
+                let _ = Command::new("sh")
+                    .arg("-c")
+                    .arg(script)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+            }
+            brokers
+        })
+        .clone()
+}
+
+/// A unique prefix for one test's topics and groups.
+pub fn unique(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}-{}-{}-{}",
+        std::process::id(),
+        name,
+        N.fetch_add(1, Ordering::Relaxed),
+        Instant::now().elapsed().as_nanos() % 1000
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Topic names for one test.
+#[derive(Clone, Debug)]
+pub struct Topics {
+    pub prefix: String,
+    pub alerts: String,
+    pub commands: String,
+    pub escalations: String,
+    pub dlq: String,
+    pub changelog: String,
+    pub repartition: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Self {
+        Topics {
+            prefix: prefix.to_string(),
+            alerts: format!("{prefix}.alerts"),
+            commands: format!("{prefix}.commands"),
+            escalations: format!("{prefix}.escalations"),
+            dlq: format!("{prefix}.dlq"),
+            changelog: format!("{prefix}.state"),
+            repartition: format!("{prefix}.repartition"),
+        }
+    }
+}
+
+/// A running `klaxon run`, with its log lines collected.
+pub struct Klaxon {
+    pub child: Child,
+    pub metrics_port: u16,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Klaxon {
+    pub fn start(topics: &Topics, extra_env: &[(&str, &str)]) -> Klaxon {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_klaxon"));
+        cmd.arg("run")
+            .arg("--log-format")
+            .arg("text")
+            .arg("--config")
+            .arg(root().join("config"));
+        cmd.env("KAFKA_BROKERS", brokers())
+            .env("RUST_LOG", "info,rdkafka=warn")
+            .env("KLAXON__KAFKA__GROUP_ID", &topics.prefix)
+            .env("KLAXON__TOPICS__ALERTS", &topics.alerts)
+            .env("KLAXON__TOPICS__COMMANDS", &topics.commands)
+            .env("KLAXON__TOPICS__ESCALATIONS", &topics.escalations)
+            .env("KLAXON__TOPICS__DEAD_LETTER", &topics.dlq)
+            .env("KLAXON__TOPICS__CHANGELOG", &topics.changelog)
+            .env("KLAXON__TOPICS__REPARTITION", &topics.repartition)
+            .env("KLAXON__STATE__PARTITIONS", "3")
+            .env("KLAXON__METRICS__LISTEN", format!("127.0.0.1:{port}"))
+            .env("KLAXON__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000")
+            .env("KLAXON__KAFKA__PROPERTIES__HEARTBEAT_INTERVAL_MS", "500")
+            .env("KLAXON__INPUT__MAX_RECORD_BYTES", "4096");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn klaxon");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        if let Some(err) = child.stderr.take() {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if std::env::var_os("KLAXON_TEST_LOGS").is_some() {
+                        eprintln!("[klaxon] {line}");
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        Klaxon {
+            child,
+            metrics_port: port,
+            logs,
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if http_get(self.metrics_port, "/readyz")
+                .map(|(code, _)| code == 200)
+                .unwrap_or(false)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "klaxon not ready within {timeout:?}; logs:\n{}",
+            self.logs.lock().unwrap().join("\n")
+        );
+    }
+
+    pub fn sigterm(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.wait(Duration::from_secs(30))
+    }
+
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                panic!(
+                    "klaxon did not exit within {timeout:?}; logs:\n{}",
+                    self.logs.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Klaxon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("producer")
+}
+
+pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, payload: &[u8]) {
+    let mut rec = FutureRecord::to(topic).payload(payload);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    p.send(rec, Duration::from_secs(10)).await.expect("produce");
+}
+
+/// One consumed record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Record {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).expect("JSON payload")
+    }
+}
+
+pub fn consumer(topic: &str) -> StreamConsumer {
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    c
+}
+
+/// Reads records until `done` says so or `timeout` passes.
+pub async fn read_until(
+    c: &StreamConsumer,
+    timeout: Duration,
+    mut done: impl FnMut(&[Record]) -> bool,
+) -> Vec<Record> {
+    let until = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while Instant::now() < until && !done(&out) {
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(250), c.recv()).await {
+            let mut headers = BTreeMap::new();
+            if let Some(h) = m.headers() {
+                for hd in h.iter() {
+                    headers.insert(
+                        hd.key.to_string(),
+                        String::from_utf8_lossy(hd.value.unwrap_or(&[])).into_owned(),
+                    );
+                }
+            }
+            out.push(Record {
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: m.payload().unwrap_or(&[]).to_vec(),
+                headers,
+            });
+        }
+    }
+    out
+}
+
+/// An RFC 3339 time `offset_s` seconds from now, in +08:00.
+pub fn at(offset_s: i64) -> String {
+    let t = chrono::Utc::now() + chrono::Duration::seconds(offset_s);
+    t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+pub fn types(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap_or("").to_string())
+        .collect()
+}
