@@ -61,3 +61,272 @@ async fn alert_in_escalations_out_with_deadline_and_recipients() {
     );
     assert!(k.sigterm().success(), "clean exit on SIGTERM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_stop_the_countdown_and_unknown_incidents_are_rejected() {
+    let t = Topics::new(&unique("cmd"));
+    let mut k = Klaxon::start(&t, &[]);
+    k.wait_ready(Duration::from_secs(60));
+    let p = producer();
+    produce(
+        &p,
+        &t.alerts,
+        None,
+        cii_outage("c-1", "cmd-1", &at(-900), &at(0)).as_bytes(),
+    )
+    .await;
+    let c = consumer(&t.escalations);
+    let mut got = read_until(&c, Duration::from_secs(30), |r| {
+        types(r).iter().any(|t| t == "report.due")
+    })
+    .await;
+    let ack =
+        serde_json::json!({"command": "ack", "incident_id": "@cmd-1", "at": at(1), "by": "alice"});
+    let filed = serde_json::json!({"command": "report_filed", "incident_id": "@cmd-1", "at": at(2), "by": "alice", "channel": "12387", "reference": "CN-1", "report_kind": "initial"});
+    let unknown = serde_json::json!({"command": "resolve", "incident_id": "INC-20261124-000000000000", "at": at(3)});
+    for cmd in [ack, filed, unknown] {
+        produce(&p, &t.commands, None, cmd.to_string().as_bytes()).await;
+    }
+    got.extend(
+        read_until(&c, Duration::from_secs(30), |r| {
+            types(r).iter().any(|t| t == "command.rejected")
+        })
+        .await,
+    );
+    let kinds = types(&got);
+    for want in ["incident.acknowledged", "report.filed", "command.rejected"] {
+        assert!(
+            kinds.iter().any(|k| k == want),
+            "{want} missing from {kinds:?}"
+        );
+    }
+    let filed = got
+        .iter()
+        .map(|r| r.json())
+        .find(|e| e["type"] == "report.filed")
+        .unwrap();
+    assert!(
+        filed["seconds_remaining"].as_i64().unwrap() > 3500,
+        "filed well before the deadline"
+    );
+    let rejected = got
+        .iter()
+        .map(|r| r.json())
+        .find(|e| e["type"] == "command.rejected")
+        .unwrap();
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown incident"),
+        "{rejected}"
+    );
+    let (_, metrics) = http_get(k.metrics_port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("klaxon_commands_total{command=\"report_filed\",outcome=\"applied\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("klaxon_commands_total{command=\"resolve\",outcome=\"rejected\"} 1"),
+        "{metrics}"
+    );
+    assert!(k.sigterm().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_fires_on_the_wall_clock_with_no_further_input() {
+    let t = Topics::new(&unique("clock"));
+    let mut k = Klaxon::start(&t, &[]);
+    k.wait_ready(Duration::from_secs(60));
+    let p = producer();
+    // Reportable at the alert's time, 29 min 52 s ago: the 1 h deadline is 30 min 8 s away, so the
+    // 30-minute reminder falls due 8 s from now, with nothing else arriving.
+    produce(
+        &p,
+        &t.alerts,
+        None,
+        cii_outage("w-1", "clock-1", &at(-2400), &at(-1792)).as_bytes(),
+    )
+    .await;
+    let c = consumer(&t.escalations);
+    let got = read_until(&c, Duration::from_secs(20), |r| {
+        types(r).iter().any(|t| t == "report.due")
+    })
+    .await;
+    assert!(
+        !types(&got).iter().any(|t| t == "report.reminder"),
+        "no reminder before it is due"
+    );
+    let more = read_until(&c, Duration::from_secs(30), |r| {
+        types(r).iter().any(|t| t == "report.reminder")
+    })
+    .await;
+    let reminder = more
+        .iter()
+        .map(|r| r.json())
+        .find(|e| e["type"] == "report.reminder")
+        .expect("reminder fired on the clock");
+    assert_eq!(reminder["reminder_before"], "30m");
+    assert_eq!(reminder["seconds_remaining"], 1800);
+    assert!(k.sigterm().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_from_the_past_fires_its_past_due_timers_at_once() {
+    let t = Topics::new(&unique("past"));
+    let mut k = Klaxon::start(&t, &[]);
+    k.wait_ready(Duration::from_secs(60));
+    let p = producer();
+    // Reportable 2 h ago: deadline 1 h ago; reminders and two overdue steps are already due.
+    produce(
+        &p,
+        &t.alerts,
+        None,
+        cii_outage("past-1", "past-1", &at(-7800), &at(-7200)).as_bytes(),
+    )
+    .await;
+    let c = consumer(&t.escalations);
+    let got = read_until(&c, Duration::from_secs(30), |r| {
+        types(r).iter().filter(|t| *t == "report.overdue").count() >= 3
+    })
+    .await;
+    let ids: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["event_id"].as_str().unwrap().to_string())
+        .collect();
+    for suffix in [
+        "report.reminder/initial/30m",
+        "report.reminder/initial/10m",
+        "report.overdue/initial/1",
+        "report.overdue/initial/2",
+        "report.overdue/initial/3",
+    ] {
+        assert!(
+            ids.iter().any(|i| i.ends_with(suffix)),
+            "{suffix} missing from {ids:?}"
+        );
+    }
+    assert!(k.sigterm().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_flow() {
+    let t = Topics::new(&unique("dlq"));
+    let mut k = Klaxon::start(&t, &[]);
+    k.wait_ready(Duration::from_secs(60));
+    let p = producer();
+    let big = format!(
+        "{{\"id\":\"big\",\"timestamp\":\"{}\",\"title\":\"{}\"}}",
+        at(0),
+        "x".repeat(5000)
+    );
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("not_json", b"{\"id\": \"trunc".to_vec()),
+        ("too_large", big.into_bytes()),
+        ("wrong_type", format!("{{\"id\":\"wt\",\"timestamp\":\"{}\",\"impact\":{{\"personal_info_records\":\"lots\"}}}}", at(0)).into_bytes()),
+        ("not_utf8", vec![0xff, 0xfe, b'{', b'}']),
+        ("missing_field", b"{\"id\":\"no-ts\"}".to_vec()),
+    ];
+    produce(
+        &p,
+        &t.alerts,
+        None,
+        cii_outage("good-1", "dlq-1", &at(-900), &at(0)).as_bytes(),
+    )
+    .await;
+    for (_, payload) in &bad {
+        produce(&p, &t.alerts, Some("original-key"), payload).await;
+    }
+    produce(
+        &p,
+        &t.alerts,
+        None,
+        cii_outage("good-2", "dlq-2", &at(-900), &at(0)).as_bytes(),
+    )
+    .await;
+    let dlq = consumer(&t.dlq);
+    let dead = read_until(&dlq, Duration::from_secs(30), |r| r.len() >= bad.len()).await;
+    assert_eq!(dead.len(), bad.len());
+    for ((reason, payload), rec) in bad.iter().zip(&dead) {
+        assert_eq!(
+            rec.headers.get("klaxon-reason").map(String::as_str),
+            Some(*reason)
+        );
+        assert_eq!(&rec.payload, payload, "original bytes kept");
+        assert_eq!(rec.key.as_deref(), Some("original-key"));
+        assert_eq!(rec.headers.get("klaxon-source-topic"), Some(&t.alerts));
+        assert!(
+            rec.headers.contains_key("klaxon-source-offset")
+                && rec.headers.contains_key("klaxon-source-partition")
+        );
+        assert!(!rec.headers["klaxon-error"].is_empty());
+    }
+    let c = consumer(&t.escalations);
+    let got = read_until(&c, Duration::from_secs(30), |r| {
+        types(r).iter().filter(|t| *t == "report.due").count() >= 2
+    })
+    .await;
+    assert_eq!(
+        types(&got).iter().filter(|t| *t == "report.due").count(),
+        2,
+        "both good records processed"
+    );
+    let (code, metrics) = http_get(k.metrics_port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    for (reason, _) in &bad {
+        assert!(
+            metrics.contains(&format!(
+                "klaxon_records_rejected_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason} not counted:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("klaxon_escalations_emitted_total{type=\"report.due\"} 2"),
+        "{metrics}"
+    );
+    assert_eq!(http_get(k.metrics_port, "/healthz").unwrap().0, 200);
+    assert_eq!(http_get(k.metrics_port, "/readyz").unwrap().0, 200);
+    assert!(k.sigterm().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_loses_nothing_and_a_restart_continues() {
+    let t = Topics::new(&unique("term"));
+    let mut k = Klaxon::start(&t, &[]);
+    k.wait_ready(Duration::from_secs(60));
+    let p = producer();
+    let n = 60;
+    for i in 0..n {
+        let a = serde_json::json!({"id": format!("term-{i}"), "timestamp": at(0), "incident_key": format!("term-{i}"), "title": "burst"});
+        produce(&p, &t.alerts, None, a.to_string().as_bytes()).await;
+        if i == n / 2 {
+            assert!(k.sigterm().success(), "exit 0 on SIGTERM");
+            k = Klaxon::start(&t, &[]);
+        }
+    }
+    k.wait_ready(Duration::from_secs(60));
+    let c = consumer(&t.escalations);
+    let got = read_until(&c, Duration::from_secs(60), |r| {
+        let opened: std::collections::BTreeSet<String> = r
+            .iter()
+            .map(|x| x.json())
+            .filter(|e| e["type"] == "incident.opened")
+            .map(|e| e["event_id"].as_str().unwrap().to_string())
+            .collect();
+        opened.len() >= n
+    })
+    .await;
+    let opened: std::collections::BTreeSet<String> = got
+        .iter()
+        .map(|x| x.json())
+        .filter(|e| e["type"] == "incident.opened")
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        opened.len(),
+        n,
+        "every alert opened its incident exactly once (by event id)"
+    );
+    assert!(k.sigterm().success());
+}
