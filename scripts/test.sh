@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, unit/property/golden tests, and the Kafka
-# integration tests against a real broker (started here unless KAFKA_BROKERS names one).
+# Every check and test: formatting, clippy, unit, property, golden and CLI tests, the Kafka
+# integration tests against a real broker (started here by scripts/broker.sh unless
+# KAFKA_BROKERS names one), and the deployment checks (promtool, dashboards, manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+
+BROKER_PID=""
+cleanup() { scripts/broker.sh stop "${BROKER_PID:-}" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+eval "$(scripts/broker.sh start)"
+export KAFKA_BROKERS
+
 cargo test --locked --all-targets
+scripts/check-deploy.sh

@@ -19,6 +19,7 @@
 //! - [`time`] — instants, offsets and human durations.
 
 pub mod decode;
+pub mod demo;
 pub mod engine;
 pub mod explain;
 pub mod model;

@@ -48,6 +48,22 @@ enum Cmd {
         #[arg(default_value = "-")]
         file: String,
     },
+    /// The demo: the live service on a simulated clock against a broker ($KAFKA_BROKERS), fed
+    /// the example day, printing escalations as they arrive. `scripts/demo.sh` starts a broker.
+    Demo {
+        /// Alerts and commands to feed, as JSON lines.
+        #[arg(long, default_value = "examples/day.jsonl")]
+        input: PathBuf,
+        /// How many times faster than real time the simulated clock runs.
+        #[arg(long, default_value = "480")]
+        speed: f64,
+        /// Where the simulated clock starts.
+        #[arg(long, default_value = "2026-11-24T00:00:00+08:00")]
+        start: String,
+        /// Where the demo stops.
+        #[arg(long, default_value = "2026-11-25T00:00:00+08:00")]
+        until: String,
+    },
     /// Validate the config directory; print every problem with its file and key.
     CheckConfig,
     /// Grade the alerts given (JSON lines, an object or an array) as one incident and explain why.
@@ -93,6 +109,29 @@ fn parse_time(flag: &str, v: &str) -> Result<Timestamp> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Cmd::Demo {
+            input,
+            speed,
+            start,
+            until,
+        } => {
+            logging::init_with_default(LogFormat::Text, "error");
+            let config = load_config(cli.config.as_ref())?;
+            let opts = klaxon::demo::DemoOptions {
+                start: parse_time("start", &start)?,
+                until: parse_time("until", &until)?,
+                speed,
+                color: std::io::IsTerminal::is_terminal(&io::stdout()),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(klaxon::demo::run(config, &input, opts, shutdown_signal()))
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("klaxon demo")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::CheckConfig => {
             let dir = config_dir(cli.config.as_deref());
             match settings::load(&dir) {

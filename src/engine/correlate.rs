@@ -76,6 +76,10 @@ pub struct Interval {
     pub since: Timestamp,
     /// `None`: still going on.
     pub until: Option<Timestamp>,
+    /// Event time of the alert that last set `until` (`None` in older snapshots): a revision
+    /// older than this one is stale and ignored.
+    #[serde(default)]
+    pub revised: Option<Timestamp>,
 }
 
 /// An incident's figures.
@@ -177,16 +181,30 @@ impl Figures {
     }
 
     /// An interval is identified by `since` (default: the alert's time); a later alert with the
-    /// same start revises its end.
+    /// same start revises its end. "Later" is event time, not arrival: a delayed "still down"
+    /// must not reopen an outage that a newer alert already closed.
     fn upsert(&mut self, fig: DurationFigure, span: &Span, at: Timestamp) {
         let since = span.since.unwrap_or(at);
         let until = span.until.map(|u| u.max(since));
         let list = &mut self.durations[fig as usize];
         match list.iter_mut().find(|iv| iv.since == since) {
-            Some(iv) => iv.until = until,
+            Some(iv) => {
+                if iv.revised.is_none_or(|r| at >= r) {
+                    iv.until = until;
+                    iv.revised = Some(at);
+                }
+            }
             None => {
                 let pos = list.partition_point(|iv| iv.since < since);
-                list.insert(pos, Interval { since, until });
+                let revised = Some(at);
+                list.insert(
+                    pos,
+                    Interval {
+                        since,
+                        until,
+                        revised,
+                    },
+                );
             }
         }
     }
@@ -280,6 +298,7 @@ mod tests {
             .map(|&(s, u)| Interval {
                 since: t(s),
                 until: u.map(t),
+                revised: None,
             })
             .collect();
         f

@@ -94,12 +94,9 @@ fn or_blank(v: &Option<String>) -> &str {
 
 /// One line per piece of evidence, in words a duty officer can paste into a report.
 pub fn explain_evidence(e: &Evidence) -> String {
-    let value = match &e.value {
-        EvidenceValue::Number(n) => format!("{n}"),
-        EvidenceValue::Text(t) => t.clone(),
-    };
+    let value = e.value.to_string();
     let threshold = match &e.threshold {
-        EvidenceValue::Number(n) => format!("≥ {n}"),
+        EvidenceValue::Number(_) => format!("≥ {}", e.threshold),
         EvidenceValue::Text(t) => format!("one of {t}"),
     };
     format!(

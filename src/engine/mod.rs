@@ -1000,10 +1000,17 @@ impl Engine {
                         .count() as u32
                         + 1;
                 }
-                if !(moved.kind == ReportKind::Initial
-                    && dst.reports.iter().any(|x| x.kind == ReportKind::Initial))
+                // An incident has one initial and one summary report (their labels are part of
+                // event ids): when both sides owe one, the earlier deadline is the one that binds.
+                let single = moved.kind != ReportKind::FollowUp;
+                match dst
+                    .reports
+                    .iter_mut()
+                    .find(|x| single && x.kind == moved.kind)
                 {
-                    dst.reports.push(moved);
+                    None => dst.reports.push(moved),
+                    Some(x) if x.outstanding() && moved.deadline < x.deadline => *x = moved,
+                    Some(_) => {}
                 }
                 r.cancelled = true;
             }

@@ -217,11 +217,35 @@ pub struct Evidence {
     pub unit: Option<&'static str>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum EvidenceValue {
     Number(f64),
     Text(String),
+}
+
+impl Serialize for EvidenceValue {
+    /// Whole numbers as integers (`3`, not `3.0`), as a person writes thresholds.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EvidenceValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                s.serialize_i64(*n as i64)
+            }
+            EvidenceValue::Number(n) => s.serialize_f64(*n),
+            EvidenceValue::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+impl std::fmt::Display for EvidenceValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvidenceValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                write!(f, "{}", *n as i64)
+            }
+            EvidenceValue::Number(n) => write!(f, "{n}"),
+            EvidenceValue::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

@@ -658,7 +658,9 @@ fn validate_grading(g: &GradingFile, issues: &mut Issues) -> Vec<Indicator> {
                 }
             }
         }
-        if thresholds.is_empty() {
+        // Only when none are written: thresholds skipped for their own errors (or an unknown
+        // figure) have already been reported.
+        if raw.threshold.is_empty() {
             issues.add(&key, "has no thresholds");
         }
         if let (Some(figure), Some(unit)) = (figure, unit) {

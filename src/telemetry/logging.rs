@@ -10,8 +10,13 @@ pub enum LogFormat {
 }
 
 pub fn init(format: LogFormat) {
+    init_with_default(format, "info,rdkafka=warn");
+}
+
+/// As [`init`], with another filter when `RUST_LOG` is not set.
+pub fn init_with_default(format: LogFormat, default_filter: &str) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
