@@ -50,7 +50,7 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input>, at: Option<Timestamp
     let last = alerts.last().map(|a| a.time()).unwrap_or(Timestamp(0));
     let at = at.unwrap_or(last).max(last);
     for a in alerts {
-        engine.handle_timeout(a.time());
+        engine.handle_timeout(a.time().before());
         engine.handle(a);
     }
     engine.handle_timeout(at);

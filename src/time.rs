@@ -31,6 +31,11 @@ impl Timestamp {
             .map_err(|e| format!("not an RFC 3339 time with an offset ({e}): {s:?}"))
     }
 
+    /// The instant just before this one: timers due at an input's own instant fire after it.
+    pub fn before(self) -> Timestamp {
+        Timestamp(self.0.saturating_sub(1))
+    }
+
     pub fn plus(self, d: Millis) -> Timestamp {
         Timestamp(self.0.saturating_add(d.0))
     }

@@ -237,6 +237,10 @@ impl Figures {
         }
     }
 
+    pub fn any_ongoing(&self) -> bool {
+        self.durations.iter().flatten().any(|iv| iv.until.is_none())
+    }
+
     pub fn is_ongoing(&self, fig: DurationFigure) -> bool {
         self.durations[fig as usize]
             .iter()

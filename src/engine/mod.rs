@@ -446,7 +446,13 @@ impl Engine {
             .open_by_key
             .get(&key)
             .and_then(|id| self.incidents.get(id))
-            .filter(|inc| inc.is_open() && at.since(inc.last_alert_at) <= self.opts.quiet_period)
+            .filter(|inc| {
+                // An incident with an outage still going on does not go quiet: the outage is
+                // still happening, so its alerts still belong to it.
+                inc.is_open()
+                    && (at.since(inc.last_alert_at) <= self.opts.quiet_period
+                        || inc.figures.any_ongoing())
+            })
             .map(|inc| inc.id);
         let mut inc = match joinable.and_then(|id| self.incidents.remove(&id)) {
             Some(inc) => inc,
@@ -693,7 +699,9 @@ impl Engine {
                 wanted.push((at, TimerKind::Report(n as u16)));
             }
         }
-        if !inc.reports.iter().any(|r| r.outstanding()) {
+        // An incident leaves the state only when nothing is owed and nothing is still going on.
+        let ongoing = inc.is_open() && inc.figures.any_ongoing();
+        if !ongoing && !inc.reports.iter().any(|r| r.outstanding()) {
             let quiet_end = inc.last_alert_at.plus(self.opts.quiet_period);
             let from = if inc.is_open() {
                 quiet_end.max(inc.last_activity)
@@ -728,7 +736,7 @@ impl Engine {
                         crossing_at: c.at.format(self.opts.offset),
                         seconds_until: c.at.since(at).seconds(),
                         indicator: c.indicator.clone(),
-                        threshold: c.threshold,
+                        threshold: EvidenceValue::Number(c.threshold),
                     });
                     self.outbox.push_back(ev);
                 }

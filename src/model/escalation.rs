@@ -203,7 +203,7 @@ pub struct Upgrade {
     pub crossing_at: String,
     pub seconds_until: i64,
     pub indicator: String,
-    pub threshold: f64,
+    pub threshold: EvidenceValue,
 }
 
 /// Why a level was reached: one indicator, its value, the threshold it met and that level.

@@ -55,9 +55,35 @@ pub fn consumer_config(settings: &Settings, group: &str) -> ClientConfig {
     // A compliance tool must not skip alerts that arrived before its group existed.
     c.set("auto.offset.reset", "earliest");
     c.set("enable.partition.eof", "false");
-    let base = base_config(settings);
-    merge(c, &base)
+    merge(c, &base_config(settings), PRODUCER_ONLY)
 }
+
+/// Properties that only one kind of client understands; librdkafka warns when the other gets them.
+const CONSUMER_ONLY: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.",
+    "auto.offset.reset",
+    "enable.auto.",
+    "auto.commit.",
+    "fetch.",
+    "max.poll.",
+    "isolation.level",
+    "partition.assignment.strategy",
+    "enable.partition.eof",
+];
+const PRODUCER_ONLY: &[&str] = &[
+    "acks",
+    "linger.ms",
+    "enable.idempotence",
+    "compression.",
+    "batch.",
+    "message.timeout.ms",
+    "queue.buffering.",
+    "transactional.",
+    "retries",
+    "delivery.timeout.ms",
+];
 
 /// Idempotent, acks=all: an acknowledged escalation is durable and not duplicated by retries.
 pub fn producer_config(settings: &Settings) -> ClientConfig {
@@ -66,14 +92,16 @@ pub fn producer_config(settings: &Settings) -> ClientConfig {
     c.set("acks", "all");
     c.set("linger.ms", "2");
     c.set("message.timeout.ms", "30000");
-    let base = base_config(settings);
-    merge(c, &base)
+    merge(c, &base_config(settings), CONSUMER_ONLY)
 }
 
-/// `overrides` (the user's properties) win over Klaxon's defaults.
-fn merge(mut defaults: ClientConfig, overrides: &ClientConfig) -> ClientConfig {
+/// `overrides` (the user's properties) win over Klaxon's defaults; properties meant only for the
+/// other kind of client (`skip`, by prefix) are left out.
+fn merge(mut defaults: ClientConfig, overrides: &ClientConfig, skip: &[&str]) -> ClientConfig {
     for (k, v) in overrides.config_map().iter() {
-        defaults.set(*k, *v);
+        if !skip.iter().any(|p| k.starts_with(p)) {
+            defaults.set(*k, *v);
+        }
     }
     defaults
 }

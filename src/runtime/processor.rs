@@ -36,7 +36,12 @@ struct Processor {
     producer: FutureProducer<KlaxonContext>,
     engines: BTreeMap<i32, Engine>,
     shutdown: watch::Receiver<bool>,
+    /// After an assignment: wall-clock timers wait until the backlog is read (or this passes).
+    catching_up_until: Option<Instant>,
 }
+
+/// How long restored timers wait for the first fetch of their partition's backlog.
+const RESTORE_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn run(
     config: Arc<Config>,
@@ -70,14 +75,19 @@ pub async fn run(
         producer,
         engines: BTreeMap::new(),
         shutdown: shutdown.clone(),
+        catching_up_until: None,
     };
     tracing::info!(group = %group, topic = %s.topics.repartition, "processor started");
     let mut gauges = tokio::time::interval(Duration::from_secs(2));
     loop {
         proc.apply_rebalances(&consumer, &mut rebalances).await?;
+        let grace = proc
+            .catching_up_until
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or_default();
         let wait = proc
             .next_timer()
-            .map(|t| proc.clock.until(t))
+            .map(|t| proc.clock.until(t).max(grace))
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             biased;
@@ -99,6 +109,8 @@ pub async fn run(
                         _ => break,
                     }
                 }
+                // A short batch means the backlog is read: from here timers follow the wall clock.
+                let caught_up = batch.len() < BATCH;
                 // Revocations noticed while collecting the batch: drop those partitions first, so
                 // no state is written for a partition this instance no longer owns.
                 proc.apply_rebalances(&consumer, &mut rebalances).await?;
@@ -107,8 +119,15 @@ pub async fn run(
                     break;
                 }
                 store_offsets(&consumer, &batch);
+                if caught_up {
+                    proc.catching_up_until = None;
+                    if proc.fire_timers().await.is_err() {
+                        break;
+                    }
+                }
             }
             _ = tokio::time::sleep(wait) => {
+                proc.catching_up_until = None;
                 if proc.fire_timers().await.is_err() {
                     break;
                 }
@@ -167,10 +186,10 @@ impl Processor {
                         consumer.resume(&tpl)?;
                     }
                     self.metrics.set_restored(true);
-                    // Timers that fell due while nobody owned the partition fire now, once.
-                    self.fire_timers()
-                        .await
-                        .map_err(|_| RuntimeError::Restore("shutdown".into()))?;
+                    // Timers that fell due while nobody owned the partition fire once, under their
+                    // own event ids — but only after the records already waiting in the partition
+                    // (up to RESTORE_GRACE for the first fetch), so those records apply first.
+                    self.catching_up_until = Some(Instant::now() + RESTORE_GRACE);
                 }
             }
         }
@@ -193,8 +212,6 @@ impl Processor {
                 incident_id = tracing::field::Empty
             );
             let _enter = span.enter();
-            engine.handle_timeout(now);
-            drain(engine, p, &mut events);
             let expect = match m
                 .headers()
                 .and_then(|h| h.iter().find(|h| h.key == SOURCE_HEADER))
@@ -211,6 +228,11 @@ impl Processor {
                     continue;
                 }
             };
+            // Timers due before this record fire first, up to just before the record's own time
+            // (never past the wall clock): while catching up on a backlog, timers interleave with records as
+            // they would have live, so a filing that waited in the topic still counts.
+            engine.handle_timeout(input.time().before().min(now));
+            drain(engine, p, &mut events);
             let command = match &input {
                 Input::Command(c) => Some(c.command.clone()),
                 Input::Alert(_) => None,

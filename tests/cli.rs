@@ -1,0 +1,369 @@
+//! The `klaxon` binary as a user runs it: `check-config`, `replay` and `grade`, with their exit
+//! codes and the messages a person reads.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn klaxon(args: &[&str]) -> Output {
+    klaxon_with_stdin(args, None)
+}
+
+fn klaxon_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_klaxon"));
+    cmd.args(args)
+        .current_dir(common::manifest_dir())
+        .env_remove("KLAXON_CONFIG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run klaxon");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("klaxon output")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn shipped_config() -> PathBuf {
+    common::manifest_dir().join("config")
+}
+
+/// A temporary copy of the shipped config directory.
+fn config_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(shipped_config()).expect("config dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    dir
+}
+
+/// Replaces the first occurrence of `from` in `dir/file`.
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{file} should contain {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+/// Removes the text from `start` up to (not including) `end` in `dir/file`.
+fn cut(dir: &Path, file: &str, start: &str, end: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let (a, b) = (
+        text.find(start).expect("start"),
+        text.find(end).expect("end"),
+    );
+    std::fs::write(&path, format!("{}{}", &text[..a], &text[b..])).expect("write");
+}
+
+fn dir_arg(d: &tempfile::TempDir) -> String {
+    d.path().display().to_string()
+}
+
+// ------------------------------------------------------------------ check-config
+
+#[test]
+fn check_config_accepts_the_shipped_config() {
+    let o = klaxon(&["check-config", "--config", "config"]);
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
+}
+
+#[test]
+fn check_config_reports_every_problem_with_its_file_and_key() {
+    let d = config_copy();
+    let p = d.path();
+    edit(p, "grading.toml", "level = \"major\"", "level = \"majr\"");
+    edit(
+        p,
+        "grading.toml",
+        "figure = \"personal_info_records\"",
+        "figure = \"personal_info_recs\"",
+    );
+    cut(
+        p,
+        "reporting.toml",
+        "[routes.central_state_organ]",
+        "[routes.other]",
+    );
+    edit(
+        p,
+        "reporting.toml",
+        "overdue_every = \"30m\"",
+        "overdue_every = \"half an hour\"",
+    );
+
+    let o = klaxon(&["check-config", "--config", &dir_arg(&d)]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let err = stderr(&o);
+    let has = |file: &str, key: &str, problem: &str| {
+        err.lines()
+            .any(|l| l.contains(file) && l.contains(key) && l.contains(problem))
+    };
+    assert!(
+        has(
+            "grading.toml",
+            "(site_unreachable_hours).threshold[1].level",
+            "majr"
+        ),
+        "{err}"
+    );
+    assert!(
+        has(
+            "grading.toml",
+            "(personal_info_records).figure",
+            "personal_info_recs"
+        ),
+        "{err}"
+    );
+    assert!(
+        has("reporting.toml", "routes.central_state_organ", "missing"),
+        "{err}"
+    );
+    assert!(
+        has(
+            "reporting.toml",
+            "reports.initial.overdue_every",
+            "half an hour"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("4 configuration problem"),
+        "every problem at once, counted: {err}"
+    );
+}
+
+#[test]
+fn check_config_names_the_line_of_a_toml_syntax_error() {
+    let d = config_copy();
+    edit(
+        d.path(),
+        "reporting.toml",
+        "floor = \"relatively_major\"",
+        "floor = relatively_major\"",
+    );
+    let o = klaxon(&["check-config", "--config", &dir_arg(&d)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("reporting.toml") && l.contains("line ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_checks_the_registry_against_the_ruleset() {
+    let d = config_copy();
+    edit(
+        d.path(),
+        "registry.toml",
+        "kind = \"network_platform\"\nsize = \"super_large\"",
+        "kind = \"platform\"",
+    );
+    let o = klaxon(&["check-config", "--config", &dir_arg(&d)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("registry.toml") && l.contains("assets.hz-ecom-mall.kind")),
+        "{err}"
+    );
+}
+
+// ------------------------------------------------------------------ replay
+
+#[test]
+fn replay_of_the_example_day_prints_the_golden_events_and_reports_bad_lines() {
+    let o = klaxon(&[
+        "replay",
+        "--until",
+        "2026-11-25T00:00:00+08:00",
+        "examples/day.jsonl",
+    ]);
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        stderr(&o)
+    );
+    let golden = std::fs::read(common::manifest_dir().join("tests/golden/day/expected.jsonl"))
+        .expect("golden file");
+    assert!(
+        o.stdout == golden,
+        "the CLI prints what the golden replay blessed"
+    );
+    let err = stderr(&o);
+    for n in [25, 54, 57] {
+        assert!(
+            err.contains(&format!("examples/day.jsonl:{n}:")),
+            "line {n} reported: {err}"
+        );
+    }
+}
+
+#[test]
+fn replay_reports_each_bad_line_with_its_number_and_reason_and_exits_0() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let file = d.path().join("in.jsonl");
+    let good = r#"{"id":"a1","timestamp":"2026-11-24T08:00:00+08:00","operator":"sz-tech","asset":"sz-tech-vpn","impact":{"personal_info_records":1200000}}"#;
+    let text = format!(
+        "{good}\nthis is not json\n{}\n\n{}\n",
+        r#"{"id":"a2","operator":"sz-tech"}"#,
+        r#"{"id":"a3","timestamp":"2026-11-24T09:00:00+08:00","impact":{"personal_info_records":"many"}}"#
+    );
+    std::fs::write(&file, text).expect("write input");
+    let o = klaxon(&["replay", &file.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = |n: usize| {
+        err.lines()
+            .find(|l| l.contains(&format!("in.jsonl:{n}:")))
+            .unwrap_or_else(|| panic!("no report for line {n}: {err}"))
+            .to_string()
+    };
+    assert!(line(2).contains("not JSON"), "{}", line(2));
+    assert!(line(3).contains("timestamp"), "{}", line(3));
+    assert!(
+        line(5).contains("impact.personal_info_records"),
+        "{}",
+        line(5)
+    );
+    assert!(
+        !err.contains("in.jsonl:4:"),
+        "a blank line is not an error: {err}"
+    );
+    let out = stdout(&o);
+    assert!(
+        out.lines().any(|l| l.contains("\"report.due\"")),
+        "the good line is still processed: {out}"
+    );
+}
+
+#[test]
+fn replay_reads_standard_input() {
+    let line = r#"{"id":"a1","timestamp":"2026-11-24T08:00:00+08:00","operator":"gd-grid","asset":"gd-grid-ami","impact":{"personal_info_records":1200000}}"#;
+    let o = klaxon_with_stdin(
+        &["replay", "--until", "2026-11-24T09:00:00+08:00", "-"],
+        Some(&format!("{line}\n")),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = common::parse_lines(&o.stdout);
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(
+        types.contains(&"report.due") && types.contains(&"report.overdue"),
+        "{types:?}"
+    );
+}
+
+#[test]
+fn replay_of_a_missing_file_fails_with_a_clear_message() {
+    let o = klaxon(&["replay", "no/such/file.jsonl"]);
+    assert!(!o.status.success());
+    assert_ne!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no/such/file.jsonl") && err.contains("cannot read"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn replay_with_an_unreadable_config_fails_with_a_clear_message() {
+    let o = klaxon(&["replay", "--config", "no/such/config", "examples/day.jsonl"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("no/such/config"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn replay_rejects_an_until_without_an_offset() {
+    let o = klaxon(&[
+        "replay",
+        "--until",
+        "2026-11-25 00:00",
+        "examples/day.jsonl",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--until"), "{}", stderr(&o));
+}
+
+// ------------------------------------------------------------------ grade
+
+#[test]
+fn grade_prints_the_level_and_the_indicator_with_its_threshold() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let file = d.path().join("alert.json");
+    std::fs::write(
+        &file,
+        r#"{"id":"m-1","timestamp":"2026-11-24T08:00:00+08:00","operator":"gd-grid","asset":"gd-grid-scada",
+            "impact":{"outage":{"scope":"whole","since":"2026-11-24T07:55:00+08:00","until":null}}}"#,
+    )
+    .expect("write alert");
+    let o = klaxon(&[
+        "grade",
+        "--at",
+        "2026-11-24T09:00:00+08:00",
+        &file.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Level: major"), "{out}");
+    assert!(out.contains("重大"), "{out}");
+    assert!(
+        out.contains("cii_whole_outage_minutes = 65 minutes (threshold ≥ 60 minutes)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("deadline 2026-11-24T09:05:00+08:00"),
+        "t0 is the 08:05 crossing: {out}"
+    );
+}
+
+#[test]
+fn grade_of_an_alert_below_every_threshold_says_general_and_no_report() {
+    let alert = r#"{"id":"m-1","timestamp":"2026-11-24T08:00:00+08:00","operator":"sz-tech","asset":"sz-tech-vpn","impact":{"personal_info_records":999999}}"#;
+    let o = klaxon_with_stdin(&["grade", "-"], Some(alert));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Level: general"), "{out}");
+    assert!(out.contains("no report is due"), "{out}");
+}
+
+#[test]
+fn grade_of_invalid_input_fails_with_the_reason() {
+    let o = klaxon_with_stdin(&["grade", "-"], Some(r#"{"id":"m-1"}"#));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("timestamp"), "{}", stderr(&o));
+}
