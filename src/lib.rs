@@ -22,6 +22,7 @@ pub mod decode;
 pub mod demo;
 pub mod engine;
 pub mod explain;
+pub mod loadtest;
 pub mod model;
 pub mod replay;
 pub mod runtime;

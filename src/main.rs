@@ -64,6 +64,23 @@ enum Cmd {
         #[arg(long, default_value = "2026-11-25T00:00:00+08:00")]
         until: String,
     },
+    /// The end-to-end load harness against $KAFKA_BROKERS: throughput against a raw passthrough,
+    /// latency at half of peak, timer accuracy, and memory/timers/restore at scale.
+    /// `scripts/load.sh` starts a broker and runs it in release mode.
+    LoadTest {
+        /// Alerts in the throughput backlog.
+        #[arg(long, default_value = "100000")]
+        alerts: usize,
+        /// Distinct correlation keys among them.
+        #[arg(long, default_value = "5000")]
+        keys: usize,
+        /// Alerts in the latency phase.
+        #[arg(long, default_value = "2000")]
+        latency_alerts: usize,
+        /// Open incidents in the scale phase (no broker).
+        #[arg(long, default_value = "1000000")]
+        scale_incidents: usize,
+    },
     /// Validate the config directory; print every problem with its file and key.
     CheckConfig,
     /// Grade the alerts given (JSON lines, an object or an array) as one incident and explain why.
@@ -130,6 +147,32 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             rt.block_on(klaxon::demo::run(config, &input, opts, shutdown_signal()))
                 .map_err(|e| anyhow::anyhow!(e))
                 .context("klaxon demo")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::LoadTest {
+            alerts,
+            keys,
+            latency_alerts,
+            scale_incidents,
+        } => {
+            logging::init_with_default(LogFormat::Text, "error");
+            let config = load_config(cli.config.as_ref())?;
+            let opts = klaxon::loadtest::LoadOptions {
+                alerts,
+                keys,
+                latency_alerts,
+                scale_incidents,
+                progress: std::io::IsTerminal::is_terminal(&io::stderr()),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let report = rt
+                .block_on(klaxon::loadtest::run(config, opts))
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("klaxon load-test")?;
+            print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig => {

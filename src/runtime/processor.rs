@@ -239,6 +239,7 @@ impl Processor {
             };
             let before = events.len();
             engine.handle(input);
+            self.metrics.records_processed.inc();
             drain(engine, p, &mut events);
             if let Some((_, ev)) = events.get(before) {
                 span.record("incident_id", ev.incident_id.as_str());

@@ -8,14 +8,15 @@ use crate::model::escalation::EventType;
 use crate::model::{Level, ReportKind};
 use crate::time::Timestamp;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Metrics {
     registry: Registry,
     pub alerts_consumed: IntCounterVec,
+    pub records_processed: IntCounter,
     pub records_rejected: IntCounterVec,
     pub commands: IntCounterVec,
     pub escalations: IntCounterVec,
@@ -70,6 +71,14 @@ impl Metrics {
                 "Records consumed from the input topics.",
                 &["topic"],
             )?,
+            records_processed: {
+                let c = IntCounter::new(
+                    "klaxon_records_processed_total",
+                    "Alerts and commands applied by the engines (after the repartition hop).",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
             records_rejected: counter(
                 "klaxon_records_rejected_total",
                 "Records sent to the dead-letter topic, by reason.",
@@ -233,8 +242,9 @@ impl Metrics {
 }
 
 /// Every metric name, for tests that check dashboards and alert rules only use real series.
-pub const EXPORTED: [&str; 14] = [
+pub const EXPORTED: [&str; 15] = [
     "klaxon_alerts_consumed_total",
+    "klaxon_records_processed_total",
     "klaxon_records_rejected_total",
     "klaxon_commands_total",
     "klaxon_escalations_emitted_total",
