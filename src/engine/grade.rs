@@ -28,7 +28,7 @@ pub struct Crossing {
 pub fn evaluate(rules: &Ruleset, asset: &AssetInfo, figures: &Figures, at: Timestamp) -> Grade {
     let mut level = Level::General;
     let mut evidence = Vec::new();
-    for ind in &rules.indicators {
+    for ind in rules.indicators.iter().filter(|i| present(i, figures)) {
         for th in ind.thresholds.iter().filter(|t| applies(t, asset)) {
             if let Some((value, threshold)) = meets(ind, th, figures, at) {
                 level = level.max(th.level);
@@ -46,6 +46,35 @@ pub fn evaluate(rules: &Ruleset, asset: &AssetInfo, figures: &Figures, at: Times
     // Strongest evidence first; ties keep the ruleset's order (stable sort).
     evidence.sort_by_key(|e| std::cmp::Reverse(e.level));
     Grade { level, evidence }
+}
+
+/// The level alone, without building evidence: the hot path for alerts that change nothing.
+pub fn level(rules: &Ruleset, asset: &AssetInfo, figures: &Figures, at: Timestamp) -> Level {
+    let mut level = Level::General;
+    for ind in &rules.indicators {
+        if !present(ind, figures) {
+            continue;
+        }
+        for th in &ind.thresholds {
+            if th.level <= level {
+                break; // sorted highest first: nothing better here
+            }
+            if applies(th, asset) && meets(ind, th, figures, at).is_some() {
+                level = th.level;
+                break;
+            }
+        }
+    }
+    level
+}
+
+/// Whether the incident has any value for the indicator's figure.
+fn present(ind: &Indicator, figures: &Figures) -> bool {
+    match ind.figure {
+        Figure::Duration(f) => !figures.durations[f as usize].is_empty(),
+        Figure::Amount(f) => figures.amounts[f as usize].is_some(),
+        Figure::Category(f) => !figures.categories[f as usize].is_empty(),
+    }
 }
 
 /// The earliest instant after `at` at which an ongoing duration reaches a threshold above

@@ -30,6 +30,7 @@ use reporting::{Filed, Report, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::str::FromStr;
 use std::sync::Arc;
 use timers::{TimerKind, TimerSet};
@@ -76,6 +77,54 @@ impl IncidentId {
 /// command naming an incident is routed to the same partition as the alerts that opened it.
 pub fn route_token(correlation_key: &str) -> u32 {
     ((fnv1a(&[correlation_key.as_bytes()]) >> 40) & 0xff_ffff) as u32
+}
+
+/// A 128-bit FNV-1a hash of the parts, namespaced: the dedup set keeps these instead of the
+/// ids themselves (no allocation per alert; collisions are out of reach at 2^-64 odds).
+pub(crate) fn dedup_key(namespace: &[u8], parts: &[&[u8]]) -> u128 {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for p in std::iter::once(&namespace).chain(parts.iter()) {
+        for b in p.iter().chain(std::iter::once(&0xffu8)) {
+            h ^= u128::from(*b);
+            h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+        }
+    }
+    h
+}
+
+/// The 128-bit hash a correlation key is indexed by (the maps never hold the strings).
+pub(crate) fn key_hash(key: &str) -> u128 {
+    key_hash_parts(&[key.as_bytes()])
+}
+
+/// [`key_hash`] of the concatenation of `parts`, without building it.
+pub(crate) fn key_hash_parts(parts: &[&[u8]]) -> u128 {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for p in parts {
+        for b in *p {
+            h ^= u128::from(*b);
+            h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+        }
+    }
+    h
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+pub(crate) struct PrehashedHasher(u64);
+
+impl std::hash::Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 ^= (v as u64) ^ ((v >> 64) as u64);
+    }
 }
 
 /// FNV-1a: tiny, stable across platforms and releases (unlike `DefaultHasher`).
@@ -137,7 +186,8 @@ pub struct Incident {
     /// The most recent alert ids and command keys applied to it, newest last: restored into the
     /// dedup set after a restart, so a re-delivered record changes nothing.
     #[serde(default)]
-    pub recent_ids: Vec<String>,
+    /// Kept as 128-bit hashes (`dedup_key`), not strings.
+    pub recent_ids: Vec<u128>,
 }
 
 /// How many alert ids and command keys an incident remembers for de-duplication after restore.
@@ -236,21 +286,24 @@ pub struct Engine {
     rules: Arc<Ruleset>,
     registry: Arc<Registry>,
     opts: EngineOptions,
-    incidents: HashMap<IncidentId, Incident>,
+    /// Boxed: an incident is taken out and put back for every input, and moving a pointer is
+    /// cheaper than moving the incident.
+    incidents: HashMap<IncidentId, Box<Incident>>,
     /// Correlation key → the incident currently taking alerts for it.
-    open_by_key: HashMap<String, IncidentId>,
+    open_by_key: HashMap<u128, IncidentId, BuildHasherDefault<PrehashedHasher>>,
     /// Correlation key → the latest incident ever opened for it (for `@key` commands).
-    latest_by_key: HashMap<String, IncidentId>,
+    latest_by_key: HashMap<u128, IncidentId, BuildHasherDefault<PrehashedHasher>>,
     /// Alert ids seen within the dedup window, with the order they expire in.
-    seen: HashMap<String, Timestamp>,
-    seen_order: VecDeque<(Timestamp, String)>,
+    seen: HashMap<u128, Timestamp, BuildHasherDefault<PrehashedHasher>>,
+    seen_order: VecDeque<(Timestamp, u128)>,
     timers: TimerSet,
     outbox: VecDeque<Escalation>,
     /// The latest event time handled (a watermark: it never goes back).
     clock: Timestamp,
     counters: Counters,
-    /// Incidents changed since the last `take_dirty` (for the changelog), in id order.
-    dirty: BTreeSet<IncidentId>,
+    /// Incidents changed since the last `take_dirty` (for the changelog). `None` until a driver
+    /// asks for change tracking (replay has no changelog).
+    dirty: Option<BTreeSet<IncidentId>>,
 }
 
 impl Engine {
@@ -260,15 +313,15 @@ impl Engine {
             registry,
             opts,
             incidents: HashMap::new(),
-            open_by_key: HashMap::new(),
-            latest_by_key: HashMap::new(),
-            seen: HashMap::new(),
+            open_by_key: HashMap::default(),
+            latest_by_key: HashMap::default(),
+            seen: HashMap::default(),
             seen_order: VecDeque::new(),
             timers: TimerSet::default(),
             outbox: VecDeque::new(),
             clock: Timestamp(i64::MIN),
             counters: Counters::default(),
-            dirty: BTreeSet::new(),
+            dirty: None,
         }
     }
 
@@ -293,12 +346,12 @@ impl Engine {
     }
 
     pub fn incident(&self, id: &IncidentId) -> Option<&Incident> {
-        self.incidents.get(id)
+        self.incidents.get(id).map(|b| &**b)
     }
 
     /// Incidents sorted by id (deterministic order for snapshots and listings).
     pub fn incidents_sorted(&self) -> Vec<&Incident> {
-        let mut v: Vec<&Incident> = self.incidents.values().collect();
+        let mut v: Vec<&Incident> = self.incidents.values().map(|b| &**b).collect();
         v.sort_by_key(|i| i.id);
         v
     }
@@ -307,7 +360,7 @@ impl Engine {
     pub fn handle(&mut self, input: Input) {
         self.clock = self.clock.max(input.time());
         match input {
-            Input::Alert(a) => self.handle_alert(*a),
+            Input::Alert(a) => self.handle_alert(&a),
             Input::Command(c) => self.handle_command(*c),
         }
         self.expire_dedup();
@@ -334,7 +387,7 @@ impl Engine {
                 self.timers.reschedule(id, &mut inc.timers, Vec::new());
                 self.forget(&inc);
             }
-            self.dirty.insert(id);
+            self.mark_dirty(id);
         }
         self.expire_dedup();
     }
@@ -347,7 +400,21 @@ impl Engine {
     /// Ids of incidents changed since the last call; an id whose incident is gone was dropped
     /// (write a tombstone).
     pub fn take_dirty(&mut self) -> Vec<IncidentId> {
-        std::mem::take(&mut self.dirty).into_iter().collect()
+        match &mut self.dirty {
+            Some(d) => std::mem::take(d).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Starts tracking changed incidents for [`Engine::take_dirty`] (the live driver's changelog).
+    pub fn track_changes(&mut self) {
+        self.dirty.get_or_insert_with(BTreeSet::new);
+    }
+
+    fn mark_dirty(&mut self, id: IncidentId) {
+        if let Some(d) = &mut self.dirty {
+            d.insert(id);
+        }
     }
 
     /// Puts a snapshotted incident back (changelog restore): rebuilds the key indexes and the
@@ -361,24 +428,24 @@ impl Engine {
         }
         let latest = self
             .latest_by_key
-            .get(&inc.key)
+            .get(&key_hash(&inc.key))
             .and_then(|id| self.incidents.get(id))
             .map(|x| x.opened_at);
         if latest.is_none_or(|t| t <= inc.opened_at) {
-            self.latest_by_key.insert(inc.key.clone(), inc.id);
+            self.latest_by_key.insert(key_hash(&inc.key), inc.id);
             if inc.is_open() {
-                self.open_by_key.insert(inc.key.clone(), inc.id);
+                self.open_by_key.insert(key_hash(&inc.key), inc.id);
             }
         }
         let expires = inc.last_activity.plus(self.opts.dedup_window);
-        for id in &inc.recent_ids {
-            self.seen.insert(id.clone(), expires);
-            self.seen_order.push_back((expires, id.clone()));
+        for &id in &inc.recent_ids {
+            self.seen.insert(id, expires);
+            self.seen_order.push_back((expires, id));
         }
         self.clock = self.clock.max(inc.last_activity);
         inc.timers.clear();
         self.schedule(&mut inc);
-        self.incidents.insert(inc.id, inc);
+        self.incidents.insert(inc.id, Box::new(inc));
     }
 
     /// Removes an incident (a tombstone read during restore).
@@ -394,9 +461,9 @@ impl Engine {
     }
 
     /// Notes an alert id or command key as applied to `inc`.
-    fn remember(&mut self, inc: &mut Incident, key: String, expires: Timestamp) {
-        self.seen.insert(key.clone(), expires);
-        self.seen_order.push_back((expires, key.clone()));
+    fn remember(&mut self, inc: &mut Incident, key: u128, expires: Timestamp) {
+        self.seen.insert(key, expires);
+        self.seen_order.push_back((expires, key));
         if inc.recent_ids.len() >= RECENT_IDS {
             inc.recent_ids.remove(0);
         }
@@ -431,20 +498,33 @@ impl Engine {
 
     // ------------------------------------------------------------------ alerts
 
-    fn handle_alert(&mut self, alert: Alert) {
-        if self.seen.contains_key(&alert.id) {
+    fn handle_alert(&mut self, alert: &Alert) {
+        let dedup = dedup_key(b"alert", &[alert.id.as_bytes()]);
+        if self.seen.contains_key(&dedup) {
             self.counters.duplicates += 1;
             return;
         }
         self.counters.alerts += 1;
         let expires = self.clock.plus(self.opts.dedup_window);
 
-        let (op, asset) = resolve_parties(&self.registry, &alert);
-        let key = correlate::correlation_key(&alert, &op, &asset, &self.opts.group_by);
         let at = alert.timestamp;
+        // Resolving operator and asset (registry lookups, copies) is needed for a derived key, for
+        // a new incident, and to fill in what an incident does not know yet — not otherwise.
+        let mut parties = None;
+        let explicit = alert.incident_key.as_deref().filter(|k| !k.is_empty());
+        let (derived, kh) = match explicit {
+            Some(k) => (None, key_hash_parts(&[b"k:", k.as_bytes()])),
+            None => {
+                let (op, asset) = resolve_parties(&self.registry, alert);
+                let key = correlate::correlation_key(alert, &op, &asset, &self.opts.group_by);
+                parties = Some((op, asset));
+                let kh = key_hash(&key);
+                (Some(key), kh)
+            }
+        };
         let joinable = self
             .open_by_key
-            .get(&key)
+            .get(&kh)
             .and_then(|id| self.incidents.get(id))
             .filter(|inc| {
                 // An incident with an outage still going on does not go quiet: the outage is
@@ -456,11 +536,26 @@ impl Engine {
             .map(|inc| inc.id);
         let mut inc = match joinable.and_then(|id| self.incidents.remove(&id)) {
             Some(inc) => inc,
-            None => self.open_incident(&key, &alert, op.clone(), asset.clone()),
+            None => {
+                let (op, asset) = parties
+                    .take()
+                    .unwrap_or_else(|| resolve_parties(&self.registry, alert));
+                let key = derived.unwrap_or_else(|| format!("k:{}", explicit.unwrap_or_default()));
+                self.open_incident(&key, alert, op, asset)
+            }
         };
         // Later alerts fill in what the first did not say.
-        merge_info(&mut inc.operator, op);
-        merge_asset(&mut inc.asset, asset);
+        let known =
+            inc.operator.id.is_some() && (inc.asset.id.is_some() || inc.asset.kind.is_some());
+        let inline = matches!(alert.operator, Some(Ref::Inline(_)))
+            || matches!(alert.asset, Some(Ref::Inline(_)));
+        if !known || inline {
+            let (op, asset) = parties
+                .take()
+                .unwrap_or_else(|| resolve_parties(&self.registry, alert));
+            merge_info(&mut inc.operator, op);
+            merge_asset(&mut inc.asset, asset);
+        }
         if inc.title.is_none() {
             inc.title = alert.title.clone();
         }
@@ -475,7 +570,7 @@ impl Engine {
         if alert.impact.ransom.is_some() {
             inc.ransom = alert.impact.ransom.clone();
         }
-        inc.figures.apply(&alert, &self.opts.sum);
+        inc.figures.apply(alert, &self.opts.sum);
         inc.alert_count += 1;
         if inc.alert_ids.len() < self.opts.max_alert_ids {
             inc.alert_ids.push(alert.id.clone());
@@ -483,9 +578,9 @@ impl Engine {
         inc.last_alert_at = inc.last_alert_at.max(at);
         inc.last_activity = inc.last_activity.max(at);
         self.regrade(&mut inc, at, None);
-        self.remember(&mut inc, alert.id, expires);
+        self.remember(&mut inc, dedup, expires);
         self.schedule(&mut inc);
-        self.dirty.insert(inc.id);
+        self.mark_dirty(inc.id);
         self.incidents.insert(inc.id, inc);
     }
 
@@ -495,7 +590,7 @@ impl Engine {
         alert: &Alert,
         operator: OperatorInfo,
         asset: AssetInfo,
-    ) -> Incident {
+    ) -> Box<Incident> {
         let day = alert.timestamp.ymd(self.opts.offset);
         let ts = alert.timestamp.0.to_le_bytes();
         let mut n: u32 = 0;
@@ -510,8 +605,8 @@ impl Engine {
             }
             n += 1;
         };
-        self.open_by_key.insert(key.to_string(), id);
-        self.latest_by_key.insert(key.to_string(), id);
+        self.open_by_key.insert(key_hash(key), id);
+        self.latest_by_key.insert(key_hash(key), id);
         let inc = Incident {
             id,
             key: key.to_string(),
@@ -551,7 +646,7 @@ impl Engine {
         ev.level = Some(Level::General);
         ev.level_zh = Some(Level::General.zh());
         self.outbox.push_back(ev);
-        inc
+        Box::new(inc)
     }
 
     // ------------------------------------------------------------------ grading and reporting
@@ -559,10 +654,25 @@ impl Engine {
     /// Re-evaluates the grade at `at`; announces a change; opens the reports it makes due.
     /// `analyst` is the evidence of a `regrade`.
     fn regrade(&mut self, inc: &mut Incident, at: Timestamp, analyst: Option<Evidence>) {
-        let grade = grade::evaluate(&self.rules, &inc.asset, &inc.figures, at);
-        inc.computed = inc.computed.max(grade.level);
+        let computed = grade::level(&self.rules, &inc.asset, &inc.figures, at);
+        inc.computed = inc.computed.max(computed);
         let new_level = inc.effective();
         let previous = inc.level;
+        // Evidence is built only when an event will carry it.
+        let floor = self.rules.floor;
+        let needs_evidence = new_level != previous
+            || analyst.is_some()
+            || (new_level >= floor
+                && (inc.reportable_at.is_none()
+                    || inc.reported_level.is_some_and(|r| new_level > r)));
+        let grade = if needs_evidence {
+            grade::evaluate(&self.rules, &inc.asset, &inc.figures, at)
+        } else {
+            Grade {
+                level: computed,
+                evidence: Vec::new(),
+            }
+        };
         if new_level != previous || analyst.is_some() {
             inc.level = new_level;
             inc.graded_seq += 1;
@@ -711,7 +821,9 @@ impl Engine {
             wanted.push((from.plus(self.opts.retention), TimerKind::Expire));
         }
         let id = inc.id;
-        self.timers.reschedule(id, &mut inc.timers, wanted);
+        if wanted != inc.timers {
+            self.timers.reschedule(id, &mut inc.timers, wanted);
+        }
     }
 
     /// Fires one timer; returns false if the incident leaves the state.
@@ -780,11 +892,11 @@ impl Engine {
     }
 
     fn forget(&mut self, inc: &Incident) {
-        if self.open_by_key.get(&inc.key) == Some(&inc.id) {
-            self.open_by_key.remove(&inc.key);
+        if self.open_by_key.get(&key_hash(&inc.key)) == Some(&inc.id) {
+            self.open_by_key.remove(&key_hash(&inc.key));
         }
-        if self.latest_by_key.get(&inc.key) == Some(&inc.id) {
-            self.latest_by_key.remove(&inc.key);
+        if self.latest_by_key.get(&key_hash(&inc.key)) == Some(&inc.id) {
+            self.latest_by_key.remove(&key_hash(&inc.key));
         }
     }
 
@@ -820,9 +932,9 @@ impl Engine {
         match result {
             Ok(()) => {
                 self.counters.commands_applied += 1;
-                self.dirty.insert(inc.id);
+                self.mark_dirty(inc.id);
                 if let Status::Merged { into } = inc.status {
-                    self.dirty.insert(into);
+                    self.mark_dirty(into);
                 }
                 let expires = self.clock.plus(self.opts.dedup_window);
                 self.remember(&mut inc, command_key(&cmd), expires);
@@ -845,7 +957,7 @@ impl Engine {
         if let Some(key) = given.strip_prefix('@') {
             return self
                 .latest_by_key
-                .get(&format!("k:{key}"))
+                .get(&key_hash_parts(&[b"k:", key.as_bytes()]))
                 .copied()
                 .ok_or_else(|| format!("no incident with incident_key {key:?}"));
         }
@@ -907,8 +1019,8 @@ impl Engine {
                 inc.figures.close_ongoing(at);
                 inc.status = Status::Resolved { at };
                 inc.crossing = None;
-                if self.open_by_key.get(&inc.key) == Some(&inc.id) {
-                    self.open_by_key.remove(&inc.key);
+                if self.open_by_key.get(&key_hash(&inc.key)) == Some(&inc.id) {
+                    self.open_by_key.remove(&key_hash(&inc.key));
                 }
                 let mut ev = self.event(inc, EventType::IncidentResolved, String::new(), at);
                 ev.command = Some(echo(cmd));
@@ -933,8 +1045,8 @@ impl Engine {
                         r.cancelled = true;
                     }
                 }
-                if self.open_by_key.get(&inc.key) == Some(&inc.id) {
-                    self.open_by_key.remove(&inc.key);
+                if self.open_by_key.get(&key_hash(&inc.key)) == Some(&inc.id) {
+                    self.open_by_key.remove(&key_hash(&inc.key));
                 }
                 let mut ev = self.event(inc, EventType::IncidentDismissed, String::new(), at);
                 ev.reason = Some(reason);
@@ -1025,8 +1137,8 @@ impl Engine {
         }
         src.status = Status::Merged { into: dst.id };
         src.crossing = None;
-        if self.open_by_key.get(&src.key) == Some(&src.id) {
-            self.open_by_key.remove(&src.key);
+        if self.open_by_key.get(&key_hash(&src.key)) == Some(&src.id) {
+            self.open_by_key.remove(&key_hash(&src.key));
         }
         let mut ev = self.event(src, EventType::IncidentMerged, String::new(), at);
         ev.merged_into = Some(dst.id.to_string());
@@ -1163,21 +1275,23 @@ pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, Ass
 }
 
 /// The identity of a command for de-duplication: a hash of everything it says.
-fn command_key(cmd: &Command) -> String {
-    let h = fnv1a(&[
-        cmd.command.as_bytes(),
-        cmd.incident_id.as_deref().unwrap_or("").as_bytes(),
-        &cmd.at.0.to_le_bytes(),
-        cmd.by.as_deref().unwrap_or("").as_bytes(),
-        cmd.channel.as_deref().unwrap_or("").as_bytes(),
-        cmd.reference.as_deref().unwrap_or("").as_bytes(),
-        cmd.note.as_deref().unwrap_or("").as_bytes(),
-        cmd.report_kind.as_deref().unwrap_or("").as_bytes(),
-        cmd.reason.as_deref().unwrap_or("").as_bytes(),
-        cmd.level.as_deref().unwrap_or("").as_bytes(),
-        cmd.into.as_deref().unwrap_or("").as_bytes(),
-    ]);
-    format!("cmd:{h:016x}")
+fn command_key(cmd: &Command) -> u128 {
+    dedup_key(
+        b"command",
+        &[
+            cmd.command.as_bytes(),
+            cmd.incident_id.as_deref().unwrap_or("").as_bytes(),
+            &cmd.at.0.to_le_bytes(),
+            cmd.by.as_deref().unwrap_or("").as_bytes(),
+            cmd.channel.as_deref().unwrap_or("").as_bytes(),
+            cmd.reference.as_deref().unwrap_or("").as_bytes(),
+            cmd.note.as_deref().unwrap_or("").as_bytes(),
+            cmd.report_kind.as_deref().unwrap_or("").as_bytes(),
+            cmd.reason.as_deref().unwrap_or("").as_bytes(),
+            cmd.level.as_deref().unwrap_or("").as_bytes(),
+            cmd.into.as_deref().unwrap_or("").as_bytes(),
+        ],
+    )
 }
 
 /// The routing token of an input, computed the way the engine would correlate it.

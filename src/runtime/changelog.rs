@@ -107,6 +107,7 @@ pub async fn restore(
         latest.insert(key, m.payload().map(<[u8]>::to_vec));
     }
     let mut engine = Engine::from_config(config);
+    engine.track_changes();
     let mut restored = 0usize;
     let mut keys: Vec<&String> = latest.keys().collect();
     keys.sort();
