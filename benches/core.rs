@@ -9,6 +9,10 @@ use klaxon::model::Input;
 use klaxon::settings;
 use std::path::Path;
 
+/// The same allocator as the `klaxon` binary, so the numbers are the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn config() -> settings::Config {
     settings::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
         .expect("shipped config loads")

@@ -288,7 +288,7 @@ pub struct Engine {
     opts: EngineOptions,
     /// Boxed: an incident is taken out and put back for every input, and moving a pointer is
     /// cheaper than moving the incident.
-    incidents: HashMap<IncidentId, Box<Incident>>,
+    incidents: HashMap<IncidentId, Box<Incident>, BuildHasherDefault<PrehashedHasher>>,
     /// Correlation key → the incident currently taking alerts for it.
     open_by_key: HashMap<u128, IncidentId, BuildHasherDefault<PrehashedHasher>>,
     /// Correlation key → the latest incident ever opened for it (for `@key` commands).
@@ -312,7 +312,7 @@ impl Engine {
             rules,
             registry,
             opts,
-            incidents: HashMap::new(),
+            incidents: HashMap::default(),
             open_by_key: HashMap::default(),
             latest_by_key: HashMap::default(),
             seen: HashMap::default(),
@@ -547,8 +547,11 @@ impl Engine {
         // Later alerts fill in what the first did not say.
         let known =
             inc.operator.id.is_some() && (inc.asset.id.is_some() || inc.asset.kind.is_some());
-        let inline = matches!(alert.operator, Some(Ref::Inline(_)))
-            || matches!(alert.asset, Some(Ref::Inline(_)));
+        let inline = match (&alert.operator, &alert.asset) {
+            (Some(Ref::Inline(o)), _) if adds_operator(&inc.operator, o) => true,
+            (_, Some(Ref::Inline(a))) => adds_asset(&inc.asset, a),
+            _ => false,
+        };
         if !known || inline {
             let (op, asset) = parties
                 .take()
@@ -691,7 +694,8 @@ impl Engine {
             ev.alert_count = Some(inc.alert_count);
             self.outbox.push_back(ev);
         }
-        inc.crossing = if inc.is_open() && inc.override_level.is_none() {
+        inc.crossing = if inc.is_open() && inc.override_level.is_none() && inc.figures.any_ongoing()
+        {
             grade::next_crossing(&self.rules, &inc.asset, &inc.figures, at, inc.level)
         } else {
             None
@@ -818,7 +822,18 @@ impl Engine {
             } else {
                 inc.last_activity
             };
-            wanted.push((from.plus(self.opts.retention), TimerKind::Expire));
+            // An earlier expiry already armed stays: when it fires it re-checks and re-arms, so
+            // the timer set is not touched on every alert.
+            let desired = from.plus(self.opts.retention);
+            let armed = inc
+                .timers
+                .iter()
+                .find(|(_, k)| *k == TimerKind::Expire)
+                .map(|(t, _)| *t);
+            wanted.push((
+                armed.filter(|t| *t <= desired).unwrap_or(desired),
+                TimerKind::Expire,
+            ));
         }
         let id = inc.id;
         if wanted != inc.timers {
@@ -883,7 +898,17 @@ impl Engine {
                 }
             }
             TimerKind::Expire => {
-                if inc.reports.iter().all(|r| !r.outstanding()) {
+                let quiet_end = inc.last_alert_at.plus(self.opts.quiet_period);
+                let from = if inc.is_open() {
+                    quiet_end.max(inc.last_activity)
+                } else {
+                    inc.last_activity
+                };
+                let ongoing = inc.is_open() && inc.figures.any_ongoing();
+                if !ongoing
+                    && from.plus(self.opts.retention) <= at
+                    && inc.reports.iter().all(|r| !r.outstanding())
+                {
                     return false;
                 }
             }
@@ -1331,6 +1356,26 @@ fn required(v: &Option<String>, name: &str) -> Result<String, String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .ok_or_else(|| format!("`{name}` is required"))
+}
+
+/// Whether an inline operator says something the incident does not know yet.
+fn adds_operator(known: &OperatorInfo, f: &crate::model::alert::OperatorFields) -> bool {
+    let new = |have: &Option<String>, given: &Option<String>| given.is_some() && have.is_none();
+    (f.id.is_some() && f.id != known.id)
+        || new(&known.name, &f.name)
+        || new(&known.province, &f.province)
+        || new(&known.sector, &f.sector)
+        || new(&known.organ, &f.organ)
+}
+
+/// Whether an inline asset says something the incident does not know yet.
+fn adds_asset(known: &AssetInfo, f: &crate::model::alert::AssetFields) -> bool {
+    let new = |have: &Option<String>, given: &Option<String>| given.is_some() && have.is_none();
+    (f.id.is_some() && f.id != known.id)
+        || new(&known.name, &f.name)
+        || new(&known.kind, &f.kind)
+        || new(&known.level, &f.level)
+        || new(&known.size, &f.size)
 }
 
 fn merge_info(into: &mut OperatorInfo, from: OperatorInfo) {
