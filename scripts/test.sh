@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test: formatting, clippy, unit, property, golden and CLI tests, the Kafka
 # integration tests against a real broker (started here by scripts/broker.sh unless
-# KAFKA_BROKERS names one), and the deployment checks (promtool, dashboards, manifests).
+# KAFKA_BROKERS names one), a real Prometheus scraping a running Klaxon (tests/deploy_observability.rs;
+# scripts/prometheus.sh provides it), and the deployment checks (promtool, dashboards, manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,5 +15,6 @@ trap cleanup EXIT
 eval "$(scripts/broker.sh start)"
 export KAFKA_BROKERS
 
+scripts/prometheus.sh >/dev/null # Prometheus for tests/deploy_observability.rs (installed once)
 cargo test --locked --all-targets
 scripts/check-deploy.sh

@@ -1,15 +1,25 @@
 //! `klaxon grade`: treats every alert given as one incident, grades it at an instant and explains
 //! the level in words a duty officer can paste into a report.
 
-use crate::decode::{decode, Expect};
+use crate::decode::{decode_with, Expect, Mappings};
 use crate::engine::draft::{explain_evidence, onward, recipients};
 use crate::engine::{grade, reporting, Engine};
 use crate::model::{Input, Level};
 use crate::time::Timestamp;
 use std::fmt::Write as _;
 
-/// Parses the input: JSON lines, one JSON object, or a JSON array of alerts.
+/// Parses the input: JSON lines, one JSON object, or a JSON array of alerts. Native alerts only;
+/// [`parse_alerts_with`] also reads the formats of the config's field mappings.
 pub fn parse_alerts(text: &str, max_bytes: usize) -> Result<Vec<Input>, String> {
+    parse_alerts_with(text, max_bytes, &crate::decode::mapping::NATIVE_ONLY)
+}
+
+/// [`parse_alerts`] with the input formats of `mappings` (`Config::mappings`).
+pub fn parse_alerts_with(
+    text: &str,
+    max_bytes: usize,
+    mappings: &Mappings,
+) -> Result<Vec<Input>, String> {
     let trimmed = text.trim_start();
     let records: Vec<String> = if trimmed.starts_with('[') {
         let values: Vec<serde_json::Value> = serde_json::from_str(trimmed)
@@ -26,7 +36,7 @@ pub fn parse_alerts(text: &str, max_bytes: usize) -> Result<Vec<Input>, String> 
     };
     let mut out = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        match decode(r.as_bytes(), Expect::Alert, max_bytes) {
+        match decode_with(r.as_bytes(), Expect::Alert, max_bytes, mappings) {
             Ok(Input::Alert(mut a)) => {
                 // One incident, whatever the alerts' own keys say.
                 a.incident_key = Some("klaxon-grade".into());

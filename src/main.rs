@@ -208,22 +208,42 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let mut engine = Engine::from_config(&config);
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
-            let summary = klaxon::replay::run(
+            // A progress bar on a terminal; nothing when stderr is piped.
+            let bar = if std::io::IsTerminal::is_terminal(&io::stderr()) {
+                let b = indicatif::ProgressBar::new(0);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "replay [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
+                ) {
+                    b.set_style(style.progress_chars("=> "));
+                }
+                b
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let summary = klaxon::replay::run_with_progress(
                 &mut engine,
                 input,
                 config.settings.input.max_record_bytes,
+                &config.mappings,
                 until,
                 &mut out,
                 |bad| {
-                    eprintln!(
-                        "{file}:{}: skipped: {} [{}]",
-                        bad.line,
-                        bad.error,
-                        bad.error.code()
-                    );
+                    bar.suspend(|| {
+                        eprintln!(
+                            "{file}:{}: skipped: {} [{}]",
+                            bad.line,
+                            bad.error,
+                            bad.error.code()
+                        )
+                    });
+                },
+                &mut |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
                 },
             )
             .context("replay failed")?;
+            bar.finish_and_clear();
             out.flush()?;
             eprintln!(
                 "replayed {} records ({} skipped), {} events",
@@ -238,9 +258,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             read_input(&file)?
                 .read_to_string(&mut text)
                 .with_context(|| format!("cannot read {file}"))?;
-            let alerts =
-                klaxon::explain::parse_alerts(&text, config.settings.input.max_record_bytes)
-                    .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+            let alerts = klaxon::explain::parse_alerts_with(
+                &text,
+                config.settings.input.max_record_bytes,
+                &config.mappings,
+            )
+            .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
             let mut engine = Engine::from_config(&config);
             print!("{}", klaxon::explain::explain(&mut engine, alerts, at));
             Ok(ExitCode::SUCCESS)

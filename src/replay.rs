@@ -6,7 +6,7 @@
 //! Ordering by event time reconstructs what a live service would have seen with no delivery
 //! delay; it is also what makes the output come out in time order.
 
-use crate::decode::{decode, DecodeError, Expect};
+use crate::decode::{decode_with, DecodeError, Expect, Mappings};
 use crate::engine::Engine;
 use crate::model::Escalation;
 use crate::time::Timestamp;
@@ -26,14 +26,61 @@ pub struct Summary {
     pub events: usize,
 }
 
-/// Runs the whole input through `engine`, writing one event per line to `out`.
+/// Runs the whole input through `engine`, writing one event per line to `out`. Native records
+/// only; [`run_with`] also reads the formats of the config's field mappings.
 pub fn run<R: BufRead, W: Write>(
     engine: &mut Engine,
     input: R,
     max_bytes: usize,
     until: Option<Timestamp>,
     out: &mut W,
+    on_bad: impl FnMut(&BadLine),
+) -> io::Result<Summary> {
+    run_with(
+        engine,
+        input,
+        max_bytes,
+        &crate::decode::mapping::NATIVE_ONLY,
+        until,
+        out,
+        on_bad,
+    )
+}
+
+/// [`run`] with the input formats of `mappings` (`Config::mappings`): ECS, OCSF, … alerts are
+/// mapped onto the native model, everything else is read as native.
+pub fn run_with<R: BufRead, W: Write>(
+    engine: &mut Engine,
+    input: R,
+    max_bytes: usize,
+    mappings: &Mappings,
+    until: Option<Timestamp>,
+    out: &mut W,
+    on_bad: impl FnMut(&BadLine),
+) -> io::Result<Summary> {
+    run_with_progress(
+        engine,
+        input,
+        max_bytes,
+        mappings,
+        until,
+        out,
+        on_bad,
+        &mut |_, _| {},
+    )
+}
+
+/// [`run_with`], reporting (records read, records to process) as it goes, for a progress bar.
+#[allow(clippy::too_many_arguments)]
+pub fn run_with_progress<R: BufRead, W: Write>(
+    engine: &mut Engine,
+    input: R,
+    max_bytes: usize,
+    mappings: &Mappings,
+    until: Option<Timestamp>,
+    out: &mut W,
     mut on_bad: impl FnMut(&BadLine),
+    on_progress: &mut dyn FnMut(usize, usize),
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
     let mut records = Vec::new();
@@ -43,7 +90,7 @@ pub fn run<R: BufRead, W: Write>(
         if trimmed.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        match decode(trimmed, Expect::Either, max_bytes) {
+        match decode_with(trimmed, Expect::Either, max_bytes, mappings) {
             Ok(input) => records.push((input.time(), i + 1, input)),
             Err(error) => {
                 summary.rejected += 1;
@@ -53,7 +100,11 @@ pub fn run<R: BufRead, W: Write>(
     }
     records.sort_by_key(|(t, n, _)| (*t, *n));
     summary.records = records.len();
-    for (t, _, input) in records {
+    let total = records.len();
+    for (done, (t, _, input)) in records.into_iter().enumerate() {
+        if done % 8192 == 0 {
+            on_progress(done, total);
+        }
         // Timers due strictly before the record fire first; one due at the very same instant
         // fires after it, so a report filed at its deadline is on time.
         engine.handle_timeout(t.before());
@@ -65,6 +116,7 @@ pub fn run<R: BufRead, W: Write>(
         engine.handle_timeout(u);
         summary.events += drain(engine, out)?;
     }
+    on_progress(total, total);
     Ok(summary)
 }
 

@@ -42,15 +42,22 @@ fn shipped_config() -> PathBuf {
     common::manifest_dir().join("config")
 }
 
-/// A temporary copy of the shipped config directory.
+/// A temporary copy of the shipped config directory (with its `mappings/`).
 fn config_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for entry in std::fs::read_dir(shipped_config()).expect("config dir") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("config dir") {
+            let path = entry.expect("entry").path();
+            let dest = to.join(path.file_name().expect("name"));
+            if path.is_dir() {
+                copy(&path, &dest);
+            } else {
+                std::fs::copy(&path, &dest).expect("copy");
+            }
         }
     }
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy(&shipped_config(), dir.path());
     dir
 }
 

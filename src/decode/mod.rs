@@ -1,5 +1,13 @@
 //! Bytes → [`Input`] or a [`DecodeError`] whose [`code`](DecodeError::code) is at once the
 //! dead-letter reason header and the metric label, so the three never drift apart.
+//!
+//! [`decode`] reads native records only. [`decode_with`] first tries the configured field
+//! [`mapping`]s (ECS, OCSF, …): a record of a recognised shape becomes native alert JSON, which
+//! then goes through the same native decoding; other records are decoded as native ones.
+
+pub mod mapping;
+
+pub use mapping::Mappings;
 
 use crate::model::{Alert, Command, Input};
 use serde::Deserialize;
@@ -22,6 +30,16 @@ pub enum DecodeError {
     WrongType { field: String, problem: String },
     #[error("field `{field}` is invalid: {problem}")]
     BadValue { field: String, problem: String },
+    /// A mapped record has none of the sources of a required native field.
+    #[error("missing required field `{field}`: the {format} mapping found none of {sources}")]
+    MappedMissing {
+        format: String,
+        field: String,
+        sources: String,
+    },
+    /// No active mapping recognises the record, and native records are not accepted.
+    #[error("record is in none of the accepted formats ({accepted}; see input.formats)")]
+    UnknownFormat { accepted: String },
 }
 
 impl DecodeError {
@@ -32,14 +50,15 @@ impl DecodeError {
             DecodeError::NotUtf8 { .. } => "not_utf8",
             DecodeError::NotJson(_) => "not_json",
             DecodeError::NotObject => "not_object",
-            DecodeError::MissingField(_) => "missing_field",
+            DecodeError::MissingField(_) | DecodeError::MappedMissing { .. } => "missing_field",
             DecodeError::WrongType { .. } => "wrong_type",
             DecodeError::BadValue { .. } => "bad_value",
+            DecodeError::UnknownFormat { .. } => "unknown_format",
         }
     }
 
     /// Every reason code, for pre-registering metric series.
-    pub const CODES: [&'static str; 7] = [
+    pub const CODES: [&'static str; 8] = [
         "too_large",
         "not_utf8",
         "not_json",
@@ -47,6 +66,7 @@ impl DecodeError {
         "missing_field",
         "wrong_type",
         "bad_value",
+        "unknown_format",
     ];
 }
 
@@ -59,8 +79,112 @@ pub enum Expect {
     Either,
 }
 
-/// Decodes one record. `max_bytes` of 0 means no limit.
+/// Decodes one native record. `max_bytes` of 0 means no limit.
 pub fn decode(bytes: &[u8], expect: Expect, max_bytes: usize) -> Result<Input, DecodeError> {
+    let text = prelude(bytes, max_bytes)?;
+    let expect = match expect {
+        Expect::Either => {
+            if has_command_field(text)? {
+                Expect::Command
+            } else {
+                Expect::Alert
+            }
+        }
+        other => other,
+    };
+    native(text, expect)
+}
+
+/// A decoded record, and the native alert JSON when a mapping produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub input: Input,
+    pub mapped: Option<MappedRecord>,
+}
+
+/// What a mapping made of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedRecord {
+    /// The mapping's name (`ecs`, `ocsf`, …).
+    pub format: String,
+    /// The native alert as JSON text: what the record means in Klaxon's own format.
+    pub native: String,
+}
+
+/// Decodes one record of any accepted format: alerts of a shape an active mapping recognises
+/// are mapped onto the native model first; commands are always native. `max_bytes` of 0 means
+/// no limit.
+pub fn decode_with(
+    bytes: &[u8],
+    expect: Expect,
+    max_bytes: usize,
+    mappings: &Mappings,
+) -> Result<Input, DecodeError> {
+    decode_record(bytes, expect, max_bytes, mappings).map(|d| d.input)
+}
+
+/// [`decode_with`], also returning the native JSON of a mapped record (the router forwards
+/// that, so that later stages read native records only).
+pub fn decode_record(
+    bytes: &[u8],
+    expect: Expect,
+    max_bytes: usize,
+    mappings: &Mappings,
+) -> Result<Decoded, DecodeError> {
+    if mappings.active().is_empty() && mappings.accepts_native() {
+        return decode(bytes, expect, max_bytes).map(|input| Decoded {
+            input,
+            mapped: None,
+        });
+    }
+    let text = prelude(bytes, max_bytes)?;
+    let keys = top_keys(text)?;
+    let is_command = match expect {
+        Expect::Either => keys.iter().any(|k| k == "command"),
+        other => other == Expect::Command,
+    };
+    if is_command {
+        return native(text, Expect::Command).map(|input| Decoded {
+            input,
+            mapped: None,
+        });
+    }
+    let mut record: Option<serde_json::Value> = None;
+    for m in mappings.active() {
+        if !m.may_recognise(&keys) {
+            continue;
+        }
+        let value = match &record {
+            Some(v) => v,
+            None => record.insert(serde_json::from_str(text).map_err(classify_plain)?),
+        };
+        if !m.recognises(value) {
+            continue;
+        }
+        let mapped = m.to_native(value)?;
+        let native_text = mapped.native_text();
+        let alert = parse::<Alert>(&native_text).map_err(|e| mapped.explain(e))?;
+        return Ok(Decoded {
+            input: Input::Alert(Box::new(alert)),
+            mapped: Some(MappedRecord {
+                format: mapped.format,
+                native: native_text,
+            }),
+        });
+    }
+    if mappings.accepts_native() {
+        return native(text, Expect::Alert).map(|input| Decoded {
+            input,
+            mapped: None,
+        });
+    }
+    Err(DecodeError::UnknownFormat {
+        accepted: mappings.formats().join(", "),
+    })
+}
+
+/// Size, UTF-8 and "is it an object" checks shared by every format.
+fn prelude(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
     if max_bytes > 0 && bytes.len() > max_bytes {
         return Err(DecodeError::TooLarge {
             size: bytes.len(),
@@ -76,20 +200,45 @@ pub fn decode(bytes: &[u8], expect: Expect, max_bytes: usize) -> Result<Input, D
             Err(e) => classify_plain(e),
         });
     }
-    let expect = match expect {
-        Expect::Either => {
-            if has_command_field(text)? {
-                Expect::Command
-            } else {
-                Expect::Alert
-            }
-        }
-        other => other,
-    };
+    Ok(text)
+}
+
+fn native(text: &str, expect: Expect) -> Result<Input, DecodeError> {
     match expect {
         Expect::Command => parse::<Command>(text).map(|c| Input::Command(Box::new(c))),
         _ => parse::<Alert>(text).map(|a| Input::Alert(Box::new(a))),
     }
+}
+
+/// The top-level keys of a JSON object (values skipped, not built).
+fn top_keys(text: &str) -> Result<Vec<String>, DecodeError> {
+    struct Keys(Vec<String>);
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some(k) = map.next_key::<String>()? {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        keys.push(k);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str::<Keys>(text)
+        .map(|k| k.0)
+        .map_err(classify_plain)
 }
 
 /// A cheap first pass for mixed input: is there a top-level `command` key?
@@ -103,7 +252,12 @@ fn has_command_field(text: &str) -> Result<bool, DecodeError> {
     Ok(probe.command.is_some())
 }
 
+/// Parses on the fast path; only a record that fails is parsed again with path tracking, so the
+/// error can name the field (path tracking costs about a fifth of the parse).
 fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
+    if let Ok(v) = serde_json::from_str::<T>(text) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -6,7 +6,7 @@
 use super::kafka::{consumer_config, producer_config, KlaxonContext};
 use super::sink::{send_all, OutRecord};
 use super::RuntimeError;
-use crate::decode::{decode, Expect};
+use crate::decode::{decode_record, Expect};
 use crate::engine::input_route_token;
 use crate::settings::Config;
 use crate::telemetry::Metrics;
@@ -20,6 +20,8 @@ use tokio::sync::watch;
 
 /// Header on repartitioned records: which input topic they came from.
 pub const SOURCE_HEADER: &str = "klaxon-source";
+/// Header on repartitioned records that a mapping produced: the input format (`ecs`, `ocsf`, …).
+pub const FORMAT_HEADER: &str = "klaxon-format";
 /// How many records one batch may hold.
 pub const BATCH: usize = 512;
 
@@ -98,22 +100,33 @@ fn route_batch(
             Expect::Alert
         };
         metrics.alerts_consumed.with_label_values(&[topic]).inc();
-        match decode(payload, expect, s.input.max_record_bytes) {
-            Ok(input) => {
-                let token = input_route_token(&input, &config.registry, &s.correlation.group_by);
+        match decode_record(payload, expect, s.input.max_record_bytes, &config.mappings) {
+            Ok(decoded) => {
+                let input = &decoded.input;
+                let token = input_route_token(input, &config.registry, &s.correlation.group_by);
+                let mut headers = vec![(
+                    SOURCE_HEADER,
+                    if expect == Expect::Command {
+                        b"commands".to_vec()
+                    } else {
+                        b"alerts".to_vec()
+                    },
+                )];
+                // A mapped record (ECS, OCSF, …) travels on as the native alert it maps to: the
+                // processor reads native records only.
+                let payload = match decoded.mapped {
+                    Some(m) => {
+                        headers.push((FORMAT_HEADER, m.format.into_bytes()));
+                        m.native.into_bytes()
+                    }
+                    None => payload.to_vec(),
+                };
                 out.push(OutRecord {
                     topic: s.topics.repartition.clone(),
                     partition: None,
                     key: format!("{token:06x}").into_bytes(),
-                    payload: Some(payload.to_vec()),
-                    headers: vec![(
-                        SOURCE_HEADER,
-                        if expect == Expect::Command {
-                            b"commands".to_vec()
-                        } else {
-                            b"alerts".to_vec()
-                        },
-                    )],
+                    payload: Some(payload),
+                    headers,
                 });
             }
             Err(e) => {

@@ -1,5 +1,6 @@
 //! Configuration: the service settings (`default.toml` + environment), the ruleset (the grading
-//! guide and the reporting rules) and the registry. Loading reads files; everything after loading
+//! guide and the reporting rules), the registry and the input field mappings (`mappings/*.toml`,
+//! see [`crate::decode::mapping`]). Loading reads files; everything after loading
 //! is plain validated data the core can use without I/O.
 //!
 //! Validation reports every problem at once, each with its file and key, so that `klaxon
@@ -16,6 +17,8 @@ use thiserror::Error;
 pub use registry::Registry;
 pub use ruleset::Ruleset;
 pub use service::Settings;
+
+use crate::decode::Mappings;
 
 /// One configuration problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,8 @@ pub struct Config {
     pub settings: Settings,
     pub ruleset: Ruleset,
     pub registry: Registry,
+    /// The active input formats (`input.formats`) and their field mappings (`mappings/*.toml`).
+    pub mappings: Mappings,
 }
 
 /// The config directory: `--config`, else `KLAXON_CONFIG`, else `config/`.
@@ -91,8 +96,12 @@ pub fn load(dir: &Path) -> Result<Config, SettingsError> {
     let settings = service::load(dir, &mut issues);
     let ruleset = ruleset::load(dir, &mut issues);
     let registry = registry::load(dir, &mut issues);
-    match (settings, ruleset, registry) {
-        (Some(settings), Some(ruleset), Some(registry)) if issues.is_empty() => {
+    let formats = settings.as_ref().and_then(|s| s.input.formats.clone());
+    let settings_file = dir.join(service::FILE).display().to_string();
+    let mappings =
+        crate::decode::mapping::load(dir, formats.as_deref(), &settings_file, &mut issues);
+    match (settings, ruleset, registry, mappings) {
+        (Some(settings), Some(ruleset), Some(registry), Some(mappings)) if issues.is_empty() => {
             let mut cross = Vec::new();
             registry.check_against(&ruleset, &mut cross);
             if cross.is_empty() {
@@ -101,6 +110,7 @@ pub fn load(dir: &Path) -> Result<Config, SettingsError> {
                     settings,
                     ruleset,
                     registry,
+                    mappings,
                 })
             } else {
                 Err(SettingsError(cross))
@@ -134,14 +144,21 @@ pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(
         Err(e) => {
             let problem = e.message().to_string();
             let key = match e.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].lines().count().max(1);
-                    format!("line {line}")
-                }
+                Some(span) => format!("line {}", line_of(&text, span.start)),
                 None => String::new(),
             };
             issues.push(Issue { file, key, problem });
             None
         }
     }
+}
+
+/// The 1-based line of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }

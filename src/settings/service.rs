@@ -100,6 +100,30 @@ pub struct CorrelationSettings {
 pub struct InputSettings {
     /// Records larger than this are dead-lettered (`too_large`).
     pub max_record_bytes: usize,
+    /// Accepted input formats: `native` and the names of mapping files in `mappings/` (`ecs`,
+    /// `ocsf`, …). Absent: native plus every mapping found. A list, or one comma-separated
+    /// string (`KLAXON__INPUT__FORMATS=native,ecs`).
+    #[serde(default, deserialize_with = "list_or_csv")]
+    pub formats: Option<Vec<String>>,
+}
+
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Option::<Raw>::deserialize(d)? {
+        None => None,
+        Some(Raw::List(v)) => Some(v),
+        Some(Raw::Csv(s)) => Some(
+            s.split(',')
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect(),
+        ),
+    })
 }
 
 /// Extra destinations for escalation events: each event goes to `topics.escalations` and to every

@@ -1,0 +1,1311 @@
+//! Field mappings: how an alert in a SIEM's shape (Elastic Common Schema, OCSF, …) becomes the
+//! native alert of SPEC §1.
+//!
+//! A mapping is data, `<config dir>/mappings/<name>.toml`:
+//!
+//! - `[recognise]` — how to tell the shape: `all` paths must be present, and at least one of
+//!   `any` (when given).
+//! - `[require]` — values a recognised record must have (`class_uid = [2001, 2004]`); a record of
+//!   the shape with another value is rejected, naming the field.
+//! - `[fields."<native field>"]` — for each native field (`id`, `timestamp`, `operator.id`,
+//!   `impact.outage.since`, …): `from`, an ordered list of sources (the first present one wins),
+//!   an optional literal `default`, and an optional `transform`.
+//!
+//! A source is a dotted path (`kibana.alert.rule.name`, `resources[0].uid`) that reads nested
+//! objects and flat dotted keys alike (`{"kibana.alert.rule.name": …}` and
+//! `{"kibana": {"alert": …}}`, or any mix), or a template such as `"{event.module}-{id}"` whose
+//! every `{path}` must be present; `{?path}` only requires the path to be present and inserts
+//! nothing. Null and blank strings count as absent.
+//!
+//! [`Mapping::to_native`] is a pure function from the decoded record to the native alert JSON,
+//! which then goes through the native decoder, so validation and its messages stay in one place;
+//! [`Mapped::explain`] then names the *source* field in a rejection.
+
+use super::DecodeError;
+use crate::settings::{line_of, read_toml, Issue, Issues};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The directory of mapping files inside the config directory.
+pub const DIR: &str = "mappings";
+/// The name of the native format in `input.formats`.
+pub const NATIVE: &str = "native";
+
+/// The native fields a mapping may fill (SPEC §1), as dotted paths into the native alert.
+pub const TARGETS: [&str; 44] = [
+    "id",
+    "timestamp",
+    "source",
+    "title",
+    "category",
+    "incident_key",
+    "operator.id",
+    "operator.name",
+    "operator.class",
+    "operator.province",
+    "operator.sector",
+    "operator.organ",
+    "asset.id",
+    "asset.name",
+    "asset.kind",
+    "asset.level",
+    "asset.size",
+    "asset.operator",
+    "impact.outage.scope",
+    "impact.outage.since",
+    "impact.outage.until",
+    "impact.unreachable.since",
+    "impact.unreachable.until",
+    "impact.defacement.page",
+    "impact.defacement.since",
+    "impact.defacement.until",
+    "impact.defacement.reposts",
+    "impact.defacement.views",
+    "impact.defacement.designated",
+    "impact.affected_population",
+    "impact.affected_population_share.provincial",
+    "impact.affected_population_share.prefectural",
+    "impact.personal_info_records",
+    "impact.economic_loss_cny",
+    "impact.data_leak.class",
+    "impact.data_leak.threat",
+    "impact.ransom.amount",
+    "impact.ransom.currency",
+    "impact.ransom.method",
+    "impact.ransom.date",
+    "impact.finding.level",
+    "impact.finding.reason",
+    // Aliases that read better in a mapping whose source is a plain id.
+    "operator",
+    "asset",
+];
+
+/// Native fields every mapping must fill (the native alert requires them).
+const REQUIRED: [&str; 2] = ["id", "timestamp"];
+
+// ------------------------------------------------------------------------------------ paths
+
+/// A dotted source path with optional array indexes: `a.b[0].c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePath {
+    text: String,
+    segs: Vec<Seg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seg {
+    name: String,
+    index: Vec<usize>,
+}
+
+impl SourcePath {
+    pub fn parse(text: &str) -> Result<SourcePath, String> {
+        if text.is_empty() {
+            return Err("empty path".into());
+        }
+        if text.trim() != text {
+            return Err(format!("path {text:?} has surrounding spaces"));
+        }
+        let mut segs = Vec::new();
+        for part in text.split('.') {
+            let (name, mut rest) = match part.find('[') {
+                Some(i) => (&part[..i], &part[i..]),
+                None => (part, ""),
+            };
+            if name.is_empty() {
+                return Err(format!("path {text:?} has an empty segment"));
+            }
+            if name.contains([']', '{', '}']) {
+                return Err(format!("path {text:?}: unexpected character in {name:?}"));
+            }
+            let mut index = Vec::new();
+            while !rest.is_empty() {
+                let Some(inner) = rest.strip_prefix('[') else {
+                    return Err(format!("path {text:?}: expected `[` after `]`"));
+                };
+                let Some(end) = inner.find(']') else {
+                    return Err(format!("path {text:?}: unclosed `[`"));
+                };
+                let n = inner[..end].parse::<usize>().map_err(|_| {
+                    format!(
+                        "path {text:?}: index {:?} is not a whole number",
+                        &inner[..end]
+                    )
+                })?;
+                index.push(n);
+                rest = &inner[end + 1..];
+            }
+            segs.push(Seg {
+                name: name.to_string(),
+                index,
+            });
+        }
+        Ok(SourcePath {
+            text: text.to_string(),
+            segs,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The value at this path, through nested objects and flat dotted keys alike.
+    pub fn get<'v>(&self, record: &'v Value) -> Option<&'v Value> {
+        resolve(record, &self.segs)
+    }
+
+    fn root(&self) -> &str {
+        self.segs.first().map(|s| s.name.as_str()).unwrap_or("")
+    }
+}
+
+fn resolve<'v>(v: &'v Value, segs: &[Seg]) -> Option<&'v Value> {
+    if segs.is_empty() {
+        return Some(v);
+    }
+    let obj = v.as_object()?;
+    // Flat keys that can stand for the first k segments ("kibana.alert.rule.name"), longest first:
+    // a document may spell some levels flat and others nested.
+    let mut keys = Vec::with_capacity(segs.len());
+    let mut key = String::new();
+    for (i, s) in segs.iter().enumerate() {
+        if i > 0 {
+            key.push('.');
+        }
+        key.push_str(&s.name);
+        keys.push(key.clone());
+        if !s.index.is_empty() {
+            break; // a flat key cannot run through an array index
+        }
+    }
+    for (k, key) in keys.iter().enumerate().rev() {
+        let (Some(mut child), Some(seg)) = (obj.get(key), segs.get(k)) else {
+            continue;
+        };
+        let mut found = true;
+        for &i in &seg.index {
+            match child.as_array().and_then(|a| a.get(i)) {
+                Some(c) => child = c,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if !found {
+            continue;
+        }
+        if let Some(v) = segs.get(k + 1..).and_then(|rest| resolve(child, rest)) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Null and blank strings count as absent.
+fn present(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        _ => true,
+    }
+}
+
+// ------------------------------------------------------------------------------------ sources
+
+/// Where a native field's value comes from: a path, or a template of paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Path(SourcePath),
+    Template { text: String, pieces: Vec<Piece> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Value(SourcePath),
+    Present(SourcePath),
+}
+
+impl Source {
+    fn parse(s: &str) -> Result<Source, String> {
+        if !s.contains(['{', '}']) {
+            return SourcePath::parse(s).map(Source::Path);
+        }
+        let mut pieces = Vec::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            let text = &rest[..open];
+            if text.contains('}') {
+                return Err(format!("template {s:?}: `}}` without `{{`"));
+            }
+            if !text.is_empty() {
+                pieces.push(Piece::Text(text.to_string()));
+            }
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                return Err(format!("template {s:?}: unclosed `{{`"));
+            };
+            let inner = &after[..close];
+            if inner.contains('{') {
+                return Err(format!("template {s:?}: nested `{{`"));
+            }
+            match inner.strip_prefix('?') {
+                Some(p) => pieces.push(Piece::Present(
+                    SourcePath::parse(p).map_err(|e| format!("template {s:?}: {e}"))?,
+                )),
+                None => pieces.push(Piece::Value(
+                    SourcePath::parse(inner).map_err(|e| format!("template {s:?}: {e}"))?,
+                )),
+            }
+            rest = &after[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err(format!("template {s:?}: `}}` without `{{`"));
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        Ok(Source::Template {
+            text: s.to_string(),
+            pieces,
+        })
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Source::Path(p) => p.as_str(),
+            Source::Template { text, .. } => text,
+        }
+    }
+
+    /// The value, if present.
+    fn eval(&self, record: &Value) -> Option<Value> {
+        match self {
+            Source::Path(p) => p.get(record).filter(|v| present(v)).cloned(),
+            Source::Template { pieces, .. } => {
+                let mut out = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Value(p) => match p.get(record).filter(|v| present(v))? {
+                            Value::String(s) => out.push_str(s),
+                            Value::Number(n) => out.push_str(&n.to_string()),
+                            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                            _ => return None,
+                        },
+                        Piece::Present(p) => {
+                            p.get(record).filter(|v| present(v))?;
+                        }
+                    }
+                }
+                Some(Value::String(out))
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ transforms
+
+/// Simple conversions from a source value to what the native field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    /// An RFC 3339 string, also with a `+hhmm` offset or a space before the time; or epoch
+    /// seconds / milliseconds as a number, told apart by magnitude (below 10^11 is seconds).
+    Timestamp,
+    /// Epoch milliseconds (number or string of digits) → RFC 3339.
+    EpochMs,
+    /// Epoch seconds (number or string of digits) → RFC 3339.
+    EpochS,
+    /// A whole number, or a string of digits (ECS `labels.*` are keyword strings).
+    Integer,
+    /// A number, or a numeric string.
+    Number,
+    /// `true`/`false`, also as strings (other text is passed on as it is).
+    Boolean,
+    /// Strings as they are; numbers and booleans as text.
+    String,
+    /// Text in lower case.
+    Lowercase,
+}
+
+impl Transform {
+    pub const ALL: [(&'static str, Transform); 8] = [
+        ("timestamp", Transform::Timestamp),
+        ("epoch_ms", Transform::EpochMs),
+        ("epoch_s", Transform::EpochS),
+        ("integer", Transform::Integer),
+        ("number", Transform::Number),
+        ("boolean", Transform::Boolean),
+        ("string", Transform::String),
+        ("lowercase", Transform::Lowercase),
+    ];
+
+    fn parse(s: &str) -> Result<Transform, String> {
+        Transform::ALL
+            .iter()
+            .find(|(k, _)| *k == s)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Transform::ALL.iter().map(|(k, _)| *k).collect();
+                format!("unknown transform {s:?} (known: {})", known.join(", "))
+            })
+    }
+
+    fn apply(self, v: &Value) -> Result<Value, Problem> {
+        match self {
+            Transform::Timestamp => match v {
+                Value::String(s) => time_text(s).map(Value::String),
+                Value::Number(_) => epoch(v, Unit::Auto).map(Value::String),
+                other => Err(Problem::Type(format!(
+                    "expected a time (RFC 3339 text or epoch number), got {}",
+                    kind(other)
+                ))),
+            },
+            Transform::EpochMs => epoch(v, Unit::Millis).map(Value::String),
+            Transform::EpochS => epoch(v, Unit::Seconds).map(Value::String),
+            Transform::Integer => integer(v),
+            Transform::Number => number(v),
+            Transform::Boolean => match v {
+                Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
+                Value::String(s) if s.trim().eq_ignore_ascii_case("false") => {
+                    Ok(Value::Bool(false))
+                }
+                // Other text is left for the native field to judge (`designated` also takes a
+                // scale such as "major").
+                Value::Bool(_) | Value::String(_) => Ok(v.clone()),
+                other => Err(Problem::Type(format!(
+                    "expected a boolean, got {}",
+                    kind(other)
+                ))),
+            },
+            Transform::String | Transform::Lowercase => {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(Problem::Type(format!("expected text, got {}", kind(other))))
+                    }
+                };
+                Ok(Value::String(if self == Transform::Lowercase {
+                    s.to_lowercase()
+                } else {
+                    s
+                }))
+            }
+        }
+    }
+}
+
+/// Why a transform failed: a value of the wrong JSON type, or a bad value of the right type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Problem {
+    Type(String),
+    Value(String),
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn rfc3339(t: DateTime<chrono::FixedOffset>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Normalises a time with an offset to RFC 3339; a time without one is an error (the instant
+/// would be a guess).
+fn time_text(s: &str) -> Result<String, Problem> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(rfc3339(t));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
+            return Ok(rfc3339(t));
+        }
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if NaiveDateTime::parse_from_str(s, fmt).is_ok() {
+            return Err(Problem::Value(format!(
+                "time {s:?} has no UTC offset (need Z, +08:00 or +0800)"
+            )));
+        }
+    }
+    Err(Problem::Value(format!(
+        "{s:?} is not a time (RFC 3339 with an offset, e.g. 2026-11-24T08:00:00+08:00)"
+    )))
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Seconds,
+    Millis,
+    /// Seconds below 10^11 (until the year 5138), milliseconds above (after 1973-03-03).
+    Auto,
+}
+
+fn epoch(v: &Value, unit: Unit) -> Result<String, Problem> {
+    let bad = |what: String| Problem::Value(format!("epoch time {what} is out of range"));
+    let n: f64 = match v {
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| Problem::Value(format!("{n} is not an epoch time")))?,
+        Value::String(s) => s.trim().parse::<f64>().map_err(|_| {
+            Problem::Value(format!("{s:?} is not an epoch time (a number is needed)"))
+        })?,
+        other => {
+            return Err(Problem::Type(format!(
+                "expected an epoch time (a number), got {}",
+                kind(other)
+            )))
+        }
+    };
+    let seconds = match unit {
+        Unit::Seconds => true,
+        Unit::Millis => false,
+        Unit::Auto => n.abs() < 1e11,
+    };
+    // Integers stay exact; fractions of a millisecond are dropped.
+    let ms = match v.as_i64() {
+        Some(i) if seconds => i.checked_mul(1000),
+        Some(i) => Some(i),
+        None => {
+            let ms = if seconds { n * 1000.0 } else { n };
+            (ms.is_finite() && ms.abs() < 9.0e15).then_some(ms.floor() as i64)
+        }
+    }
+    .ok_or_else(|| bad(v.to_string()))?;
+    match Utc.timestamp_millis_opt(ms).single() {
+        Some(t) => Ok(rfc3339(t.fixed_offset())),
+        None => Err(bad(v.to_string())),
+    }
+}
+
+fn integer(v: &Value) -> Result<Value, Problem> {
+    let not = |s: String| Problem::Value(format!("{s} is not a non-negative whole number"));
+    match v {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                return Ok(Value::from(u));
+            }
+            match n.as_f64() {
+                Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 1.8e19 => Ok(Value::from(f as u64)),
+                _ => Err(not(n.to_string())),
+            }
+        }
+        Value::String(s) => s
+            .trim()
+            .parse::<u64>()
+            .map(Value::from)
+            .map_err(|_| not(format!("{s:?}"))),
+        other => Err(Problem::Type(format!(
+            "expected a whole number, got {}",
+            kind(other)
+        ))),
+    }
+}
+
+fn number(v: &Value) -> Result<Value, Problem> {
+    match v {
+        Value::Number(_) => Ok(v.clone()),
+        Value::String(s) => {
+            let t = s.trim();
+            if let Ok(u) = t.parse::<u64>() {
+                return Ok(Value::from(u));
+            }
+            if let Ok(i) = t.parse::<i64>() {
+                return Ok(Value::from(i));
+            }
+            t.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| Problem::Value(format!("{s:?} is not a number")))
+        }
+        other => Err(Problem::Type(format!(
+            "expected a number, got {}",
+            kind(other)
+        ))),
+    }
+}
+
+// ------------------------------------------------------------------------------------ mappings
+
+/// How one native field is filled.
+#[derive(Debug, Clone)]
+struct FieldRule {
+    target: String,
+    sources: Vec<Source>,
+    default: Option<Value>,
+    transform: Option<Transform>,
+}
+
+impl FieldRule {
+    fn required(&self) -> bool {
+        REQUIRED.contains(&self.target.as_str())
+    }
+
+    fn sources_text(&self) -> String {
+        let v: Vec<&str> = self.sources.iter().map(Source::text).collect();
+        v.join(", ")
+    }
+
+    /// The value and where it came from (empty: the default); `Err` names the source whose
+    /// value is bad.
+    fn eval(&self, record: &Value) -> Result<Option<(Value, String)>, (String, Problem)> {
+        for src in &self.sources {
+            if let Some(v) = src.eval(record) {
+                let v = match self.transform {
+                    Some(t) => t.apply(&v).map_err(|p| (src.text().to_string(), p))?,
+                    None => v,
+                };
+                return Ok(Some((v, src.text().to_string())));
+            }
+        }
+        Ok(self.default.clone().map(|d| (d, String::new())))
+    }
+}
+
+/// One SIEM shape and how it maps onto the native alert.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    name: String,
+    all: Vec<SourcePath>,
+    any: Vec<SourcePath>,
+    require: Vec<(SourcePath, Vec<Value>)>,
+    fields: Vec<FieldRule>,
+}
+
+/// The native alert JSON a mapping produced, and which source filled each native field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapped {
+    pub format: String,
+    pub native: Value,
+    /// (native field, source path or template)
+    pub provenance: Vec<(String, String)>,
+}
+
+impl Mapping {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Cheap pre-check on the record's top-level keys: could it be of this shape?
+    pub fn may_recognise(&self, top_keys: &[String]) -> bool {
+        let has = |p: &SourcePath| {
+            let root = p.root();
+            top_keys
+                .iter()
+                .any(|k| k == root || (k.starts_with(root) && k[root.len()..].starts_with('.')))
+        };
+        self.all.iter().all(has) && (self.any.is_empty() || self.any.iter().any(has))
+    }
+
+    /// Is the record of this shape?
+    pub fn recognises(&self, record: &Value) -> bool {
+        let has = |p: &SourcePath| p.get(record).is_some_and(|v| !v.is_null());
+        record.is_object()
+            && self.all.iter().all(has)
+            && (self.any.is_empty() || self.any.iter().any(has))
+    }
+
+    /// The native alert JSON for a record of this shape (pure: no I/O, no clock).
+    pub fn to_native(&self, record: &Value) -> Result<Mapped, DecodeError> {
+        for (path, allowed) in &self.require {
+            let got = path.get(record);
+            if !got.is_some_and(|v| allowed.contains(v)) {
+                let allowed: Vec<String> = allowed.iter().map(Value::to_string).collect();
+                return Err(match got {
+                    None | Some(Value::Null) => DecodeError::MissingField(path.as_str().into()),
+                    Some(v) => DecodeError::BadValue {
+                        field: path.as_str().into(),
+                        problem: format!(
+                            "{v} is not accepted by the {} mapping (accepted: {})",
+                            self.name,
+                            allowed.join(", ")
+                        ),
+                    },
+                });
+            }
+        }
+        let mut out = Map::new();
+        let mut provenance = Vec::new();
+        for f in &self.fields {
+            match f.eval(record) {
+                Ok(Some((v, src))) => {
+                    set_path(&mut out, &f.target, v);
+                    let src = if src.is_empty() {
+                        format!("mappings/{}.toml fields.{}.default", self.name, f.target)
+                    } else {
+                        src
+                    };
+                    provenance.push((f.target.clone(), src));
+                }
+                Ok(None) if f.required() => {
+                    return Err(DecodeError::MappedMissing {
+                        format: self.name.clone(),
+                        field: f.target.clone(),
+                        sources: f.sources_text(),
+                    })
+                }
+                Ok(None) => {}
+                Err((field, p)) => {
+                    let note = format!("({} mapping → `{}`)", self.name, f.target);
+                    return Err(match p {
+                        Problem::Type(problem) => DecodeError::WrongType {
+                            field,
+                            problem: format!("{problem} {note}"),
+                        },
+                        Problem::Value(problem) => DecodeError::BadValue {
+                            field,
+                            problem: format!("{problem} {note}"),
+                        },
+                    });
+                }
+            }
+        }
+        // An operator or asset known by its id alone is written as the plain id, as people write
+        // native alerts (the registry fills in the rest either way).
+        for party in ["operator", "asset"] {
+            let lone_id = match out.get(party) {
+                Some(Value::Object(o)) if o.len() == 1 => o.get("id").cloned(),
+                _ => None,
+            };
+            if let Some(id) = lone_id {
+                out.insert(party.to_string(), id);
+            }
+        }
+        Ok(Mapped {
+            format: self.name.clone(),
+            native: Value::Object(out),
+            provenance,
+        })
+    }
+}
+
+/// Sets `a.b.c` in a JSON object, creating the objects on the way.
+fn set_path(out: &mut Map<String, Value>, path: &str, v: Value) {
+    let mut cur = out;
+    let mut parts = path.split('.').peekable();
+    while let Some(p) = parts.next() {
+        if parts.peek().is_none() {
+            // `operator` and `operator.id` may both be mapped: the id goes inside the object.
+            match cur.get_mut(p) {
+                Some(Value::Object(o)) => {
+                    o.insert("id".into(), v);
+                }
+                _ => {
+                    cur.insert(p.to_string(), v);
+                }
+            }
+            return;
+        }
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            // `operator` was set as an id before `operator.name`: keep it as the object's id.
+            let id = std::mem::take(entry);
+            let mut o = Map::new();
+            o.insert("id".into(), id);
+            *entry = Value::Object(o);
+        }
+        let Value::Object(next) = entry else {
+            return;
+        };
+        cur = next;
+    }
+}
+
+impl Mapped {
+    /// The native alert as JSON text.
+    pub fn native_text(&self) -> String {
+        self.native.to_string()
+    }
+
+    /// A rejection of the native alert, rewritten to name the source field it came from.
+    pub fn explain(&self, e: DecodeError) -> DecodeError {
+        let note = |native: &str| format!("({} mapping → `{native}`)", self.format);
+        match e {
+            DecodeError::WrongType { field, problem } => match self.source_of(&field) {
+                Some(src) => DecodeError::WrongType {
+                    problem: format!("{problem} {}", note(&field)),
+                    field: src.to_string(),
+                },
+                None => DecodeError::WrongType { field, problem },
+            },
+            DecodeError::BadValue { field, problem } => match self.source_of(&field) {
+                Some(src) => DecodeError::BadValue {
+                    problem: format!("{problem} {}", note(&field)),
+                    field: src.to_string(),
+                },
+                None => DecodeError::BadValue { field, problem },
+            },
+            other => other,
+        }
+    }
+
+    /// The source that filled `native` (or the field it is part of, or a part of it).
+    fn source_of(&self, native: &str) -> Option<&str> {
+        let native = native.trim_start_matches('.');
+        self.provenance
+            .iter()
+            .find(|(t, _)| t == native)
+            .or_else(|| {
+                self.provenance.iter().find(|(t, _)| {
+                    native.starts_with(t.as_str()) && native[t.len()..].starts_with('.')
+                        || t.starts_with(native) && t[native.len()..].starts_with('.')
+                })
+            })
+            .map(|(_, s)| s.as_str())
+    }
+}
+
+/// The active input formats: whether native alerts are accepted, and the mappings tried (in
+/// `input.formats` order) before native decoding.
+#[derive(Debug, Clone)]
+pub struct Mappings {
+    native: bool,
+    active: Vec<Mapping>,
+}
+
+impl Default for Mappings {
+    fn default() -> Self {
+        Mappings::native_only()
+    }
+}
+
+/// Native alerts only, no mapping.
+pub static NATIVE_ONLY: Mappings = Mappings::native_only();
+
+impl Mappings {
+    pub const fn native_only() -> Self {
+        Mappings {
+            native: true,
+            active: Vec::new(),
+        }
+    }
+
+    pub fn accepts_native(&self) -> bool {
+        self.native
+    }
+
+    pub fn active(&self) -> &[Mapping] {
+        &self.active
+    }
+
+    /// The accepted formats, in order (`native` last: it is the fallback).
+    pub fn formats(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.active.iter().map(Mapping::name).collect();
+        if self.native {
+            v.push(NATIVE);
+        }
+        v
+    }
+}
+
+// ------------------------------------------------------------------------------------ loading
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingFile {
+    recognise: RecogniseFile,
+    #[serde(default)]
+    require: BTreeMap<String, Vec<Value>>,
+    fields: BTreeMap<String, FieldFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecogniseFile {
+    #[serde(default)]
+    all: Vec<String>,
+    #[serde(default)]
+    any: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldFile {
+    #[serde(default)]
+    from: Vec<String>,
+    #[serde(default)]
+    default: Option<Value>,
+    #[serde(default)]
+    transform: Option<String>,
+}
+
+/// Parses and validates one mapping file's text; problems are reported with their keys.
+pub fn parse(name: &str, file: &str, text: &str) -> Result<Mapping, Vec<Issue>> {
+    let mut list = Vec::new();
+    let raw = match toml::from_str::<MappingFile>(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let key = e
+                .span()
+                .map(|s| format!("line {}", line_of(text, s.start)))
+                .unwrap_or_default();
+            return Err(vec![Issue {
+                file: file.to_string(),
+                key,
+                problem: e.message().to_string(),
+            }]);
+        }
+    };
+    let mapping = validate(
+        name,
+        raw,
+        &mut Issues {
+            file,
+            list: &mut list,
+        },
+    );
+    match mapping {
+        Some(m) if list.is_empty() => Ok(m),
+        _ => Err(list),
+    }
+}
+
+fn paths(list: &[String], key: &str, issues: &mut Issues<'_>) -> Vec<SourcePath> {
+    let mut out = Vec::new();
+    for (i, p) in list.iter().enumerate() {
+        match SourcePath::parse(p) {
+            Ok(p) => out.push(p),
+            Err(e) => issues.add(format!("{key}[{i}]"), e),
+        }
+    }
+    out
+}
+
+fn validate(name: &str, raw: MappingFile, issues: &mut Issues<'_>) -> Option<Mapping> {
+    if name == NATIVE
+        || name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        issues.add(
+            "",
+            format!("the file name {name:?} must be a format name: lower-case letters, digits, _ or -, and not \"native\""),
+        );
+    }
+    let all = paths(&raw.recognise.all, "recognise.all", issues);
+    let any = paths(&raw.recognise.any, "recognise.any", issues);
+    if raw.recognise.all.is_empty() && raw.recognise.any.is_empty() {
+        issues.add(
+            "recognise",
+            "name at least one path in `all` or `any`: a mapping must be able to tell its shape",
+        );
+    }
+    let mut require = Vec::new();
+    for (p, values) in raw.require {
+        match SourcePath::parse(&p) {
+            Ok(path) if !values.is_empty() => require.push((path, values)),
+            Ok(_) => issues.add(format!("require.{p}"), "list at least one accepted value"),
+            Err(e) => issues.add(format!("require.{p}"), e),
+        }
+    }
+    let mut fields = Vec::new();
+    for (target, f) in raw.fields {
+        let key = format!("fields.{target}");
+        if !TARGETS.contains(&target.as_str()) {
+            issues.add(
+                &key,
+                format!(
+                    "{target:?} is not a native alert field (known: {})",
+                    TARGETS.join(", ")
+                ),
+            );
+            continue;
+        }
+        let transform = match f.transform.as_deref().map(Transform::parse).transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                issues.add(format!("{key}.transform"), e);
+                None
+            }
+        };
+        let mut sources = Vec::new();
+        for (i, s) in f.from.iter().enumerate() {
+            match Source::parse(s) {
+                Ok(s) => sources.push(s),
+                Err(e) => issues.add(format!("{key}.from[{i}]"), e),
+            }
+        }
+        let default = match f.default {
+            None => None,
+            Some(d @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => match transform {
+                Some(t) => match t.apply(&d) {
+                    Ok(v) => Some(v),
+                    Err(Problem::Type(p) | Problem::Value(p)) => {
+                        issues.add(format!("{key}.default"), p);
+                        None
+                    }
+                },
+                None => Some(d),
+            },
+            Some(_) => {
+                issues.add(
+                    format!("{key}.default"),
+                    "must be a string, a number or a boolean",
+                );
+                None
+            }
+        };
+        if f.from.is_empty() && default.is_none() {
+            issues.add(&key, "give `from` (source paths), a `default`, or both");
+        }
+        fields.push(FieldRule {
+            target,
+            sources,
+            default,
+            transform,
+        });
+    }
+    for r in REQUIRED {
+        if !fields.iter().any(|f| f.target == r) {
+            issues.add(
+                format!("fields.{r}"),
+                "missing: the native alert requires it, so every mapping must say where it comes from",
+            );
+        }
+    }
+    Some(Mapping {
+        name: name.to_string(),
+        all,
+        any,
+        require,
+        fields,
+    })
+}
+
+/// Loads every `<dir>/mappings/*.toml` and activates those named by `input.formats` (`formats`;
+/// `None` when the key is absent: native plus every mapping found). `settings_file` is where
+/// `input.formats` lives, for its issues.
+pub(crate) fn load(
+    dir: &Path,
+    formats: Option<&[String]>,
+    settings_file: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<Mappings> {
+    let before = issues.len();
+    let mdir = dir.join(DIR);
+    let mut loaded: Vec<Mapping> = Vec::new();
+    if mdir.is_dir() {
+        let entries = match std::fs::read_dir(&mdir) {
+            Ok(e) => e,
+            Err(e) => {
+                issues.push(Issue {
+                    file: mdir.display().to_string(),
+                    key: String::new(),
+                    problem: format!("cannot read: {e}"),
+                });
+                return None;
+            }
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let (Some(stem), Some(fname)) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.file_name().and_then(|s| s.to_str()),
+            ) else {
+                issues.push(Issue {
+                    file: path.display().to_string(),
+                    key: String::new(),
+                    problem: "the file name is not UTF-8".into(),
+                });
+                continue;
+            };
+            let file = path.display().to_string();
+            let Some(raw) = read_toml::<MappingFile>(&mdir, fname, issues) else {
+                continue;
+            };
+            if let Some(m) = validate(
+                stem,
+                raw,
+                &mut Issues {
+                    file: &file,
+                    list: issues,
+                },
+            ) {
+                loaded.push(m);
+            }
+        }
+    }
+    let (native, active) = match formats {
+        None => (true, loaded),
+        Some(list) => {
+            let mut native = false;
+            let mut active = Vec::new();
+            let mut add = |key: String, problem: String| {
+                issues.push(Issue {
+                    file: settings_file.to_string(),
+                    key,
+                    problem,
+                })
+            };
+            if list.is_empty() {
+                add(
+                    "input.formats".into(),
+                    "name at least one format (native, or a file in mappings/)".into(),
+                );
+            }
+            for (i, name) in list.iter().enumerate() {
+                let key = format!("input.formats[{i}]");
+                if list[..i].contains(name) {
+                    add(key, format!("{name:?} is listed twice"));
+                } else if name == NATIVE {
+                    native = true;
+                } else if let Some(m) = loaded.iter().find(|m| m.name == *name) {
+                    active.push(m.clone());
+                } else {
+                    let mut known: Vec<&str> = loaded.iter().map(|m| m.name.as_str()).collect();
+                    known.push(NATIVE);
+                    add(
+                        key,
+                        format!(
+                            "unknown format {name:?}: no {} (available: {})",
+                            mdir.join(format!("{name}.toml")).display(),
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+            (native, active)
+        }
+    };
+    if issues.len() > before {
+        return None;
+    }
+    Some(Mappings { native, active })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(s: &str) -> SourcePath {
+        SourcePath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn paths_read_nested_objects_and_flat_dotted_keys_alike() {
+        let doc = json!({
+            "kibana.alert.rule.name": "flat",
+            "host": {"name": "nested"},
+            "labels.klaxon": {"operator": "mixed"},
+            "a": {"b.c": {"d": 1}},
+            "resources": [{"uid": "r0"}, {"uid": "r1"}],
+            "blank": "  ",
+            "nil": null
+        });
+        assert_eq!(
+            path("kibana.alert.rule.name").get(&doc),
+            Some(&json!("flat"))
+        );
+        assert_eq!(path("host.name").get(&doc), Some(&json!("nested")));
+        assert_eq!(
+            path("labels.klaxon.operator").get(&doc),
+            Some(&json!("mixed"))
+        );
+        assert_eq!(path("a.b.c.d").get(&doc), Some(&json!(1)));
+        assert_eq!(path("resources[1].uid").get(&doc), Some(&json!("r1")));
+        assert_eq!(path("resources[2].uid").get(&doc), None);
+        assert_eq!(path("host.name.more").get(&doc), None);
+        assert!(Source::parse("blank").unwrap().eval(&doc).is_none());
+        assert!(Source::parse("nil").unwrap().eval(&doc).is_none());
+    }
+
+    #[test]
+    fn templates_need_every_placeholder() {
+        let doc = json!({"event": {"module": "wazuh"}, "id": "1668.5", "n": 7});
+        let t = Source::parse("{event.module}-{id}").unwrap();
+        assert_eq!(t.eval(&doc), Some(json!("wazuh-1668.5")));
+        let t = Source::parse("x{?event.module}").unwrap();
+        assert_eq!(t.eval(&doc), Some(json!("x")));
+        let t = Source::parse("{n}/{missing}").unwrap();
+        assert_eq!(t.eval(&doc), None);
+        for bad in ["{unclosed", "a}b", "{}", "{a{b}}", "{a..b}"] {
+            assert!(Source::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_transforms() {
+        let t = |v: Value| Transform::Timestamp.apply(&v);
+        assert_eq!(
+            t(json!("2022-11-17T19:17:42.694+0200")),
+            Ok(json!("2022-11-17T19:17:42.694+02:00"))
+        );
+        assert_eq!(
+            t(json!("2018-10-03T14:42:44.836744+0000")),
+            Ok(json!("2018-10-03T14:42:44.836744Z"))
+        );
+        assert_eq!(t(json!(1739539623)), Ok(json!("2025-02-14T13:27:03Z")));
+        assert_eq!(
+            t(json!(1739539623123_i64)),
+            Ok(json!("2025-02-14T13:27:03.123Z"))
+        );
+        assert!(
+            matches!(t(json!("2023-06-30 10:28:55.297615")), Err(Problem::Value(p)) if p.contains("no UTC offset"))
+        );
+        assert!(matches!(t(json!(["x"])), Err(Problem::Type(_))));
+        assert_eq!(
+            Transform::EpochS.apply(&json!("1739539623")),
+            Ok(json!("2025-02-14T13:27:03Z"))
+        );
+        assert_eq!(
+            Transform::EpochMs.apply(&json!(1739539623000_i64)),
+            Ok(json!("2025-02-14T13:27:03Z"))
+        );
+        assert!(Transform::EpochMs.apply(&json!(1e300)).is_err());
+    }
+
+    #[test]
+    fn number_transforms() {
+        assert_eq!(
+            Transform::Integer.apply(&json!("1200000")),
+            Ok(json!(1200000))
+        );
+        assert_eq!(Transform::Integer.apply(&json!(5.0)), Ok(json!(5)));
+        assert!(Transform::Integer.apply(&json!("-3")).is_err());
+        assert!(Transform::Integer.apply(&json!("lots")).is_err());
+        assert_eq!(Transform::Number.apply(&json!("2.5")), Ok(json!(2.5)));
+        assert_eq!(Transform::Boolean.apply(&json!("TRUE")), Ok(json!(true)));
+        assert_eq!(
+            Transform::Lowercase.apply(&json!("Suricata")),
+            Ok(json!("suricata"))
+        );
+        assert_eq!(
+            Transform::String.apply(&json!(2013028)),
+            Ok(json!("2013028"))
+        );
+    }
+
+    const MINI: &str = r#"
+        [recognise]
+        all = ["@timestamp"]
+        any = ["ecs.version", "event.kind"]
+        [fields.id]
+        from = ["event.id", "{event.module}-{id}"]
+        [fields.timestamp]
+        from = ["@timestamp"]
+        transform = "timestamp"
+        [fields.source]
+        from = ["observer.product"]
+        default = "ECS"
+        transform = "lowercase"
+        [fields.operator]
+        from = ["labels.klaxon_operator"]
+        [fields."operator.class"]
+        from = ["labels.klaxon_operator_class"]
+        [fields."impact.affected_population"]
+        from = ["labels.klaxon_affected_population"]
+        transform = "integer"
+    "#;
+
+    #[test]
+    fn maps_a_record_and_keeps_provenance() {
+        let m = parse("mini", "mini.toml", MINI).unwrap();
+        let doc = json!({"@timestamp": "2026-11-24T00:00:00Z", "event.kind": "alert",
+            "event": {"module": "wazuh"}, "id": "17.5",
+            "labels": {"klaxon_operator": "gd-grid", "klaxon_operator_class": "cii",
+                       "klaxon_affected_population": "150000"}});
+        assert!(m.may_recognise(&["@timestamp".into(), "event.kind".into()]));
+        assert!(!m.may_recognise(&["@timestamp".into(), "id".into()]));
+        assert!(m.recognises(&doc));
+        let out = m.to_native(&doc).unwrap();
+        assert_eq!(
+            out.native,
+            json!({"id": "wazuh-17.5", "timestamp": "2026-11-24T00:00:00Z", "source": "ecs",
+                   "operator": {"id": "gd-grid", "class": "cii"},
+                   "impact": {"affected_population": 150000}})
+        );
+        let e = DecodeError::WrongType {
+            field: "impact.affected_population".into(),
+            problem: "x".into(),
+        };
+        assert!(
+            matches!(out.explain(e), DecodeError::WrongType { field, .. } if field == "labels.klaxon_affected_population")
+        );
+    }
+
+    #[test]
+    fn rejections_name_the_source_field() {
+        let m = parse("mini", "mini.toml", MINI).unwrap();
+        let doc = json!({"@timestamp": "2026-11-24T00:00:00Z", "ecs.version": "8.11.0",
+            "event.id": "e1", "labels.klaxon_affected_population": "many"});
+        let e = m.to_native(&doc).unwrap_err();
+        assert_eq!(e.code(), "bad_value");
+        assert!(
+            e.to_string()
+                .contains("`labels.klaxon_affected_population`"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("impact.affected_population"), "{e}");
+        let doc = json!({"@timestamp": "2026-11-24T00:00:00Z", "ecs.version": "8.11.0"});
+        let e = m.to_native(&doc).unwrap_err();
+        assert_eq!(e.code(), "missing_field");
+        assert!(
+            e.to_string().contains("event.id, {event.module}-{id}"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validation_names_each_bad_key() {
+        let bad = r#"
+            [recognise]
+            [require]
+            class_uid = []
+            [fields.id]
+            from = ["a..b"]
+            [fields.titel]
+            from = ["x"]
+            [fields."impact.affected_population"]
+            from = ["y"]
+            transform = "int"
+            [fields.source]
+            default = [1]
+        "#;
+        let issues = parse("bad", "bad.toml", bad).unwrap_err();
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        for k in [
+            "recognise",
+            "require.class_uid",
+            "fields.id.from[0]",
+            "fields.titel",
+            "fields.impact.affected_population.transform",
+            "fields.source.default",
+            "fields.timestamp",
+        ] {
+            assert!(keys.contains(&k), "{k} not in {keys:?}");
+        }
+        assert!(issues.iter().all(|i| i.file == "bad.toml"));
+        let issues = parse(
+            "bad",
+            "bad.toml",
+            "[recognise]\nall = [\"a\"]\n[fields.id]\nfrm = []\n",
+        )
+        .unwrap_err();
+        assert_eq!(issues[0].key, "line 4", "{issues:?}");
+    }
+}
