@@ -179,7 +179,7 @@ PY
 }
 
 # Klaxon's metric names (see deploy/README.md). A histogram also exposes _bucket/_sum/_count.
-ALLOWED_METRICS="klaxon_alerts_consumed_total klaxon_records_rejected_total klaxon_commands_total
+ALLOWED_METRICS="klaxon_alerts_consumed_total klaxon_records_processed_total klaxon_records_rejected_total klaxon_commands_total
 klaxon_escalations_emitted_total klaxon_incidents_open klaxon_reports_due klaxon_reports_overdue
 klaxon_nearest_deadline_seconds klaxon_processing_latency_seconds klaxon_consumer_lag_records
 klaxon_state_incidents klaxon_state_dedup_ids klaxon_ready klaxon_kafka_errors_total"

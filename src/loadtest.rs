@@ -134,9 +134,10 @@ async fn passthrough(
     input: &str,
     output: &str,
     group: &str,
-    n: usize,
+    lines: &[String],
     show: bool,
 ) -> Result<f64, String> {
+    let n = lines.len();
     let c: StreamConsumer = client(brokers)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
@@ -151,6 +152,14 @@ async fn passthrough(
         .set("linger.ms", "2")
         .create()
         .map_err(|e| e.to_string())?;
+    // Joined and assigned first; then the backlog arrives while it runs (as for Klaxon).
+    while c.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+        let _ = tokio::time::timeout(Duration::from_millis(100), c.recv()).await;
+    }
+    let feeder = {
+        let (brokers, input, lines) = (brokers.to_string(), input.to_string(), lines.to_vec());
+        tokio::spawn(async move { produce_all(&brokers, &input, &lines, false).await })
+    };
     let b = bar(show, n as u64, "passthrough");
     let mut done = 0usize;
     let mut started = None;
@@ -189,6 +198,7 @@ async fn passthrough(
         b.inc(batch.len() as u64);
     }
     b.finish_and_clear();
+    let _ = feeder.await;
     let secs = started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(1.0);
     Ok(n as f64 / secs)
 }
@@ -248,21 +258,13 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
             .await
             .map_err(|e| e.to_string())?;
     }
-    produce_all(&brokers, &pt_in, &lines, opts.progress).await?;
-    produce_all(
-        &brokers,
-        &config.settings.topics.alerts,
-        &lines,
-        opts.progress,
-    )
-    .await?;
 
     let pt_rate = passthrough(
         &brokers,
         &pt_in,
         &pt_out,
         &format!("{prefix}.pt"),
-        opts.alerts,
+        &lines,
         opts.progress,
     )
     .await?;
@@ -283,6 +285,19 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
             },
         ))
     };
+    // Both consumer groups joined and state restored first; then the backlog arrives.
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    while !metrics.is_ready() && Instant::now() < ready_by {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let feeder = {
+        let (brokers, topic, lines) = (
+            brokers.clone(),
+            config.settings.topics.alerts.clone(),
+            lines.clone(),
+        );
+        tokio::spawn(async move { produce_all(&brokers, &topic, &lines, false).await })
+    };
     let b = bar(opts.progress, opts.alerts as u64, "klaxon");
     let mut first = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -302,6 +317,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     b.finish_and_clear();
+    let _ = feeder.await;
     let kl_secs = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
     let kl_rate = opts.alerts as f64 / kl_secs;
     report.push_str(&format!(
@@ -378,7 +394,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     let n_timers = 50;
     for k in 0..n_timers {
         let line = format!(
-            r#"{{"id":"tmr-{k}","timestamp":"{}","incident_key":"tmr-{k}","operator":"hz-ecom","impact":{{"personal_info_records":2000000}}}}"#,
+            r#"{{"id":"tmr-{k}","timestamp":"{}","incident_key":"tmr-{k}","operator":"gd-grid","impact":{{"personal_info_records":2000000}}}}"#,
             now_rfc3339(-1795 + (k % 5) as i64)
         );
         let _ = p
@@ -443,7 +459,7 @@ pub fn scale(config: &Config, n: usize, progress: bool) -> String {
     let t = Instant::now();
     for i in 0..n {
         let line = format!(
-            r#"{{"id":"s-{i}","timestamp":"2026-11-24T08:{:02}:{:02}+08:00","incident_key":"s-{i}","operator":"hz-ecom","impact":{{"personal_info_records":2000000}}}}"#,
+            r#"{{"id":"s-{i}","timestamp":"2026-11-24T08:{:02}:{:02}+08:00","incident_key":"s-{i}","operator":"gd-grid","impact":{{"personal_info_records":2000000}}}}"#,
             (i / 60) % 60,
             i % 60
         );

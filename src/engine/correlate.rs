@@ -23,21 +23,31 @@ pub const GROUP_BY_FIELDS: [&str; 7] = [
 /// The resolved operator of an incident.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub class: crate::model::OperatorClass,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub province: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organ: Option<String>,
 }
 
 /// The resolved asset of an incident.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
 }
 
@@ -75,10 +85,11 @@ pub fn correlation_key(
 pub struct Interval {
     pub since: Timestamp,
     /// `None`: still going on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Timestamp>,
     /// Event time of the alert that last set `until` (`None` in older snapshots): a revision
     /// older than this one is stale and ignored.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revised: Option<Timestamp>,
 }
 

@@ -156,17 +156,22 @@ pub struct Incident {
     pub opened_at: Timestamp,
     pub last_alert_at: Timestamp,
     pub last_activity: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
     pub operator: OperatorInfo,
     pub asset: AssetInfo,
     pub figures: Figures,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alert_ids: Vec<String>,
     pub alert_count: u64,
     /// The highest level the figures have reached (levels do not fall on figures alone).
     pub computed: Level,
     /// An analyst's `regrade`, which wins until the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_level: Option<(Level, String)>,
     /// The level last announced.
     pub level: Level,
@@ -174,24 +179,35 @@ pub struct Incident {
     pub acks: u32,
     pub status: Status,
     /// t0: when the incident became reportable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reportable_at: Option<Timestamp>,
     /// The level at the last filed report (a rise above it makes a follow-up due).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_level: Option<Level>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reports: Vec<Report>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crossing: Option<Crossing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warned: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ransom: Option<Ransom>,
     /// This incident's entries in the timer set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timers: Vec<(Timestamp, TimerKind)>,
     /// The most recent alert ids and command keys applied to it, newest last: restored into the
     /// dedup set after a restart, so a re-delivered record changes nothing.
-    #[serde(default)]
-    /// Kept as 128-bit hashes (`dedup_key`), not strings.
+    /// Kept as 128-bit hashes (`dedup_key`), not strings. (Redelivery after a restart is caught by
+    /// `applied_offset`; these catch a SIEM sending the same alert again.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_ids: Vec<u128>,
+    /// Offset (in its partition of the repartition topic) of the last record applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_offset: Option<i64>,
 }
 
 /// How many alert ids and command keys an incident remembers for de-duplication after restore.
-pub const RECENT_IDS: usize = 256;
+pub const RECENT_IDS: usize = 32;
 
 impl Incident {
     pub fn is_open(&self) -> bool {
@@ -301,6 +317,8 @@ pub struct Engine {
     /// The latest event time handled (a watermark: it never goes back).
     clock: Timestamp,
     counters: Counters,
+    /// The source offset of the record being handled, if the driver gave one.
+    offset: Option<i64>,
     /// Incidents changed since the last `take_dirty` (for the changelog). `None` until a driver
     /// asks for change tracking (replay has no changelog).
     dirty: Option<BTreeSet<IncidentId>>,
@@ -322,6 +340,7 @@ impl Engine {
             clock: Timestamp(i64::MIN),
             counters: Counters::default(),
             dirty: None,
+            offset: None,
         }
     }
 
@@ -358,12 +377,27 @@ impl Engine {
 
     /// Handles one alert or command at its own event time.
     pub fn handle(&mut self, input: Input) {
+        self.handle_from(input, None);
+    }
+
+    /// [`Engine::handle`] for a record at `offset` of the partition this engine owns. An incident
+    /// remembers the offset of the last record applied to it, so a record delivered again after a
+    /// restart (its state already in the changelog, its offset not yet committed) is recognised
+    /// and changes nothing: state updates are applied exactly once, whatever the redelivery.
+    pub fn handle_from(&mut self, input: Input, offset: Option<i64>) {
         self.clock = self.clock.max(input.time());
+        self.offset = offset;
         match input {
             Input::Alert(a) => self.handle_alert(&a),
             Input::Command(c) => self.handle_command(*c),
         }
+        self.offset = None;
         self.expire_dedup();
+    }
+
+    /// Whether the record being handled was already applied to `inc` (see `handle_from`).
+    fn already_applied(&self, inc: &Incident) -> bool {
+        matches!((self.offset, inc.applied_offset), (Some(o), Some(a)) if o <= a)
     }
 
     /// The next instant a timer is due.
@@ -535,6 +569,11 @@ impl Engine {
             })
             .map(|inc| inc.id);
         let mut inc = match joinable.and_then(|id| self.incidents.remove(&id)) {
+            Some(inc) if self.already_applied(&inc) => {
+                self.counters.duplicates += 1;
+                self.incidents.insert(inc.id, inc);
+                return;
+            }
             Some(inc) => inc,
             None => {
                 let (op, asset) = parties
@@ -580,6 +619,7 @@ impl Engine {
         }
         inc.last_alert_at = inc.last_alert_at.max(at);
         inc.last_activity = inc.last_activity.max(at);
+        inc.applied_offset = self.offset.or(inc.applied_offset);
         self.regrade(&mut inc, at, None);
         self.remember(&mut inc, dedup, expires);
         self.schedule(&mut inc);
@@ -638,6 +678,7 @@ impl Engine {
             ransom: None,
             timers: Vec::new(),
             recent_ids: Vec::new(),
+            applied_offset: None,
         };
         let mut ev = self.event(
             &inc,
@@ -948,7 +989,7 @@ impl Engine {
         let Some(mut inc) = self.incidents.remove(&target) else {
             return self.reject(&cmd, "unknown incident".into());
         };
-        if self.seen.contains_key(&command_key(&cmd)) {
+        if self.seen.contains_key(&command_key(&cmd)) || self.already_applied(&inc) {
             // A re-delivered command (at-least-once upstream): already applied.
             self.incidents.insert(inc.id, inc);
             return;
@@ -963,6 +1004,7 @@ impl Engine {
                 }
                 let expires = self.clock.plus(self.opts.dedup_window);
                 self.remember(&mut inc, command_key(&cmd), expires);
+                inc.applied_offset = self.offset.or(inc.applied_offset);
                 inc.last_activity = inc.last_activity.max(cmd.at);
                 self.schedule(&mut inc);
                 self.incidents.insert(inc.id, inc);

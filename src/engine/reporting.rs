@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filed {
     pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
 }
 
@@ -28,6 +31,7 @@ pub struct Report {
     /// Index of the next reminder lead to send.
     pub next_reminder: usize,
     pub overdue_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filed: Option<Filed>,
     /// Stopped by `dismiss` or folded away by `merge`.
     pub cancelled: bool,

@@ -49,6 +49,9 @@ pub async fn run(
     tracing::info!(kafka = %kafka::describe(s), ruleset = %config.ruleset.id, "starting klaxon");
     let listener = tokio::net::TcpListener::bind(&s.metrics.listen).await?;
     tracing::info!(listen = %s.metrics.listen, "metrics, healthz and readyz listening");
+    for topic in [&s.topics.alerts, &s.topics.commands] {
+        metrics.alerts_consumed.with_label_values(&[topic]);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let http_stop = {
         let mut rx = stop_rx.clone();

@@ -8,7 +8,7 @@
 use super::changelog;
 use super::clock::Clock;
 use super::kafka::{consumer_config, producer_config, KlaxonContext, RebalanceEvent};
-use super::router::{store_offsets, BATCH, SOURCE_HEADER};
+use super::router::{BATCH, SOURCE_HEADER};
 use super::routing::topics_for;
 use super::sink::{send_all, OutRecord};
 use super::RuntimeError;
@@ -38,6 +38,11 @@ struct Processor {
     shutdown: watch::Receiver<bool>,
     /// After an assignment: wall-clock timers wait until the backlog is read (or this passes).
     catching_up_until: Option<Instant>,
+    /// Highest offset processed per partition since the last state flush.
+    pending: BTreeMap<i32, i64>,
+    last_flush: Instant,
+    /// How often state is flushed and offsets stored (`state.commit_interval`).
+    commit_interval: Duration,
 }
 
 /// How long restored timers wait for the first fetch of their partition's backlog.
@@ -76,9 +81,12 @@ pub async fn run(
         engines: BTreeMap::new(),
         shutdown: shutdown.clone(),
         catching_up_until: None,
+        pending: BTreeMap::new(),
+        last_flush: Instant::now(),
+        commit_interval: config.settings.commit_interval(),
     };
     tracing::info!(group = %group, topic = %s.topics.repartition, "processor started");
-    let mut gauges = tokio::time::interval(Duration::from_secs(2));
+    let mut gauges = tokio::time::interval(Duration::from_millis(500));
     loop {
         proc.apply_rebalances(&consumer, &mut rebalances).await?;
         let grace = proc
@@ -118,7 +126,13 @@ pub async fn run(
                 if proc.process_batch(&batch).await.is_err() {
                     break;
                 }
-                store_offsets(&consumer, &batch);
+                for m in &batch {
+                    let e = proc.pending.entry(m.partition()).or_insert(m.offset());
+                    *e = (*e).max(m.offset());
+                }
+                if proc.last_flush.elapsed() >= proc.commit_interval && proc.flush_state(&consumer).await.is_err() {
+                    break;
+                }
                 if caught_up {
                     proc.catching_up_until = None;
                     if proc.fire_timers().await.is_err() {
@@ -132,11 +146,19 @@ pub async fn run(
                     break;
                 }
             }
-            _ = gauges.tick() => proc.update_gauges(),
+            _ = gauges.tick() => {
+                proc.update_gauges();
+                if proc.last_flush.elapsed() >= proc.commit_interval && proc.flush_state(&consumer).await.is_err() {
+                    break;
+                }
+            }
         }
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit");
+    // Shutdown: state first, then the offsets it covers.
+    if proc.flush_state(&consumer).await.is_ok() {
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit");
+        }
     }
     tracing::info!("processor stopped");
     Ok(())
@@ -156,6 +178,7 @@ impl Processor {
             match ev {
                 RebalanceEvent::Revoked(parts) => {
                     for p in parts {
+                        self.pending.remove(&p);
                         if self.engines.remove(&p).is_some() {
                             tracing::info!(partition = p, "partition state dropped");
                         }
@@ -238,7 +261,7 @@ impl Processor {
                 Input::Alert(_) => None,
             };
             let before = events.len();
-            engine.handle(input);
+            engine.handle_from(input, Some(m.offset()));
             self.metrics.records_processed.inc();
             drain(engine, p, &mut events);
             if let Some((_, ev)) = events.get(before) {
@@ -303,14 +326,21 @@ impl Processor {
                 .inc();
             tracing::info!(event_id = %ev.event_id, r#type = ev.kind.key(), incident_id = %ev.incident_id, level = ev.level.map(|l| l.key()).unwrap_or(""), "escalation");
         }
+        Ok(())
+    }
+
+    /// Writes the state of every incident changed since the last flush, waits for the broker,
+    /// and only then stores the input offsets processed so far. State may run ahead of the
+    /// committed offsets, never behind: records delivered again after a crash find their
+    /// incident's `applied_offset` and change nothing.
+    async fn flush_state(&mut self, consumer: &StreamConsumer<KlaxonContext>) -> Result<(), ()> {
         let mut state = Vec::new();
         for (&p, engine) in self.engines.iter_mut() {
             for id in engine.take_dirty() {
-                let key = id.to_string();
                 state.push(changelog::record(
                     &self.config,
                     p,
-                    &key,
+                    &id.to_string(),
                     engine.incident(&id),
                 ));
             }
@@ -319,6 +349,15 @@ impl Processor {
             tracing::warn!(error = %e, "state changes not acknowledged; offsets stay uncommitted");
             return Err(());
         }
+        let topic = &self.config.settings.topics.repartition;
+        for (p, off) in std::mem::take(&mut self.pending) {
+            if self.engines.contains_key(&p) {
+                if let Err(e) = consumer.store_offset(topic, p, off) {
+                    tracing::debug!(error = %e, partition = p, "offset not stored");
+                }
+            }
+        }
+        self.last_flush = Instant::now();
         Ok(())
     }
 

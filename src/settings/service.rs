@@ -149,6 +149,15 @@ pub struct StateSettings {
     /// instances that can share the work. Fixed once data exists.
     #[serde(default = "default_partitions")]
     pub partitions: i32,
+    /// How often changed incidents are written to the changelog and input offsets stored (as Kafka
+    /// Streams' commit interval). Escalations never wait for it; a longer interval writes less
+    /// state under load and re-reads more input after a crash.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: String,
+}
+
+fn default_commit_interval() -> String {
+    "1s".into()
 }
 
 impl Default for StateSettings {
@@ -157,6 +166,7 @@ impl Default for StateSettings {
             retention: "45d".into(),
             dedup_window: "7d".into(),
             partitions: default_partitions(),
+            commit_interval: default_commit_interval(),
         }
     }
 }
@@ -173,6 +183,13 @@ impl Settings {
 
     pub fn retention(&self) -> Millis {
         Millis::parse_human(&self.state.retention).unwrap_or(Millis(45 * crate::time::DAY))
+    }
+
+    pub fn commit_interval(&self) -> std::time::Duration {
+        let ms = Millis::parse_human(&self.state.commit_interval)
+            .map(|m| m.0)
+            .unwrap_or(1000);
+        std::time::Duration::from_millis(ms.max(1) as u64)
     }
 
     pub fn dedup_window(&self) -> Millis {
@@ -241,6 +258,7 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
         ),
         ("state.retention", &settings.state.retention),
         ("state.dedup_window", &settings.state.dedup_window),
+        ("state.commit_interval", &settings.state.commit_interval),
     ] {
         if let Err(e) = Millis::parse_human(v) {
             add(key, e);

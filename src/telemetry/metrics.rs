@@ -167,6 +167,22 @@ impl Metrics {
             m.reports_due.with_label_values(&[k.key()]);
             m.reports_overdue.with_label_values(&[k.key()]);
         }
+        for kind in [
+            "all_brokers_down",
+            "transport",
+            "authentication",
+            "other",
+            "consume",
+            "commit",
+            "rebalance",
+        ] {
+            m.kafka_errors.with_label_values(&[kind]);
+        }
+        for c in COMMANDS.iter().chain(std::iter::once(&"unknown")) {
+            for outcome in ["applied", "rejected"] {
+                m.commands.with_label_values(&[c, outcome]);
+            }
+        }
         m.nearest_deadline.set(f64::NAN);
         Ok(m)
     }
