@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 pub struct LoadOptions {
     pub alerts: usize,
+    /// Incidents written to a changelog partition and restored through Kafka.
+    pub restore_incidents: usize,
     pub keys: usize,
     pub latency_alerts: usize,
     pub scale_incidents: usize,
@@ -434,7 +436,72 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     let _ = service.await;
 
     report.push_str(&scale(&config, opts.scale_incidents, opts.progress));
+    report.push_str(&kafka_restore(&config, opts.restore_incidents, opts.progress).await?);
     Ok(report)
+}
+
+/// Restore through Kafka, the way a partition assignment does: `n` incidents written to one
+/// changelog partition, then `runtime::changelog::restore` timed end to end (barrier included).
+async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result<String, String> {
+    use crate::runtime::kafka::{producer_config, KlaxonContext};
+    use crate::runtime::sink::{send_all, OutRecord};
+    let mut cfg = (**config).clone();
+    cfg.settings.topics.changelog = format!("{}.restore-probe", cfg.settings.topics.changelog);
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    let producer: FutureProducer<KlaxonContext> = producer_config(&cfg.settings)
+        .create_with_context(KlaxonContext {
+            metrics: metrics.clone(),
+            rebalances: None,
+            pause_on_assign: false,
+            lag_topics: vec![],
+        })
+        .map_err(|e| e.to_string())?;
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut e = Engine::from_config(&cfg);
+    for i in 0..n {
+        let line = format!(
+            r#"{{"id":"r-{i}","timestamp":"2026-11-24T08:{:02}:{:02}+08:00","incident_key":"r-{i}","operator":"gd-grid","impact":{{"personal_info_records":2000000}}}}"#,
+            (i / 60) % 60,
+            i % 60
+        );
+        if let Ok(input) = decode(line.as_bytes(), Expect::Alert, 0) {
+            e.handle(input);
+        }
+        while e.poll_output().is_some() {}
+    }
+    let b = bar(progress, n as u64, "changelog");
+    let mut batch = Vec::with_capacity(10_000);
+    let mut bytes = 0usize;
+    for inc in e.incidents_sorted() {
+        let r = crate::runtime::changelog::record(&cfg, 0, &inc.id.to_string(), Some(inc));
+        bytes += r.payload.as_ref().map_or(0, Vec::len);
+        batch.push(r);
+        if batch.len() == 10_000 {
+            send_all(&producer, &batch, &stop_rx)
+                .await
+                .map_err(|e| e.to_string())?;
+            b.inc(batch.len() as u64);
+            batch.clear();
+        }
+    }
+    let rest: Vec<OutRecord> = std::mem::take(&mut batch);
+    send_all(&producer, &rest, &stop_rx)
+        .await
+        .map_err(|e| e.to_string())?;
+    b.finish_and_clear();
+    drop(e);
+    let t = Instant::now();
+    let restored = crate::runtime::changelog::restore(&cfg, &metrics, &producer, 0, &stop_rx)
+        .await
+        .map_err(|e| e.to_string())?;
+    let secs = t.elapsed().as_secs_f64();
+    let got = restored.stats(crate::time::Timestamp(0)).incidents;
+    Ok(format!(
+        "restore through Kafka: {got} incidents ({:.0} MiB of changelog, lz4 on the wire) in {secs:.1} s = {:.0} incidents/s\n",
+        bytes as f64 / 1048576.0,
+        got as f64 / secs
+    ))
 }
 
 fn rss_bytes() -> u64 {

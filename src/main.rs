@@ -85,6 +85,9 @@ enum Cmd {
         /// Open incidents in the scale phase (no broker).
         #[arg(long, default_value = "1000000")]
         scale_incidents: usize,
+        /// Incidents restored through Kafka from one changelog partition.
+        #[arg(long, default_value = "100000")]
+        restore_incidents: usize,
     },
     /// Validate the config directory; print every problem with its file and key.
     CheckConfig,
@@ -159,6 +162,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             keys,
             latency_alerts,
             scale_incidents,
+            restore_incidents,
         } => {
             logging::init_with_default(LogFormat::Text, "error");
             let config = load_config(cli.config.as_ref())?;
@@ -167,6 +171,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 keys,
                 latency_alerts,
                 scale_incidents,
+                restore_incidents,
                 progress: std::io::IsTerminal::is_terminal(&io::stderr()),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -172,7 +172,7 @@ pub struct Incident {
     pub computed: Level,
     /// An analyst's `regrade`, which wins until the next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub override_level: Option<(Level, String)>,
+    pub override_level: Option<Box<(Level, String)>>,
     /// The level last announced.
     pub level: Level,
     pub graded_seq: u32,
@@ -187,11 +187,11 @@ pub struct Incident {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reports: Vec<Report>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crossing: Option<Crossing>,
+    pub crossing: Option<Box<Crossing>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warned: Option<Level>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ransom: Option<Ransom>,
+    pub ransom: Option<Box<Ransom>>,
     /// This incident's entries in the timer set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timers: Vec<(Timestamp, TimerKind)>,
@@ -215,9 +215,7 @@ impl Incident {
     }
 
     fn effective(&self) -> Level {
-        self.override_level
-            .as_ref()
-            .map_or(self.computed, |(l, _)| *l)
+        self.override_level.as_ref().map_or(self.computed, |b| b.0)
     }
 }
 
@@ -610,7 +608,7 @@ impl Engine {
             }
         }
         if alert.impact.ransom.is_some() {
-            inc.ransom = alert.impact.ransom.clone();
+            inc.ransom = alert.impact.ransom.clone().map(Box::new);
         }
         inc.figures.apply(alert, &self.opts.sum);
         inc.alert_count += 1;
@@ -737,7 +735,7 @@ impl Engine {
         }
         inc.crossing = if inc.is_open() && inc.override_level.is_none() && inc.figures.any_ongoing()
         {
-            grade::next_crossing(&self.rules, &inc.asset, &inc.figures, at, inc.level)
+            grade::next_crossing(&self.rules, &inc.asset, &inc.figures, at, inc.level).map(Box::new)
         } else {
             None
         };
@@ -1132,7 +1130,7 @@ impl Engine {
                     evidence = Evidence { indicator: "analyst_regrade".into(), value: EvidenceValue::Text(reason), threshold: EvidenceValue::Text("back to computed grading".into()), level: inc.computed, unit: None };
                 } else {
                     let level: Level = level_text.parse()?;
-                    inc.override_level = Some((level, reason.clone()));
+                    inc.override_level = Some(Box::new((level, reason.clone())));
                     evidence = Evidence { indicator: "analyst_regrade".into(), value: EvidenceValue::Text(reason), threshold: EvidenceValue::Text("analyst judgement".into()), level, unit: None };
                 }
                 self.regrade(inc, at, Some(evidence));
