@@ -931,6 +931,15 @@ impl Engine {
                 }
                 let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
                 ev.recipients = draft::recipients(&self.rules, route, &inc.operator);
+                // The level may have risen since the report fell due: the onward duty follows it.
+                ev.onward = draft::onward(
+                    &self.rules,
+                    route,
+                    &inc.operator,
+                    inc.level,
+                    r.deadline,
+                    self.opts.offset,
+                );
                 self.outbox.push_back(ev);
                 if let Some(r) = inc.reports.get_mut(n as usize) {
                     r.advance(step);

@@ -186,15 +186,26 @@ impl Processor {
                 }
                 RebalanceEvent::Assigned(parts) => {
                     self.metrics.set_restored(false);
+                    // Partitions restore in parallel: a takeover waits for the slowest, not the sum.
+                    let mut tasks = Vec::with_capacity(parts.len());
                     for &p in &parts {
-                        let engine = changelog::restore(
-                            &self.config,
-                            &self.metrics,
-                            &self.producer,
+                        let (config, metrics, producer, shutdown) = (
+                            self.config.clone(),
+                            self.metrics.clone(),
+                            self.producer.clone(),
+                            self.shutdown.clone(),
+                        );
+                        tasks.push((
                             p,
-                            &self.shutdown,
-                        )
-                        .await?;
+                            tokio::spawn(async move {
+                                changelog::restore(&config, &metrics, &producer, p, &shutdown).await
+                            }),
+                        ));
+                    }
+                    for (p, task) in tasks {
+                        let engine = task
+                            .await
+                            .map_err(|e| RuntimeError::Restore(format!("partition {p}: {e}")))??;
                         self.engines.insert(p, engine);
                     }
                     let mut tpl = TopicPartitionList::new();
