@@ -18,41 +18,13 @@ fn config() -> settings::Config {
         .expect("shipped config loads")
 }
 
-/// A realistic alert of about 600 bytes: `keys` distinct incidents, every 7th alert a repeat id,
-/// every 50th alert crossing a threshold.
+/// The load harness's realistic ~600-byte alerts: `keys` distinct incidents, every 7th alert a
+/// repeat id, every 50th crossing a threshold; times spread over an hour.
 fn alerts(n: usize, keys: usize) -> Vec<Vec<u8>> {
-    let ops = ["hz-ecom", "gd-grid", "sh-pjbank", "mof", "sc-gov"];
     (0..n)
         .map(|i| {
-            let id = if i % 7 == 6 { i - 1 } else { i };
-            let key = i % keys;
-            let records = if i % 50 == 0 { 1_200_000 } else { 1_000 + (i % 997) as u64 };
-            let minute = (i / 1000) % 60;
-            let second = i % 60;
-            format!(
-                concat!(
-                    r#"{{"id":"suricata-{:08}","timestamp":"2026-11-24T09:{:02}:{:02}+08:00","source":"suricata","#,
-                    r#""title":"ET EXPLOIT Possible data exfiltration via DNS tunnelling (long TXT queries)","category":"data_leak","#,
-                    r#""incident_key":"key-{}","operator":"{}","asset":{{"id":"asset-{}","name":"Member centre API gateway","kind":"other"}},"#,
-                    r#""impact":{{"personal_info_records":{},"economic_loss_cny":{},"affected_population":{}}},"#,
-                    r#""src_ip":"203.0.113.{}","dest_ip":"198.51.100.{}","signature_id":2027865,"rev":4,"severity":2,"#,
-                    r#""flow_id":{},"app_proto":"dns","host":"sensor-{:02}.soc.example.cn"}}"#
-                ),
-                id,
-                minute,
-                second,
-                key,
-                ops[key % ops.len()],
-                key % 100,
-                records,
-                (i % 1000) * 10,
-                (i % 5000) * 3,
-                i % 250,
-                i % 250,
-                1_000_000_000u64 + i as u64,
-                i % 32
-            )
-            .into_bytes()
+            let ts = format!("2026-11-24T09:{:02}:{:02}+08:00", (i / 1000) % 60, i % 60);
+            klaxon::loadtest::alert_line(i, keys, &ts).into_bytes()
         })
         .collect()
 }

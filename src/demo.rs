@@ -33,24 +33,9 @@ pub async fn run(
     interrupt: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let prefix = format!("klaxon-demo-{}", crate::runtime::clock::wall_now().0);
-    let s = &mut config.settings;
-    s.kafka.group_id = prefix.clone();
-    s.topics.alerts = format!("{prefix}.alerts");
-    s.topics.commands = format!("{prefix}.commands");
-    s.topics.escalations = format!("{prefix}.escalations");
-    s.topics.dead_letter = format!("{prefix}.dlq");
-    s.topics.changelog = format!("{prefix}.state");
-    s.topics.repartition = format!("{prefix}.repartition");
-    s.state.partitions = 3;
-    s.metrics.listen = "127.0.0.1:0".into();
-    s.kafka
-        .properties
-        .entry("session.timeout.ms".into())
-        .or_insert_with(|| "6000".into());
-    s.kafka
-        .properties
-        .entry("heartbeat.interval.ms".into())
-        .or_insert_with(|| "500".into());
+    config.settings = config.settings.isolated(&prefix);
+    config.settings.state.partitions = 3;
+    let s = &config.settings;
     let offset = parse_offset(&s.output.utc_offset).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(input)
         .map_err(|e| format!("cannot read {}: {e}", input.display()))?;

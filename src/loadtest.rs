@@ -217,23 +217,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String> {
     let prefix = format!("klaxon-load-{}", crate::runtime::clock::wall_now().0);
     let brokers = config.settings.kafka.brokers.clone();
-    let s = &mut config.settings;
-    s.kafka.group_id = prefix.clone();
-    s.topics.alerts = format!("{prefix}.alerts");
-    s.topics.commands = format!("{prefix}.commands");
-    s.topics.escalations = format!("{prefix}.escalations");
-    s.topics.dead_letter = format!("{prefix}.dlq");
-    s.topics.changelog = format!("{prefix}.state");
-    s.topics.repartition = format!("{prefix}.repartition");
-    s.metrics.listen = "127.0.0.1:0".into();
-    s.kafka
-        .properties
-        .entry("session.timeout.ms".into())
-        .or_insert_with(|| "6000".into());
-    s.kafka
-        .properties
-        .entry("heartbeat.interval.ms".into())
-        .or_insert_with(|| "500".into());
+    config.settings = config.settings.isolated(&prefix);
     let mut report = String::new();
     report.push_str(&format!(
         "broker {brokers}; {} alerts, {} correlation keys, state.partitions {}\n",
@@ -458,18 +442,7 @@ async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result
         })
         .map_err(|e| e.to_string())?;
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut e = Engine::from_config(&cfg);
-    for i in 0..n {
-        let line = format!(
-            r#"{{"id":"r-{i}","timestamp":"2026-11-24T08:{:02}:{:02}+08:00","incident_key":"r-{i}","operator":"gd-grid","impact":{{"personal_info_records":2000000}}}}"#,
-            (i / 60) % 60,
-            i % 60
-        );
-        if let Ok(input) = decode(line.as_bytes(), Expect::Alert, 0) {
-            e.handle(input);
-        }
-        while e.poll_output().is_some() {}
-    }
+    let e = reportable_engine(&cfg, n, "r", None);
     let b = bar(progress, n as u64, "changelog");
     let mut batch = Vec::with_capacity(10_000);
     let mut bytes = 0usize;
@@ -504,6 +477,31 @@ async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result
     ))
 }
 
+/// An engine holding `n` open incidents of a CII operator, each reportable (with its timers).
+fn reportable_engine(
+    config: &Config,
+    n: usize,
+    prefix: &str,
+    progress: Option<&ProgressBar>,
+) -> Engine {
+    let mut e = Engine::from_config(config);
+    for i in 0..n {
+        let line = format!(
+            r#"{{"id":"{prefix}-{i}","timestamp":"2026-11-24T08:{:02}:{:02}+08:00","incident_key":"{prefix}-{i}","operator":"gd-grid","impact":{{"personal_info_records":2000000}}}}"#,
+            (i / 60) % 60,
+            i % 60
+        );
+        if let Ok(input) = decode(line.as_bytes(), Expect::Alert, 0) {
+            e.handle(input);
+        }
+        while e.poll_output().is_some() {}
+        if let (Some(b), 0) = (progress, i % 10_000) {
+            b.set_position(i as u64);
+        }
+    }
+    e
+}
+
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -521,23 +519,9 @@ fn rss_bytes() -> u64 {
 pub fn scale(config: &Config, n: usize, progress: bool) -> String {
     let mut out = String::new();
     let before = rss_bytes();
-    let mut e = Engine::from_config(config);
     let b = bar(progress, n as u64, "scale");
     let t = Instant::now();
-    for i in 0..n {
-        let line = format!(
-            r#"{{"id":"s-{i}","timestamp":"2026-11-24T08:{:02}:{:02}+08:00","incident_key":"s-{i}","operator":"gd-grid","impact":{{"personal_info_records":2000000}}}}"#,
-            (i / 60) % 60,
-            i % 60
-        );
-        if let Ok(input) = decode(line.as_bytes(), Expect::Alert, 0) {
-            e.handle(input);
-        }
-        while e.poll_output().is_some() {}
-        if i % 10_000 == 0 {
-            b.set_position(i as u64);
-        }
-    }
+    let mut e = reportable_engine(config, n, "s", Some(&b));
     b.finish_and_clear();
     let build = t.elapsed();
     let after = rss_bytes();

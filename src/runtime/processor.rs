@@ -8,7 +8,7 @@
 use super::changelog;
 use super::clock::Clock;
 use super::kafka::{consumer_config, producer_config, KlaxonContext, RebalanceEvent};
-use super::router::{BATCH, SOURCE_HEADER};
+use super::router::{collect_batch, BATCH, SOURCE_HEADER};
 use super::routing::topics_for;
 use super::sink::{send_all, OutRecord};
 use super::RuntimeError;
@@ -101,22 +101,7 @@ pub async fn run(
             biased;
             _ = shutdown.changed() => break,
             m = consumer.recv() => {
-                let mut batch = Vec::with_capacity(BATCH);
-                match m {
-                    Ok(m) => batch.push(m),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "consume error");
-                        metrics.kafka_errors.with_label_values(&["consume"]).inc();
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                }
-                while batch.len() < BATCH {
-                    match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-                        Ok(Ok(m)) => batch.push(m),
-                        _ => break,
-                    }
-                }
+                let Some(mut batch) = collect_batch(&consumer, m, &metrics).await else { continue };
                 // A short batch means the backlog is read: from here timers follow the wall clock.
                 let caught_up = batch.len() < BATCH;
                 // Revocations noticed while collecting the batch: drop those partitions first, so

@@ -58,22 +58,9 @@ pub async fn run(
             _ = shutdown.changed() => break,
             m = consumer.recv() => m,
         };
-        let mut batch = Vec::with_capacity(BATCH);
-        match first {
-            Ok(m) => batch.push(m),
-            Err(e) => {
-                tracing::warn!(error = %e, "consume error");
-                metrics.kafka_errors.with_label_values(&["consume"]).inc();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        }
-        while batch.len() < BATCH {
-            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m),
-                _ => break,
-            }
-        }
+        let Some(batch) = collect_batch(&consumer, first, &metrics).await else {
+            continue;
+        };
         let out = route_batch(&config, &metrics, &batch);
         if let Err(e) = send_all(&producer, &out, &shutdown).await {
             tracing::warn!(error = %e, "batch not acknowledged; its offsets stay uncommitted");
@@ -168,6 +155,32 @@ fn route_batch(
         }
     }
     out
+}
+
+/// A batch: the record just received plus whatever has already been fetched, up to [`BATCH`]
+/// (never waiting for more). `None` after a consume error, which is counted and logged.
+pub async fn collect_batch<'c, C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &'c StreamConsumer<C>,
+    first: rdkafka::error::KafkaResult<BorrowedMessage<'c>>,
+    metrics: &Metrics,
+) -> Option<Vec<BorrowedMessage<'c>>> {
+    let mut batch = Vec::with_capacity(BATCH);
+    match first {
+        Ok(m) => batch.push(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "consume error");
+            metrics.kafka_errors.with_label_values(&["consume"]).inc();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return None;
+        }
+    }
+    while batch.len() < BATCH {
+        match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+            Ok(Ok(m)) => batch.push(m),
+            _ => break,
+        }
+    }
+    Some(batch)
 }
 
 /// Stores the highest offset of each partition in the batch (librdkafka commits offset + 1).

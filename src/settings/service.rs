@@ -185,6 +185,33 @@ impl Settings {
         Millis::parse_human(&self.state.retention).unwrap_or(Millis(45 * crate::time::DAY))
     }
 
+    /// Settings for a self-contained run on a shared broker (the demo, the load harness): every
+    /// topic and the group under `prefix`, metrics on a free loopback port, a short session
+    /// timeout so that group joins are quick.
+    pub fn isolated(&self, prefix: &str) -> Settings {
+        let mut s = self.clone();
+        s.kafka.group_id = prefix.to_string();
+        s.topics = Topics {
+            alerts: format!("{prefix}.alerts"),
+            commands: format!("{prefix}.commands"),
+            escalations: format!("{prefix}.escalations"),
+            dead_letter: format!("{prefix}.dlq"),
+            changelog: format!("{prefix}.state"),
+            repartition: format!("{prefix}.repartition"),
+        };
+        s.metrics.listen = "127.0.0.1:0".into();
+        for (k, v) in [
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ] {
+            s.kafka
+                .properties
+                .entry(k.into())
+                .or_insert_with(|| v.into());
+        }
+        s
+    }
+
     pub fn commit_interval(&self) -> std::time::Duration {
         let ms = Millis::parse_human(&self.state.commit_interval)
             .map(|m| m.0)
