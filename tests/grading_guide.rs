@@ -42,7 +42,7 @@ fn lasting(figure: &str, length: Millis) -> Figures {
         panic!("{figure} is not a duration figure")
     };
     let mut f = Figures::default();
-    f.durations[d as usize] = vec![interval(t0(), Some(t0().plus(length)))];
+    f.set_intervals(d, vec![interval(t0(), Some(t0().plus(length)))]);
     f
 }
 
@@ -52,7 +52,7 @@ fn amount(figure: &str, v: f64) -> Figures {
         panic!("{figure} is not an amount figure")
     };
     let mut f = Figures::default();
-    f.amounts[a as usize] = Some(v);
+    f.set_amount(a, v);
     f
 }
 
@@ -62,7 +62,7 @@ fn finding(figure: &str, v: &str) -> Figures {
         panic!("{figure} is not a category figure")
     };
     let mut f = Figures::default();
-    f.categories[c as usize] = vec![v.to_string()];
+    f.set_categories(c, vec![v.to_string()]);
     f
 }
 
@@ -135,17 +135,17 @@ fn figures_for(ind: &Indicator, p: &Probe) -> Figures {
     match (ind.figure, p) {
         (Figure::Duration(d), Probe::Duration(ms)) => {
             let mut f = Figures::default();
-            f.durations[d as usize] = vec![interval(t0(), Some(t0().plus(*ms)))];
+            f.set_intervals(d, vec![interval(t0(), Some(t0().plus(*ms)))]);
             f
         }
         (Figure::Amount(a), Probe::Amount(v)) => {
             let mut f = Figures::default();
-            f.amounts[a as usize] = Some(*v);
+            f.set_amount(a, *v);
             f
         }
         (Figure::Category(c), Probe::Category(v)) => {
             let mut f = Figures::default();
-            f.categories[c as usize] = vec![v.clone()];
+            f.set_categories(c, vec![v.clone()]);
             f
         }
         _ => panic!("probe {p:?} does not fit indicator {}", ind.id),
@@ -347,7 +347,7 @@ fn an_ongoing_duration_is_measured_up_to_the_grading_instant() {
             let Rule::AtLeast(v) = th.rule else { continue };
             let a = asset_for(th);
             let mut f = Figures::default();
-            f.durations[d as usize] = vec![interval(t0(), None)];
+            f.set_intervals(d, vec![interval(t0(), None)]);
             let reach = t0().plus(Millis((v * unit as f64).round() as i64));
             let at = evaluate(rules(), &a, &f, reach).level;
             let before = evaluate(rules(), &a, &f, reach.minus(MS)).level;
@@ -732,7 +732,7 @@ fn unreachability_of_sites_row_1_does_not_name_is_not_graded() {
 #[test]
 fn the_highest_level_any_one_indicator_meets_wins_and_leads_the_evidence() {
     let mut f = amount("personal_info_records", 1_200_000.0);
-    f.amounts[amount_index("economic_loss_cny")] = Some(25_000_000.0);
+    f.set_amount(amount_fig("economic_loss_cny"), 25_000_000.0);
     let g = grade(&no_asset(), &f);
     assert_eq!(g.level, Major);
     let named: Vec<(&str, Level)> = g
@@ -749,9 +749,9 @@ fn the_highest_level_any_one_indicator_meets_wins_and_leads_the_evidence() {
     );
 }
 
-fn amount_index(figure: &str) -> usize {
+fn amount_fig(figure: &str) -> klaxon::settings::ruleset::AmountFigure {
     match figure.parse::<Figure>() {
-        Ok(Figure::Amount(a)) => a as usize,
+        Ok(Figure::Amount(a)) => a,
         _ => panic!("{figure} is not an amount"),
     }
 }
@@ -795,13 +795,16 @@ fn overlapping_intervals_count_once() {
     // Two reports of the same CII outage, 08:00–08:40 and 08:30–09:05: 65 minutes, not 75.
     let mut f = Figures::default();
     let d = match "outage.whole".parse::<Figure>() {
-        Ok(Figure::Duration(d)) => d as usize,
+        Ok(Figure::Duration(d)) => d,
         _ => unreachable!(),
     };
-    f.durations[d] = vec![
-        interval(common::ts("08:00"), Some(common::ts("08:40"))),
-        interval(common::ts("08:30"), Some(common::ts("09:05"))),
-    ];
+    f.set_intervals(
+        d,
+        vec![
+            interval(common::ts("08:00"), Some(common::ts("08:40"))),
+            interval(common::ts("08:30"), Some(common::ts("09:05"))),
+        ],
+    );
     let g = grade(&cii(), &f);
     assert_eq!(g.level, Major);
     assert_eq!(g.evidence[0].value, EvidenceValue::Number(65.0));

@@ -2,10 +2,7 @@
 //! alerts (max or sum for amounts, union of intervals for durations, set union for findings).
 
 use crate::model::alert::{Alert, OutageScope, Page, Span};
-use crate::settings::ruleset::{
-    AmountFigure, CategoryFigure, DurationFigure, AMOUNT_FIGURES, CATEGORY_FIGURES,
-    DURATION_FIGURES,
-};
+use crate::settings::ruleset::{AmountFigure, CategoryFigure, DurationFigure, AMOUNT_FIGURES};
 use crate::time::{Millis, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -93,13 +90,24 @@ pub struct Interval {
     pub revised: Option<Timestamp>,
 }
 
-/// An incident's figures.
+/// An incident's figures, stored sparsely: most incidents have one or two of the fifteen, and a
+/// million incidents must fit in memory. Each list is ordered by figure (then start).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
-    pub durations: [Vec<Interval>; DURATION_FIGURES],
-    pub amounts: [Option<f64>; AMOUNT_FIGURES],
-    /// Sorted, de-duplicated values.
-    pub categories: [Vec<String>; CATEGORY_FIGURES],
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    intervals: Vec<(u8, Interval)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    amounts: Vec<(u8, f64)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    categories: Vec<(u8, String)>,
+}
+
+/// Inserts at `pos` without the usual doubling (see `engine::push_exact`).
+fn insert_exact<T>(v: &mut Vec<T>, pos: usize, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(1);
+    }
+    v.insert(pos, x);
 }
 
 impl Figures {
@@ -165,30 +173,78 @@ impl Figures {
 
     /// Folds another incident's figures in (for `merge`).
     pub fn absorb(&mut self, other: &Figures, sum: &[bool; AMOUNT_FIGURES]) {
-        for (i, list) in other.durations.iter().enumerate() {
-            for iv in list {
-                if !self.durations[i].iter().any(|x| x.since == iv.since) {
-                    self.durations[i].push(*iv);
-                }
-            }
-            self.durations[i].sort_by_key(|x| x.since);
-        }
-        for (i, v) in other.amounts.iter().enumerate() {
-            if let Some(v) = v {
-                self.amounts[i] = Some(match self.amounts[i] {
-                    None => *v,
-                    Some(cur) if sum[i] => cur + v,
-                    Some(cur) => cur.max(*v),
-                });
+        for (fig, iv) in &other.intervals {
+            let range = self.range(*fig);
+            if !self.intervals[range.clone()]
+                .iter()
+                .any(|(_, x)| x.since == iv.since)
+            {
+                let pos = range.start
+                    + self.intervals[range].partition_point(|(_, x)| x.since < iv.since);
+                insert_exact(&mut self.intervals, pos, (*fig, *iv));
             }
         }
-        for (i, vals) in other.categories.iter().enumerate() {
-            for v in vals {
-                if let Err(pos) = self.categories[i].binary_search(v) {
-                    self.categories[i].insert(pos, v.clone());
-                }
-            }
+        for (fig, v) in &other.amounts {
+            self.combine(*fig, *v, sum[*fig as usize]);
         }
+        for (fig, v) in &other.categories {
+            self.category_index(*fig, v.clone());
+        }
+    }
+
+    /// The positions of one duration figure's intervals.
+    fn range(&self, fig: u8) -> std::ops::Range<usize> {
+        let start = self.intervals.partition_point(|(f, _)| *f < fig);
+        let end = self.intervals.partition_point(|(f, _)| *f <= fig);
+        start..end
+    }
+
+    /// One duration figure's intervals, ordered by start.
+    pub fn intervals(&self, fig: DurationFigure) -> impl Iterator<Item = &Interval> {
+        self.intervals[self.range(fig as u8)]
+            .iter()
+            .map(|(_, iv)| iv)
+    }
+
+    /// Replaces a duration figure's intervals (tests and tools).
+    pub fn set_intervals(&mut self, fig: DurationFigure, list: Vec<Interval>) {
+        let range = self.range(fig as u8);
+        let mut list = list;
+        list.sort_by_key(|iv| iv.since);
+        self.intervals
+            .splice(range, list.into_iter().map(|iv| (fig as u8, iv)));
+    }
+
+    /// Sets an amount (tests and tools).
+    pub fn set_amount(&mut self, fig: AmountFigure, v: f64) {
+        self.amounts.retain(|(f, _)| *f != fig as u8);
+        self.combine(fig as u8, v, false);
+    }
+
+    /// Replaces a category figure's values (tests and tools).
+    pub fn set_categories(&mut self, fig: CategoryFigure, values: Vec<String>) {
+        self.categories.retain(|(f, _)| *f != fig as u8);
+        for v in values {
+            self.category(fig, v);
+        }
+    }
+
+    pub fn amount_of(&self, fig: AmountFigure) -> Option<f64> {
+        self.amounts
+            .iter()
+            .find(|(f, _)| *f == fig as u8)
+            .map(|(_, v)| *v)
+    }
+
+    pub fn categories_of(&self, fig: CategoryFigure) -> impl Iterator<Item = &str> {
+        self.categories
+            .iter()
+            .filter(move |(f, _)| *f == fig as u8)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_intervals(&self, fig: DurationFigure) -> bool {
+        !self.range(fig as u8).is_empty()
     }
 
     /// An interval is identified by `since` (default: the alert's time); a later alert with the
@@ -197,72 +253,81 @@ impl Figures {
     fn upsert(&mut self, fig: DurationFigure, span: &Span, at: Timestamp) {
         let since = span.since.unwrap_or(at);
         let until = span.until.map(|u| u.max(since));
-        let list = &mut self.durations[fig as usize];
-        match list.iter_mut().find(|iv| iv.since == since) {
-            Some(iv) => {
-                if iv.revised.is_none_or(|r| at >= r) {
-                    iv.until = until;
-                    iv.revised = Some(at);
-                }
+        let range = self.range(fig as u8);
+        if let Some((_, iv)) = self.intervals[range.clone()]
+            .iter_mut()
+            .find(|(_, iv)| iv.since == since)
+        {
+            if iv.revised.is_none_or(|r| at >= r) {
+                iv.until = until;
+                iv.revised = Some(at);
             }
+            return;
+        }
+        let pos = range.start + self.intervals[range].partition_point(|(_, iv)| iv.since < since);
+        insert_exact(
+            &mut self.intervals,
+            pos,
+            (
+                fig as u8,
+                Interval {
+                    since,
+                    until,
+                    revised: Some(at),
+                },
+            ),
+        );
+    }
+
+    fn amount(&mut self, fig: AmountFigure, v: Option<f64>, sum: &[bool; AMOUNT_FIGURES]) {
+        if let Some(v) = v {
+            self.combine(fig as u8, v, sum[fig as usize]);
+        }
+    }
+
+    fn combine(&mut self, fig: u8, v: f64, sum: bool) {
+        match self.amounts.iter_mut().find(|(f, _)| *f == fig) {
+            Some((_, cur)) => *cur = if sum { *cur + v } else { cur.max(v) },
             None => {
-                let pos = list.partition_point(|iv| iv.since < since);
-                let revised = Some(at);
-                list.insert(
-                    pos,
-                    Interval {
-                        since,
-                        until,
-                        revised,
-                    },
-                );
+                let pos = self.amounts.partition_point(|(f, _)| *f < fig);
+                insert_exact(&mut self.amounts, pos, (fig, v));
             }
         }
     }
 
-    fn amount(&mut self, fig: AmountFigure, v: Option<f64>, sum: &[bool; AMOUNT_FIGURES]) {
-        let Some(v) = v else { return };
-        let i = fig as usize;
-        self.amounts[i] = Some(match self.amounts[i] {
-            None => v,
-            Some(cur) if sum[i] => cur + v,
-            Some(cur) => cur.max(v),
-        });
+    fn category(&mut self, fig: CategoryFigure, v: String) {
+        self.category_index(fig as u8, v);
     }
 
-    fn category(&mut self, fig: CategoryFigure, v: String) {
-        let list = &mut self.categories[fig as usize];
-        if let Err(pos) = list.binary_search(&v) {
-            list.insert(pos, v);
+    fn category_index(&mut self, fig: u8, v: String) {
+        let key = (fig, v);
+        if let Err(pos) = self.categories.binary_search(&key) {
+            insert_exact(&mut self.categories, pos, key);
         }
     }
 
     /// Ends every ongoing interval at `at` (the incident was resolved).
     pub fn close_ongoing(&mut self, at: Timestamp) {
-        for list in &mut self.durations {
-            for iv in list.iter_mut() {
-                if iv.until.is_none() {
-                    iv.until = Some(at.max(iv.since));
-                }
+        for (_, iv) in self.intervals.iter_mut() {
+            if iv.until.is_none() {
+                iv.until = Some(at.max(iv.since));
             }
         }
     }
 
     pub fn any_ongoing(&self) -> bool {
-        self.durations.iter().flatten().any(|iv| iv.until.is_none())
+        self.intervals.iter().any(|(_, iv)| iv.until.is_none())
     }
 
     pub fn is_ongoing(&self, fig: DurationFigure) -> bool {
-        self.durations[fig as usize]
-            .iter()
-            .any(|iv| iv.until.is_none())
+        self.intervals(fig).any(|iv| iv.until.is_none())
     }
 
     /// Length of the union of a duration figure's intervals, measured up to `at`.
     pub fn duration_at(&self, fig: DurationFigure, at: Timestamp) -> Millis {
         let mut total = 0i64;
         let mut cursor = i64::MIN;
-        for iv in &self.durations[fig as usize] {
+        for iv in self.intervals(fig) {
             let start = iv.since.0.max(cursor);
             let end = iv.until.map_or(at.0, |u| u.0.min(at.0));
             if end > start {
@@ -277,7 +342,7 @@ impl Figures {
     pub fn reaches_at(&self, fig: DurationFigure, length: Millis) -> Option<Timestamp> {
         let mut acc = 0i64;
         let mut cursor = i64::MIN;
-        for iv in &self.durations[fig as usize] {
+        for iv in self.intervals(fig) {
             let start = iv.since.0.max(cursor);
             match iv.until {
                 None => return Some(Timestamp(start + (length.0 - acc).max(0))),
@@ -308,14 +373,16 @@ mod tests {
 
     fn figs(ivs: &[(i64, Option<i64>)]) -> Figures {
         let mut f = Figures::default();
-        f.durations[0] = ivs
-            .iter()
-            .map(|&(s, u)| Interval {
-                since: t(s),
-                until: u.map(t),
-                revised: None,
-            })
-            .collect();
+        f.set_intervals(
+            DurationFigure::OutageWhole,
+            ivs.iter()
+                .map(|&(s, u)| Interval {
+                    since: t(s),
+                    until: u.map(t),
+                    revised: None,
+                })
+                .collect(),
+        );
         f
     }
 

@@ -71,9 +71,9 @@ pub fn level(rules: &Ruleset, asset: &AssetInfo, figures: &Figures, at: Timestam
 /// Whether the incident has any value for the indicator's figure.
 fn present(ind: &Indicator, figures: &Figures) -> bool {
     match ind.figure {
-        Figure::Duration(f) => !figures.durations[f as usize].is_empty(),
-        Figure::Amount(f) => figures.amounts[f as usize].is_some(),
-        Figure::Category(f) => !figures.categories[f as usize].is_empty(),
+        Figure::Duration(f) => figures.has_intervals(f),
+        Figure::Amount(f) => figures.amount_of(f).is_some(),
+        Figure::Category(f) => figures.categories_of(f).next().is_some(),
     }
 }
 
@@ -154,7 +154,7 @@ fn meets(
             })
         }
         (Rule::AtLeast(v), Figure::Amount(fig)) => {
-            let have = figures.amounts[fig as usize]?;
+            let have = figures.amount_of(fig)?;
             (have >= *v).then(|| {
                 (
                     EvidenceValue::Number(if ind.unit == Unit::Share {
@@ -166,12 +166,12 @@ fn meets(
                 )
             })
         }
-        (Rule::AnyOf(vals), Figure::Category(fig)) => figures.categories[fig as usize]
-            .iter()
-            .find(|seen| vals.contains(seen))
+        (Rule::AnyOf(vals), Figure::Category(fig)) => figures
+            .categories_of(fig)
+            .find(|seen| vals.iter().any(|v| v == seen))
             .map(|seen| {
                 (
-                    EvidenceValue::Text(seen.clone()),
+                    EvidenceValue::Text(seen.to_string()),
                     EvidenceValue::Text(vals.join("|")),
                 )
             }),

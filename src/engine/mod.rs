@@ -303,9 +303,9 @@ pub struct Engine {
     /// Boxed: an incident is taken out and put back for every input, and moving a pointer is
     /// cheaper than moving the incident.
     incidents: HashMap<IncidentId, Box<Incident>, BuildHasherDefault<PrehashedHasher>>,
-    /// Correlation key → the incident currently taking alerts for it.
-    open_by_key: HashMap<u128, IncidentId, BuildHasherDefault<PrehashedHasher>>,
-    /// Correlation key → the latest incident ever opened for it (for `@key` commands).
+    /// Correlation key (hashed) → the latest incident opened for it: the one that takes its
+    /// alerts while open (a new one is opened only when the latest no longer takes alerts), and
+    /// the one `@key` commands address.
     latest_by_key: HashMap<u128, IncidentId, BuildHasherDefault<PrehashedHasher>>,
     /// Alert ids seen within the dedup window, with the order they expire in.
     seen: HashMap<u128, Timestamp, BuildHasherDefault<PrehashedHasher>>,
@@ -329,7 +329,7 @@ impl Engine {
             registry,
             opts,
             incidents: HashMap::default(),
-            open_by_key: HashMap::default(),
+
             latest_by_key: HashMap::default(),
             seen: HashMap::default(),
             seen_order: VecDeque::new(),
@@ -465,9 +465,6 @@ impl Engine {
             .map(|x| x.opened_at);
         if latest.is_none_or(|t| t <= inc.opened_at) {
             self.latest_by_key.insert(key_hash(&inc.key), inc.id);
-            if inc.is_open() {
-                self.open_by_key.insert(key_hash(&inc.key), inc.id);
-            }
         }
         let expires = inc.last_activity.plus(self.opts.dedup_window);
         for &id in &inc.recent_ids {
@@ -499,7 +496,7 @@ impl Engine {
         if inc.recent_ids.len() >= RECENT_IDS {
             inc.recent_ids.remove(0);
         }
-        inc.recent_ids.push(key);
+        push_exact(&mut inc.recent_ids, key);
     }
 
     pub fn stats(&self, now: Timestamp) -> Stats {
@@ -555,7 +552,7 @@ impl Engine {
             }
         };
         let joinable = self
-            .open_by_key
+            .latest_by_key
             .get(&kh)
             .and_then(|id| self.incidents.get(id))
             .filter(|inc| {
@@ -604,7 +601,7 @@ impl Engine {
         }
         if let Some(src) = &alert.source {
             if !inc.sources.contains(src) && inc.sources.len() < 16 {
-                inc.sources.push(src.clone());
+                push_exact(&mut inc.sources, src.clone());
             }
         }
         if alert.impact.ransom.is_some() {
@@ -613,7 +610,7 @@ impl Engine {
         inc.figures.apply(alert, &self.opts.sum);
         inc.alert_count += 1;
         if inc.alert_ids.len() < self.opts.max_alert_ids {
-            inc.alert_ids.push(alert.id.clone());
+            push_exact(&mut inc.alert_ids, alert.id.clone());
         }
         inc.last_alert_at = inc.last_alert_at.max(at);
         inc.last_activity = inc.last_activity.max(at);
@@ -646,7 +643,6 @@ impl Engine {
             }
             n += 1;
         };
-        self.open_by_key.insert(key_hash(key), id);
         self.latest_by_key.insert(key_hash(key), id);
         let inc = Incident {
             id,
@@ -768,7 +764,7 @@ impl Engine {
                 reporting::window(&self.rules, route, ReportKind::Initial),
             );
             self.report_due(inc, &r, at, grade, analyst);
-            inc.reports.push(r);
+            push_exact(&mut inc.reports, r);
             return;
         }
         // A rise above the level of the last filed report makes a follow-up due, unless one is
@@ -795,7 +791,7 @@ impl Engine {
                 reporting::window(&self.rules, route, ReportKind::FollowUp),
             );
             self.report_due(inc, &r, at, grade, analyst);
-            inc.reports.push(r);
+            push_exact(&mut inc.reports, r);
         }
     }
 
@@ -876,6 +872,7 @@ impl Engine {
         }
         let id = inc.id;
         if wanted != inc.timers {
+            wanted.shrink_to_fit();
             self.timers.reschedule(id, &mut inc.timers, wanted);
         }
     }
@@ -965,9 +962,6 @@ impl Engine {
     }
 
     fn forget(&mut self, inc: &Incident) {
-        if self.open_by_key.get(&key_hash(&inc.key)) == Some(&inc.id) {
-            self.open_by_key.remove(&key_hash(&inc.key));
-        }
         if self.latest_by_key.get(&key_hash(&inc.key)) == Some(&inc.id) {
             self.latest_by_key.remove(&key_hash(&inc.key));
         }
@@ -1093,9 +1087,6 @@ impl Engine {
                 inc.figures.close_ongoing(at);
                 inc.status = Status::Resolved { at };
                 inc.crossing = None;
-                if self.open_by_key.get(&key_hash(&inc.key)) == Some(&inc.id) {
-                    self.open_by_key.remove(&key_hash(&inc.key));
-                }
                 let mut ev = self.event(inc, EventType::IncidentResolved, String::new(), at);
                 ev.command = Some(echo(cmd));
                 self.outbox.push_back(ev);
@@ -1104,7 +1095,7 @@ impl Engine {
                     let r = Report::new(ReportKind::Summary, 0, at, reporting::window(&self.rules, route, ReportKind::Summary));
                     let grade = grade::evaluate(&self.rules, &inc.asset, &inc.figures, at);
                     self.report_due(inc, &r, at, &grade, None);
-                    inc.reports.push(r);
+                    push_exact(&mut inc.reports, r);
                 }
             }
             "dismiss" => {
@@ -1118,9 +1109,6 @@ impl Engine {
                     if r.outstanding() {
                         r.cancelled = true;
                     }
-                }
-                if self.open_by_key.get(&key_hash(&inc.key)) == Some(&inc.id) {
-                    self.open_by_key.remove(&key_hash(&inc.key));
                 }
                 let mut ev = self.event(inc, EventType::IncidentDismissed, String::new(), at);
                 ev.reason = Some(reason);
@@ -1174,7 +1162,7 @@ impl Engine {
         dst.alert_count += src.alert_count;
         for id in &src.alert_ids {
             if dst.alert_ids.len() < self.opts.max_alert_ids && !dst.alert_ids.contains(id) {
-                dst.alert_ids.push(id.clone());
+                push_exact(&mut dst.alert_ids, id.clone());
             }
         }
         dst.computed = dst.computed.max(src.computed);
@@ -1202,7 +1190,7 @@ impl Engine {
                     .iter_mut()
                     .find(|x| single && x.kind == moved.kind)
                 {
-                    None => dst.reports.push(moved),
+                    None => push_exact(&mut dst.reports, moved),
                     Some(x) if x.outstanding() && moved.deadline < x.deadline => *x = moved,
                     Some(_) => {}
                 }
@@ -1211,9 +1199,6 @@ impl Engine {
         }
         src.status = Status::Merged { into: dst.id };
         src.crossing = None;
-        if self.open_by_key.get(&key_hash(&src.key)) == Some(&src.id) {
-            self.open_by_key.remove(&key_hash(&src.key));
-        }
         let mut ev = self.event(src, EventType::IncidentMerged, String::new(), at);
         ev.merged_into = Some(dst.id.to_string());
         ev.command = Some(echo(cmd));
@@ -1387,6 +1372,15 @@ pub fn input_route_token(input: &Input, registry: &Registry, group_by: &[String]
             }
         }
     }
+}
+
+/// Pushes without the usual doubling: an incident's lists are short and there are a million
+/// incidents, so spare capacity (4 slots by default) would be most of their memory.
+fn push_exact<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(1);
+    }
+    v.push(x);
 }
 
 fn echo(cmd: &Command) -> CommandEcho {
