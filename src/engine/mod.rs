@@ -162,8 +162,8 @@ pub struct Incident {
     pub category: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
-    pub operator: OperatorInfo,
-    pub asset: AssetInfo,
+    pub operator: Arc<OperatorInfo>,
+    pub asset: Arc<AssetInfo>,
     pub figures: Figures,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alert_ids: Vec<String>,
@@ -317,6 +317,12 @@ pub struct Engine {
     counters: Counters,
     /// The source offset of the record being handled, if the driver gave one.
     offset: Option<i64>,
+    /// One shared copy per distinct operator (see `OperatorInfo`). Grows with the number of
+    /// distinct operators seen, which is small (organisations, not hosts).
+    operators: HashMap<OperatorInfo, Arc<OperatorInfo>>,
+    assets: HashMap<AssetInfo, Arc<AssetInfo>>,
+    /// Inputs handled since the interners were last swept of entries no incident uses.
+    since_sweep: u32,
     /// Incidents changed since the last `take_dirty` (for the changelog). `None` until a driver
     /// asks for change tracking (replay has no changelog).
     dirty: Option<BTreeSet<IncidentId>>,
@@ -338,6 +344,9 @@ impl Engine {
             clock: Timestamp(i64::MIN),
             counters: Counters::default(),
             dirty: None,
+            operators: HashMap::new(),
+            assets: HashMap::new(),
+            since_sweep: 0,
             offset: None,
         }
     }
@@ -391,6 +400,7 @@ impl Engine {
         }
         self.offset = None;
         self.expire_dedup();
+        self.sweep_interned();
     }
 
     /// Whether the record being handled was already applied to `inc` (see `handle_from`).
@@ -473,8 +483,42 @@ impl Engine {
         }
         self.clock = self.clock.max(inc.last_activity);
         inc.timers.clear();
+        inc.operator = self.intern((*inc.operator).clone());
+        inc.asset = self.intern_asset((*inc.asset).clone());
         self.schedule(&mut inc);
         self.incidents.insert(inc.id, Box::new(inc));
+    }
+
+    /// The shared copy of `op`.
+    fn intern(&mut self, op: OperatorInfo) -> Arc<OperatorInfo> {
+        if let Some(a) = self.operators.get(&op) {
+            return a.clone();
+        }
+        let a = Arc::new(op.clone());
+        self.operators.insert(op, a.clone());
+        a
+    }
+
+    /// The shared copy of `asset`.
+    fn intern_asset(&mut self, asset: AssetInfo) -> Arc<AssetInfo> {
+        if let Some(a) = self.assets.get(&asset) {
+            return a.clone();
+        }
+        let a = Arc::new(asset.clone());
+        self.assets.insert(asset, a.clone());
+        a
+    }
+
+    /// Drops interned operators and assets that no incident holds any more (now and then: assets
+    /// such as host names come and go with their incidents).
+    fn sweep_interned(&mut self) {
+        self.since_sweep += 1;
+        if self.since_sweep < 65_536 {
+            return;
+        }
+        self.since_sweep = 0;
+        self.operators.retain(|_, a| Arc::strong_count(a) > 1);
+        self.assets.retain(|_, a| Arc::strong_count(a) > 1);
     }
 
     /// Removes an incident (a tombstone read during restore).
@@ -590,8 +634,16 @@ impl Engine {
             let (op, asset) = parties
                 .take()
                 .unwrap_or_else(|| resolve_parties(&self.registry, alert));
-            merge_info(&mut inc.operator, op);
-            merge_asset(&mut inc.asset, asset);
+            let mut merged = (*inc.operator).clone();
+            merge_info(&mut merged, op);
+            if merged != *inc.operator {
+                inc.operator = self.intern(merged);
+            }
+            let mut merged = (*inc.asset).clone();
+            merge_asset(&mut merged, asset);
+            if merged != *inc.asset {
+                inc.asset = self.intern_asset(merged);
+            }
         }
         if inc.title.is_none() {
             inc.title = alert.title.clone();
@@ -653,8 +705,8 @@ impl Engine {
             title: alert.title.clone(),
             category: alert.category.clone(),
             sources: Vec::new(),
-            operator,
-            asset,
+            operator: self.intern(operator),
+            asset: self.intern_asset(asset),
             figures: Figures::default(),
             alert_ids: Vec::new(),
             alert_count: 0,
@@ -1067,7 +1119,7 @@ impl Engine {
                 let filed = Filed { at, by: cmd.by.clone(), channel: cmd.channel.clone(), reference: cmd.reference.clone() };
                 let r = {
                     let r = &mut inc.reports[n];
-                    r.filed = Some(filed);
+                    r.filed = Some(Box::new(filed));
                     r.clone()
                 };
                 if r.kind != ReportKind::Summary {

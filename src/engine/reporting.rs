@@ -32,7 +32,7 @@ pub struct Report {
     pub next_reminder: usize,
     pub overdue_count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filed: Option<Filed>,
+    pub filed: Option<Box<Filed>>,
     /// Stopped by `dismiss` or folded away by `merge`.
     pub cancelled: bool,
 }
