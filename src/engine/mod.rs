@@ -491,22 +491,12 @@ impl Engine {
 
     /// The shared copy of `op`.
     fn intern(&mut self, op: OperatorInfo) -> Arc<OperatorInfo> {
-        if let Some(a) = self.operators.get(&op) {
-            return a.clone();
-        }
-        let a = Arc::new(op.clone());
-        self.operators.insert(op, a.clone());
-        a
+        interned(&mut self.operators, op)
     }
 
     /// The shared copy of `asset`.
     fn intern_asset(&mut self, asset: AssetInfo) -> Arc<AssetInfo> {
-        if let Some(a) = self.assets.get(&asset) {
-            return a.clone();
-        }
-        let a = Arc::new(asset.clone());
-        self.assets.insert(asset, a.clone());
-        a
+        interned(&mut self.assets, asset)
     }
 
     /// Drops interned operators and assets that no incident holds any more (now and then: assets
@@ -855,17 +845,8 @@ impl Engine {
         grade: &Grade,
         analyst: Option<&Evidence>,
     ) {
-        let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
         let mut ev = self.report_event(inc, EventType::ReportDue, r, format!("/{}", r.label()), at);
-        ev.recipients = draft::recipients(&self.rules, route, &inc.operator);
-        ev.onward = draft::onward(
-            &self.rules,
-            route,
-            &inc.operator,
-            inc.level,
-            r.deadline,
-            self.opts.offset,
-        );
+        self.address(inc, r, &mut ev);
         ev.channels = draft::channels(&self.rules);
         ev.matched = match analyst {
             Some(e) => vec![e.clone()],
@@ -978,17 +959,8 @@ impl Engine {
                     Step::Reminder { lead, .. } => ev.reminder_before = Some(lead.to_string()),
                     Step::Overdue { count } => ev.overdue_count = Some(count),
                 }
-                let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
-                ev.recipients = draft::recipients(&self.rules, route, &inc.operator);
                 // The level may have risen since the report fell due: the onward duty follows it.
-                ev.onward = draft::onward(
-                    &self.rules,
-                    route,
-                    &inc.operator,
-                    inc.level,
-                    r.deadline,
-                    self.opts.offset,
-                );
+                self.address(inc, &r, &mut ev);
                 self.outbox.push_back(ev);
                 if let Some(r) = inc.reports.get_mut(n as usize) {
                     r.advance(step);
@@ -1311,6 +1283,20 @@ impl Engine {
         ev
     }
 
+    /// Who a report goes to, and the onward duty at the incident's current level.
+    fn address(&self, inc: &Incident, r: &Report, ev: &mut Escalation) {
+        let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
+        ev.recipients = draft::recipients(&self.rules, route, &inc.operator);
+        ev.onward = draft::onward(
+            &self.rules,
+            route,
+            &inc.operator,
+            inc.level,
+            r.deadline,
+            self.opts.offset,
+        );
+    }
+
     fn report_event(
         &self,
         inc: &Incident,
@@ -1424,6 +1410,16 @@ pub fn input_route_token(input: &Input, registry: &Registry, group_by: &[String]
             }
         }
     }
+}
+
+/// The one shared copy of `v` in `pool`, added if new.
+fn interned<T: std::hash::Hash + Eq + Clone>(pool: &mut HashMap<T, Arc<T>>, v: T) -> Arc<T> {
+    if let Some(a) = pool.get(&v) {
+        return a.clone();
+    }
+    let a = Arc::new(v.clone());
+    pool.insert(v, a.clone());
+    a
 }
 
 /// Pushes without the usual doubling: an incident's lists are short and there are a million
