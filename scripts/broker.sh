@@ -152,6 +152,14 @@ $(tail -n 20 "$log" 2>/dev/null)"
                 break
             fi
             if port_open "$port"; then
+                # Listening is not yet serving: wait until it answers a metadata request, so the
+                # first client (often an admin request) does not meet a half-started broker.
+                local probe=0
+                until timeout 5 "$tansu" topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1; do
+                    probe=$((probe + 1))
+                    ((probe < 10)) || break
+                    sleep 0.5
+                done
                 echo "KAFKA_BROKERS=127.0.0.1:$port"
                 echo "BROKER_PID=$pid"
                 return 0

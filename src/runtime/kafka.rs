@@ -245,7 +245,9 @@ pub async fn ensure_topics(settings: &Settings) -> Result<(), KafkaError> {
     for e in &extra {
         topics.push(NewTopic::new(e, n, TopicReplication::Fixed(-1)));
     }
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
     let results = admin.create_topics(topics.iter(), &opts).await?;
     for r in results {
         match r {

@@ -65,8 +65,16 @@ pub async fn run(
         http_stop,
     ));
     if s.kafka.create_topics {
-        if let Err(e) = kafka::ensure_topics(s).await {
-            tracing::warn!(error = %e, "could not check or create topics; continuing");
+        // Creating topics is a convenience: a broker that does not answer must not hold up the
+        // service (brokers that auto-create, or topics made by an operator, work without it).
+        match tokio::time::timeout(std::time::Duration::from_secs(15), kafka::ensure_topics(s))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not check or create topics; continuing")
+            }
+            Err(_) => tracing::warn!("no answer to topic creation within 15 s; continuing"),
         }
     }
     let router = tokio::spawn(router::run(
