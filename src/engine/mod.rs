@@ -464,7 +464,7 @@ impl Engine {
     /// under the same event ids as before.
     pub fn restore(&mut self, mut inc: Incident) {
         if let Some(old) = self.incidents.remove(&inc.id) {
-            self.unindex(&old);
+            self.forget(&old);
             let mut old_timers = old.timers;
             self.timers.reschedule(old.id, &mut old_timers, Vec::new());
         }
@@ -515,12 +515,8 @@ impl Engine {
     pub fn remove(&mut self, id: &IncidentId) {
         if let Some(mut inc) = self.incidents.remove(id) {
             self.timers.reschedule(inc.id, &mut inc.timers, Vec::new());
-            self.unindex(&inc);
+            self.forget(&inc);
         }
-    }
-
-    fn unindex(&mut self, inc: &Incident) {
-        self.forget(inc);
     }
 
     /// Notes an alert id or command key as applied to `inc`.

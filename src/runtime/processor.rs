@@ -1,9 +1,11 @@
 //! Stage two: owns partitions of the repartition topic, one engine per partition (its state
-//! restored from the changelog on assignment), drives the engines on the clock, and for each
-//! batch: produces the escalations, waits for the broker's acks, writes the changed incidents to
-//! the changelog, waits again, and only then stores the input offsets. A crash anywhere in that
-//! sequence re-processes the batch from the last commit against the last durable state, and
-//! re-emits events only under the same `event_id`s.
+//! restored from the changelog on assignment), and drives the engines on the clock. For each
+//! batch it produces the escalations and waits for the broker's acks; every
+//! `state.commit_interval` it writes the incidents changed since the last flush to the changelog,
+//! waits again, and only then stores the input offsets that state covers. A crash anywhere
+//! re-reads from the last commit against the last durable state: records already applied to an
+//! incident are recognised by offset, the rest are applied, and events come out again only under
+//! the same `event_id`s.
 
 use super::changelog;
 use super::clock::Clock;
@@ -289,9 +291,10 @@ impl Processor {
         self.emit(events).await
     }
 
-    /// Escalations first, then state: if the process dies between the two, the restored state
-    /// still has the timers and the records are re-processed, so nothing is lost (events may
-    /// repeat under the same ids). The reverse order could lose an escalation.
+    /// Produces escalations and waits for the broker's acknowledgement. State follows at the next
+    /// flush (`flush_state`), so the durable state never runs ahead of the escalations: if the
+    /// process dies in between, the restored state still has the timers and the records are
+    /// re-processed, so nothing is lost (events may repeat under the same ids).
     async fn emit(&mut self, events: Vec<(i32, Escalation)>) -> Result<(), ()> {
         let s = &self.config.settings;
         let mut out = Vec::new();
