@@ -54,18 +54,8 @@ pub async fn run(
     );
     println!("The rules are the real ones (1 h / 2 h / 4 h windows, 30 and 10 min reminders). Ctrl-C stops.\n");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let service = {
-        let mut rx = stop_rx.clone();
-        tokio::spawn(crate::runtime::run(
-            config.clone(),
-            metrics.clone(),
-            clock.clone(),
-            async move {
-                let _ = rx.wait_for(|v| *v).await;
-            },
-        ))
-    };
+    let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), clock.clone());
+    let stop_rx = stop_tx.subscribe();
     let printer = tokio::spawn(print_events(
         config.clone(),
         clock.clone(),

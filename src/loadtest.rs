@@ -259,18 +259,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     // Klaxon on the same backlog.
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let service = {
-        let mut rx = stop_rx.clone();
-        tokio::spawn(crate::runtime::run(
-            config.clone(),
-            metrics.clone(),
-            Clock::wall(),
-            async move {
-                let _ = rx.wait_for(|v| *v).await;
-            },
-        ))
-    };
+    let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), Clock::wall());
     // Both consumer groups joined and state restored first; then the backlog arrives.
     let ready_by = Instant::now() + Duration::from_secs(60);
     while !metrics.is_ready() && Instant::now() < ready_by {
@@ -434,12 +423,7 @@ async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
     let producer: FutureProducer<KlaxonContext> = producer_config(&cfg.settings)
-        .create_with_context(KlaxonContext {
-            metrics: metrics.clone(),
-            rebalances: None,
-            pause_on_assign: false,
-            lag_topics: vec![],
-        })
+        .create_with_context(KlaxonContext::plain(metrics.clone()))
         .map_err(|e| e.to_string())?;
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let e = reportable_engine(&cfg, n, "r", None);

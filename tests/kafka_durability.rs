@@ -220,22 +220,18 @@ async fn a_second_instance_takes_over_a_killed_ones_partitions_and_fires_their_t
     a.sigkill();
     // B restores A's partitions and fires what fell due meanwhile.
     let until = Instant::now() + Duration::from_secs(60);
-    let restored_before = b
-        .logs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("partition state restored"))
-        .count();
-    let mut takeover = None;
-    while Instant::now() < until {
-        let n = b
-            .logs
+    let restores = |k: &Klaxon| {
+        k.logs
             .lock()
             .unwrap()
             .iter()
             .filter(|l| l.contains("partition state restored"))
-            .count();
+            .count()
+    };
+    let restored_before = restores(&b);
+    let mut takeover = None;
+    while Instant::now() < until {
+        let n = restores(&b);
         if n > restored_before {
             takeover = Some(killed.elapsed());
             break;

@@ -63,12 +63,8 @@ pub async fn restore(
     cfg.set("group.id", format!("{}.restore", s.kafka.group_id));
     cfg.set("enable.auto.commit", "false");
     cfg.set("enable.partition.eof", "false");
-    let reader: StreamConsumer<KlaxonContext> = cfg.create_with_context(KlaxonContext {
-        metrics: metrics.clone(),
-        rebalances: None,
-        pause_on_assign: false,
-        lag_topics: vec![],
-    })?;
+    let reader: StreamConsumer<KlaxonContext> =
+        cfg.create_with_context(KlaxonContext::plain(metrics.clone()))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&s.topics.changelog, p, Offset::Beginning)?;
     reader.assign(&tpl)?;

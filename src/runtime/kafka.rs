@@ -127,6 +127,18 @@ pub struct KlaxonContext {
     pub lag_topics: Vec<String>,
 }
 
+impl KlaxonContext {
+    /// A context that only reports errors and broker health: producers, restore readers.
+    pub fn plain(metrics: Arc<Metrics>) -> Self {
+        KlaxonContext {
+            metrics,
+            rebalances: None,
+            pause_on_assign: false,
+            lag_topics: Vec::new(),
+        }
+    }
+}
+
 impl ClientContext for KlaxonContext {
     fn stats(&self, stats: Statistics) {
         let up = stats.brokers.values().any(|b| b.state == "UP");

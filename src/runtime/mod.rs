@@ -37,6 +37,23 @@ pub enum RuntimeError {
     Join(String),
 }
 
+/// Starts the service in the background, stopped by sending `true` on the returned switch (the
+/// demo and the load harness; `klaxon run` uses [`run`] with the signals).
+pub fn spawn(
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    clock: clock::Clock,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), RuntimeError>>,
+) {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let handle = tokio::spawn(run(config, metrics, clock, async move {
+        let _ = stop_rx.wait_for(|v| *v).await;
+    }));
+    (stop_tx, handle)
+}
+
 /// Runs the service until `shutdown` resolves; then stops fetching, finishes the batch in
 /// flight, flushes, commits and returns.
 pub async fn run(

@@ -69,12 +69,7 @@ pub async fn run(
         consumer_config(s, &group).create_with_context(ctx)?;
     consumer.subscribe(&[&s.topics.repartition])?;
     let producer: FutureProducer<KlaxonContext> =
-        producer_config(s).create_with_context(KlaxonContext {
-            metrics: metrics.clone(),
-            rebalances: None,
-            pause_on_assign: false,
-            lag_topics: vec![],
-        })?;
+        producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
     let mut proc = Processor {
         config: config.clone(),
         metrics: metrics.clone(),

@@ -45,12 +45,7 @@ pub async fn run(
         consumer_config(s, &s.kafka.group_id).create_with_context(ctx)?;
     consumer.subscribe(&[&s.topics.alerts, &s.topics.commands])?;
     let producer: FutureProducer<KlaxonContext> =
-        producer_config(s).create_with_context(KlaxonContext {
-            metrics: metrics.clone(),
-            rebalances: None,
-            pause_on_assign: false,
-            lag_topics: vec![],
-        })?;
+        producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
     tracing::info!(group = %s.kafka.group_id, alerts = %s.topics.alerts, commands = %s.topics.commands, "router started");
     loop {
         let first = tokio::select! {
