@@ -18,16 +18,19 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 pub struct LoadOptions {
     pub alerts: usize,
     /// Incidents written to a changelog partition and restored through Kafka.
     pub restore_incidents: usize,
     pub keys: usize,
-    pub latency_alerts: usize,
+    /// Length of the latency phase, and its rate (default: half of Klaxon's measured peak).
+    pub latency_seconds: f64,
+    pub latency_rate: Option<f64>,
     pub scale_incidents: usize,
     pub progress: bool,
 }
@@ -129,45 +132,34 @@ async fn produce_all(
     Ok(())
 }
 
-/// The baseline: consume `n` records from `input` and produce each to `output`, idempotent with
-/// acks=all, storing offsets after the acks. Returns records per second.
+/// The baseline: consumes `input` and produces each record to `output`, idempotent with
+/// acks=all, storing offsets after the acks, until `stop`. `done` counts the records forwarded.
+/// Its consumer waits in a fetch as long as Klaxon's do (`fetch_wait_ms`).
 async fn passthrough(
-    brokers: &str,
-    input: &str,
-    output: &str,
-    group: &str,
-    lines: &[String],
-    show: bool,
-) -> Result<f64, String> {
-    let n = lines.len();
-    let c: StreamConsumer = client(brokers)
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
+    brokers: String,
+    (input, output): (String, String),
+    group: String,
+    fetch_wait_ms: String,
+    done: Arc<AtomicUsize>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let c: StreamConsumer = consumer(&brokers, &group, "earliest", &fetch_wait_ms)
         .set("enable.auto.offset.store", "false")
-        .set("session.timeout.ms", "6000")
         .create()
         .map_err(|e| e.to_string())?;
-    c.subscribe(&[input]).map_err(|e| e.to_string())?;
-    let p: FutureProducer = client(brokers)
+    c.subscribe(&[&input]).map_err(|e| e.to_string())?;
+    let p: FutureProducer = client(&brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
         .create()
         .map_err(|e| e.to_string())?;
-    // Joined and assigned first; then the backlog arrives while it runs (as for Klaxon).
-    while c.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
-        let _ = tokio::time::timeout(Duration::from_millis(100), c.recv()).await;
-    }
-    let feeder = {
-        let (brokers, input, lines) = (brokers.to_string(), input.to_string(), lines.to_vec());
-        tokio::spawn(async move { produce_all(&brokers, &input, &lines, false).await })
-    };
-    let b = bar(show, n as u64, "passthrough");
-    let mut done = 0usize;
-    let mut started = None;
-    while done < n {
-        let first = c.recv().await.map_err(|e| e.to_string())?;
-        started.get_or_insert_with(Instant::now);
+    joined(&c).await;
+    loop {
+        let first = tokio::select! {
+            _ = stop.changed() => break,
+            m = c.recv() => m.map_err(|e| e.to_string())?,
+        };
         let mut batch = vec![first];
         while batch.len() < 512 {
             match tokio::time::timeout(Duration::ZERO, c.recv()).await {
@@ -177,11 +169,9 @@ async fn passthrough(
         }
         let mut futs = Vec::with_capacity(batch.len());
         for m in &batch {
-            let rec = FutureRecord::<[u8], [u8]>::to(output).payload(m.payload().unwrap_or(&[]));
+            let payload = m.payload().unwrap_or(&[]);
             loop {
-                match p.send_result(
-                    FutureRecord::<[u8], [u8]>::to(output).payload(rec.payload.unwrap_or(&[])),
-                ) {
+                match p.send_result(FutureRecord::<[u8], [u8]>::to(&output).payload(payload)) {
                     Ok(f) => {
                         futs.push(f);
                         break;
@@ -196,13 +186,229 @@ async fn passthrough(
         for m in &batch {
             let _ = c.store_offset_from_message(m);
         }
-        done += batch.len();
-        b.inc(batch.len() as u64);
+        done.fetch_add(batch.len(), Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn consumer(brokers: &str, group: &str, reset: &str, fetch_wait_ms: &str) -> ClientConfig {
+    let mut c = client(brokers);
+    c.set("group.id", group)
+        .set("auto.offset.reset", reset)
+        .set("session.timeout.ms", "6000")
+        .set("fetch.wait.max.ms", fetch_wait_ms);
+    c
+}
+
+/// Waits until the consumer has joined its group and been given partitions.
+async fn joined(c: &StreamConsumer) {
+    while c.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+        let _ = tokio::time::timeout(Duration::from_millis(100), c.recv()).await;
+    }
+}
+
+/// Feeds `lines` to `input` and returns the contender's rate: from when it `started` reading
+/// until `done` counts every line.
+async fn throughput(
+    brokers: &str,
+    input: &str,
+    lines: &[String],
+    (started, done): (impl Fn() -> bool, impl Fn() -> usize),
+    show: bool,
+    msg: &str,
+) -> f64 {
+    let feeder = {
+        let (brokers, input, lines) = (brokers.to_string(), input.to_string(), lines.to_vec());
+        tokio::spawn(async move { produce_all(&brokers, &input, &lines, false).await })
+    };
+    let b = bar(show, lines.len() as u64, msg);
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let n = done();
+        if started() {
+            first.get_or_insert_with(Instant::now);
+        }
+        b.set_position(n as u64);
+        if n >= lines.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     b.finish_and_clear();
     let _ = feeder.await;
-    let secs = started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(1.0);
-    Ok(n as f64 / secs)
+    let secs = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
+    lines.len() as f64 / secs
+}
+
+/// Every this many alerts of the latency feed is a probe that opens an incident of its own.
+const PROBE_EVERY: usize = 50;
+
+/// How long the harness's own probe consumers wait in a fetch. tansu answers a fetch only when
+/// `fetch.wait.max.ms` runs out, even if records arrive sooner (real Kafka answers at once), so
+/// on tansu the wait sets a floor under every hop: the measuring instrument uses 1 ms. (Klaxon
+/// and the passthrough keep Klaxon's setting: at 1 ms, the fetches of its two consumers kept
+/// the local broker busy enough to triple the latency they were meant to cut.)
+const PROBE_FETCH_WAIT_MS: &str = "1";
+
+/// Latency at `rate` alerts/s for `seconds`: the realistic alert mix (numbered from `first_id`,
+/// so none repeats an earlier phase's ids), with every [`PROBE_EVERY`]th alert a probe opening
+/// an incident of its own. Returns the milliseconds from sending each probe to its arrival on
+/// `output` (for Klaxon: the `incident.opened` event; for the passthrough: the record itself).
+/// It runs on a thread of its own, as a SIEM and a ticketing consumer would be processes of
+/// their own: sharing the contender's runtime, its timestamps would wait for the contender's
+/// busy worker threads.
+#[allow(clippy::too_many_arguments)]
+async fn paced_latency(
+    brokers: &str,
+    input: &str,
+    output: &str,
+    group: &str,
+    rate: f64,
+    seconds: f64,
+    keys: usize,
+    first_id: usize,
+    show: bool,
+) -> Result<Vec<f64>, String> {
+    let (brokers, input, output, group) = (
+        brokers.to_string(),
+        input.to_string(),
+        output.to_string(),
+        group.to_string(),
+    );
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(paced_latency_here(
+                &brokers, &input, &output, &group, rate, seconds, keys, first_id, show,
+            ))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn paced_latency_here(
+    brokers: &str,
+    input: &str,
+    output: &str,
+    group: &str,
+    rate: f64,
+    seconds: f64,
+    keys: usize,
+    first_id: usize,
+    show: bool,
+) -> Result<Vec<f64>, String> {
+    let c: StreamConsumer = consumer(brokers, group, "earliest", PROBE_FETCH_WAIT_MS)
+        .create()
+        .map_err(|e| e.to_string())?;
+    c.subscribe(&[output]).map_err(|e| e.to_string())?;
+    joined(&c).await;
+    // Skip what earlier phases left on the topic.
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), c.recv()).await {}
+    let p: FutureProducer = client(brokers)
+        .set("linger.ms", "1")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let total = (rate * seconds) as usize;
+    let probes = total.div_ceil(PROBE_EVERY);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let receiver = tokio::spawn(async move {
+        let mut arrived: Vec<(usize, Instant)> = Vec::with_capacity(probes);
+        loop {
+            let m = tokio::select! {
+                _ = stop_rx.changed() => break,
+                m = c.recv() => m,
+            };
+            let at = Instant::now();
+            if let Some(k) = m
+                .ok()
+                .and_then(|m| probe_number(m.payload().unwrap_or(&[])))
+            {
+                arrived.push((k, at));
+                if arrived.len() >= probes {
+                    break;
+                }
+            }
+        }
+        arrived
+    });
+    let b = bar(show, total as u64, "latency");
+    let mut sent: Vec<Option<Instant>> = vec![None; probes];
+    let start = Instant::now();
+    let mut i = 0usize;
+    let mut ts = (Instant::now(), now_rfc3339(0));
+    while i < total {
+        let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(total);
+        if ts.0.elapsed() >= Duration::from_millis(100) {
+            ts = (Instant::now(), now_rfc3339(0));
+        }
+        while i < due {
+            let line = if i % PROBE_EVERY == 0 {
+                let k = i / PROBE_EVERY;
+                format!(
+                    r#"{{"id":"probe-{k}","timestamp":"{}","incident_key":"probe-{first_id}-{k}","operator":"hz-ecom","title":"latency probe"}}"#,
+                    ts.1
+                )
+            } else {
+                alert_line(first_id + i, keys, &ts.1)
+            };
+            loop {
+                match p.send_result(FutureRecord::<(), _>::to(input).payload(line.as_bytes())) {
+                    Ok(_) => break,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                }
+            }
+            if i % PROBE_EVERY == 0 {
+                sent[i / PROBE_EVERY] = Some(Instant::now());
+            }
+            i += 1;
+        }
+        b.set_position(i as u64);
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    b.finish_and_clear();
+    // Stragglers get a few seconds; a probe that never arrives is reported by the count.
+    let grace = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(grace);
+    tokio::select! {
+        _ = &mut grace => { let _ = stop_tx.send(true); }
+        _ = async { while !receiver.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } } => {}
+    }
+    let arrived = receiver.await.map_err(|e| e.to_string())?;
+    let mut ms: Vec<f64> = arrived
+        .into_iter()
+        .filter_map(|(k, at)| {
+            let t0 = (*sent.get(k)?)?;
+            Some(at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    Ok(ms)
+}
+
+/// The probe number in a record that carries a probe: the probe alert itself (passthrough) or
+/// the `incident.opened` event of the probe's incident (Klaxon). Other events are ignored.
+fn probe_number(payload: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(payload).ok()?;
+    if text.contains(r#""type":"#) && !text.contains(r#""type":"incident.opened""#) {
+        return None;
+    }
+    let rest = &text[text.find(r#""probe-"#)? + 7..];
+    rest[..rest.find('"')?].parse().ok()
+}
+
+fn latency_line(who: &str, rate: f64, seconds: f64, expected: usize, ms: &[f64]) -> String {
+    format!(
+        "latency {who}: {rate:.0} alerts/s for {seconds:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+        ms.len(),
+        percentile(ms, 0.5),
+        percentile(ms, 0.99),
+        ms.last().copied().unwrap_or(f64::NAN)
+    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -218,10 +424,18 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     let prefix = format!("klaxon-load-{}", crate::runtime::clock::wall_now().0);
     let brokers = config.settings.kafka.brokers.clone();
     config.settings = config.settings.isolated(&prefix);
+    let fetch_wait_ms = {
+        let props = &config.settings.kafka.properties;
+        props
+            .get("fetch.wait.max.ms")
+            .or(props.get("fetch_wait_max_ms"))
+            .map_or(crate::runtime::kafka::FETCH_WAIT_MS, String::as_str)
+            .to_string()
+    };
     let mut report = String::new();
     report.push_str(&format!(
-        "broker {brokers}; {} alerts, {} correlation keys, state.partitions {}\n",
-        opts.alerts, opts.keys, config.settings.state.partitions
+        "broker {brokers}; {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}\n",
+        opts.alerts, opts.keys, config.settings.state.partitions,
     ));
 
     // Same backlog for both contenders, dated now.
@@ -245,15 +459,30 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
             .map_err(|e| e.to_string())?;
     }
 
-    let pt_rate = passthrough(
+    let (pt_stop, pt_stop_rx) = watch::channel(false);
+    let pt_done = Arc::new(AtomicUsize::new(0));
+    let pt = tokio::spawn(passthrough(
+        brokers.clone(),
+        (pt_in.clone(), pt_out.clone()),
+        format!("{prefix}.pt"),
+        fetch_wait_ms,
+        pt_done.clone(),
+        pt_stop_rx,
+    ));
+    // Joined and assigned first; then the backlog arrives while it runs (as for Klaxon).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let pt_rate = throughput(
         &brokers,
         &pt_in,
-        &pt_out,
-        &format!("{prefix}.pt"),
         &lines,
+        (
+            || pt_done.load(Ordering::Relaxed) > 0,
+            || pt_done.load(Ordering::Relaxed),
+        ),
         opts.progress,
+        "passthrough",
     )
-    .await?;
+    .await;
     report.push_str(&format!("passthrough: {pt_rate:.0} records/s\n"));
 
     // Klaxon on the same backlog.
@@ -265,104 +494,75 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     while !metrics.is_ready() && Instant::now() < ready_by {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let feeder = {
-        let (brokers, topic, lines) = (
-            brokers.clone(),
-            config.settings.topics.alerts.clone(),
-            lines.clone(),
-        );
-        tokio::spawn(async move { produce_all(&brokers, &topic, &lines, false).await })
-    };
-    let b = bar(opts.progress, opts.alerts as u64, "klaxon");
-    let mut first = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let consumed: u64 = metrics
-            .alerts_consumed
-            .with_label_values(&[&config.settings.topics.alerts])
-            .get();
-        let processed = metrics.records_processed.get();
-        if consumed > 0 && first.is_none() {
-            first = Some(Instant::now());
-        }
-        b.set_position(processed);
-        if processed as usize >= opts.alerts || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    b.finish_and_clear();
-    let _ = feeder.await;
-    let kl_secs = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
-    let kl_rate = opts.alerts as f64 / kl_secs;
+    let kl_rate = throughput(
+        &brokers,
+        &config.settings.topics.alerts,
+        &lines,
+        (
+            || {
+                let topic = &config.settings.topics.alerts;
+                metrics.alerts_consumed.with_label_values(&[topic]).get() > 0
+            },
+            || metrics.records_processed.get() as usize,
+        ),
+        opts.progress,
+        "klaxon",
+    )
+    .await;
     report.push_str(&format!(
         "klaxon: {kl_rate:.0} alerts/s ({:.2} × passthrough)\n",
         kl_rate / pt_rate
     ));
 
-    // Latency at half of Klaxon's peak rate: each alert opens a new incident.
-    let rate = (kl_rate / 2.0).max(1.0);
+    // Latency at half of Klaxon's peak rate, the same feed through both contenders.
+    let rate = opts.latency_rate.unwrap_or(kl_rate / 2.0).max(1.0);
+    let secs = opts.latency_seconds;
+    let expected = ((rate * secs) as usize).div_ceil(PROBE_EVERY);
+    let ms = paced_latency(
+        &brokers,
+        &pt_in,
+        &pt_out,
+        &format!("{prefix}.pt.latency"),
+        rate,
+        secs,
+        opts.keys,
+        opts.alerts,
+        opts.progress,
+    )
+    .await?;
+    report.push_str(&latency_line("passthrough", rate, secs, expected, &ms));
+    let _ = pt_stop.send(true);
+    let _ = pt.await;
+    let ms = paced_latency(
+        &brokers,
+        &config.settings.topics.alerts,
+        &config.settings.topics.escalations,
+        &format!("{prefix}.latency"),
+        rate,
+        secs,
+        opts.keys,
+        opts.alerts,
+        opts.progress,
+    )
+    .await?;
+    report.push_str(&latency_line("klaxon", rate, secs, expected, &ms));
+
     let p: FutureProducer = client(&brokers)
         .set("linger.ms", "0")
         .create()
         .map_err(|e| e.to_string())?;
-    let c: StreamConsumer = client(&brokers)
-        .set("group.id", format!("{prefix}.latency"))
-        .set("auto.offset.reset", "latest")
-        .set("session.timeout.ms", "6000")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .map_err(|e| e.to_string())?;
+    let c: StreamConsumer = consumer(
+        &brokers,
+        &format!("{prefix}.timers"),
+        "earliest",
+        PROBE_FETCH_WAIT_MS,
+    )
+    .create()
+    .map_err(|e| e.to_string())?;
     c.subscribe(&[&config.settings.topics.escalations])
         .map_err(|e| e.to_string())?;
-    // Let the latency consumer join before the clock starts.
-    let _ = tokio::time::timeout(Duration::from_secs(8), c.recv()).await;
-    let mut sent: HashMap<String, Instant> = HashMap::new();
-    let mut latencies = Vec::new();
-    let b = bar(opts.progress, opts.latency_alerts as u64, "latency");
-    let start = Instant::now();
-    let mut i = 0usize;
-    let end_by = Instant::now() + Duration::from_secs(120);
-    while (latencies.len() < opts.latency_alerts) && Instant::now() < end_by {
-        let due = start + Duration::from_secs_f64(i as f64 / rate);
-        if i < opts.latency_alerts && Instant::now() >= due {
-            let id = format!("lat-{i}");
-            let line = format!(
-                r#"{{"id":"{id}","timestamp":"{}","incident_key":"{id}","operator":"hz-ecom","title":"latency probe"}}"#,
-                now_rfc3339(0)
-            );
-            if let Ok(f) = p.send_result(
-                FutureRecord::<(), _>::to(&config.settings.topics.alerts).payload(line.as_bytes()),
-            ) {
-                sent.insert(id, Instant::now());
-                drop(f);
-            }
-            i += 1;
-            continue;
-        }
-        let wait = due
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(2));
-        if let Ok(Ok(m)) = tokio::time::timeout(wait, c.recv()).await {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(&[])) {
-                if v["type"] == "incident.opened" {
-                    if let Some(t0) = v["alert_ids"][0].as_str().and_then(|a| sent.get(a)) {
-                        latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
-                        b.inc(1);
-                    }
-                }
-            }
-        }
-    }
-    b.finish_and_clear();
-    latencies.sort_by(f64::total_cmp);
-    report.push_str(&format!(
-        "latency at {rate:.0} alerts/s (half of peak), alert → incident.opened, n={}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
-        latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or(f64::NAN)
-    ));
+    joined(&c).await;
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), c.recv()).await {}
 
     // Timer accuracy: reportable alerts dated 29 min 55 s ago; their 30-min reminders fall due 5 s
     // after sending. Lateness = arrival at this consumer − the reminder's `at`.
@@ -435,15 +635,15 @@ async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result
         bytes += r.payload.as_ref().map_or(0, Vec::len);
         batch.push(r);
         if batch.len() == 10_000 {
-            send_all(&producer, &batch, &stop_rx)
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(10_000));
+            b.inc(full.len() as u64);
+            send_all(&producer, full, &stop_rx)
                 .await
                 .map_err(|e| e.to_string())?;
-            b.inc(batch.len() as u64);
-            batch.clear();
         }
     }
     let rest: Vec<OutRecord> = std::mem::take(&mut batch);
-    send_all(&producer, &rest, &stop_rx)
+    send_all(&producer, rest, &stop_rx)
         .await
         .map_err(|e| e.to_string())?;
     b.finish_and_clear();

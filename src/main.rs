@@ -79,9 +79,12 @@ enum Cmd {
         /// Distinct correlation keys among them.
         #[arg(long, default_value = "5000")]
         keys: usize,
-        /// Alerts in the latency phase.
-        #[arg(long, default_value = "2000")]
-        latency_alerts: usize,
+        /// Seconds of paced alerts in each latency phase.
+        #[arg(long, default_value = "5")]
+        latency_seconds: f64,
+        /// Alerts per second in the latency phases (default: half of Klaxon's measured peak).
+        #[arg(long)]
+        latency_rate: Option<f64>,
         /// Open incidents in the scale phase (no broker).
         #[arg(long, default_value = "1000000")]
         scale_incidents: usize,
@@ -160,7 +163,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::LoadTest {
             alerts,
             keys,
-            latency_alerts,
+            latency_seconds,
+            latency_rate,
             scale_incidents,
             restore_incidents,
         } => {
@@ -169,7 +173,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let opts = klaxon::loadtest::LoadOptions {
                 alerts,
                 keys,
-                latency_alerts,
+                latency_seconds,
+                latency_rate,
                 scale_incidents,
                 restore_incidents,
                 progress: std::io::IsTerminal::is_terminal(&io::stderr()),

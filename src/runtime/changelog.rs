@@ -56,7 +56,7 @@ pub async fn restore(
         payload: Some(nonce.clone().into_bytes()),
         headers: Vec::new(),
     };
-    let acks = send_all(producer, &[barrier], shutdown).await?;
+    let acks = send_all(producer, vec![barrier], shutdown).await?;
     let barrier_offset = acks.first().copied().unwrap_or(-1);
 
     let mut cfg = base_config(s);
@@ -131,7 +131,7 @@ pub async fn restore(
         payload: None,
         headers: Vec::new(),
     };
-    let _ = send_all(producer, &[tomb], shutdown).await;
+    let _ = send_all(producer, vec![tomb], shutdown).await;
     tracing::info!(
         partition = p,
         incidents = restored,

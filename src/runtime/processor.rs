@@ -10,9 +10,9 @@
 use super::changelog;
 use super::clock::Clock;
 use super::kafka::{consumer_config, producer_config, KlaxonContext, RebalanceEvent};
-use super::router::{collect_batch, BATCH, SOURCE_HEADER};
+use super::router::{collect_batch, store_offsets, BATCH, PIPELINE_DEPTH, SOURCE_HEADER};
 use super::routing::topics_for;
-use super::sink::{send_all, OutRecord};
+use super::sink::{send, AckPipeline, AfterAck, OutRecord, Step};
 use super::RuntimeError;
 use crate::decode::{decode, Expect};
 use crate::engine::stats_total;
@@ -29,19 +29,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use tracing::Instrument;
 
 struct Processor {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     clock: Clock,
     producer: FutureProducer<KlaxonContext>,
+    /// Escalations and state on their way to the broker; offsets are stored behind them.
+    acks: AckPipeline,
+    consumer: Arc<StreamConsumer<KlaxonContext>>,
     engines: BTreeMap<i32, Engine>,
     shutdown: watch::Receiver<bool>,
     /// After an assignment: wall-clock timers wait until the backlog is read (or this passes).
     catching_up_until: Option<Instant>,
-    /// Highest offset processed per partition since the last state flush.
+    /// Highest offset processed per partition since the last state flush began.
     pending: BTreeMap<i32, i64>,
+    /// A state flush under way, written a chunk at a time between batches.
+    flushing: Option<Flush>,
     last_flush: Instant,
     /// How often state is flushed and offsets stored (`state.commit_interval`).
     commit_interval: Duration,
@@ -49,6 +53,17 @@ struct Processor {
 
 /// How long restored timers wait for the first fetch of their partition's backlog.
 const RESTORE_GRACE: Duration = Duration::from_secs(2);
+
+/// Incidents serialized per step of a state flush (a few microseconds each). Writing thousands
+/// at once stalled the stream for tens of milliseconds once per commit interval.
+const FLUSH_CHUNK: usize = 256;
+
+/// A state flush under way: the incidents changed before it began, still to be written, and the
+/// input offsets their state covers, stored once all of it is acknowledged.
+struct Flush {
+    todo: Vec<(i32, crate::engine::IncidentId)>,
+    offsets: Vec<(String, i32, i64)>,
+}
 
 pub async fn run(
     config: Arc<Config>,
@@ -65,8 +80,8 @@ pub async fn run(
         lag_topics: vec![s.topics.repartition.clone()],
     };
     let group = format!("{}.processor", s.kafka.group_id);
-    let consumer: StreamConsumer<KlaxonContext> =
-        consumer_config(s, &group).create_with_context(ctx)?;
+    let consumer: Arc<StreamConsumer<KlaxonContext>> =
+        Arc::new(consumer_config(s, &group).create_with_context(ctx)?);
     consumer.subscribe(&[&s.topics.repartition])?;
     let producer: FutureProducer<KlaxonContext> =
         producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
@@ -74,11 +89,14 @@ pub async fn run(
         config: config.clone(),
         metrics: metrics.clone(),
         clock,
+        acks: AckPipeline::start(producer.clone(), shutdown.clone(), PIPELINE_DEPTH),
         producer,
+        consumer: consumer.clone(),
         engines: BTreeMap::new(),
         shutdown: shutdown.clone(),
         catching_up_until: None,
         pending: BTreeMap::new(),
+        flushing: None,
         last_flush: Instant::now(),
         commit_interval: config.settings.commit_interval(),
     };
@@ -112,7 +130,7 @@ pub async fn run(
                     let e = proc.pending.entry(m.partition()).or_insert(m.offset());
                     *e = (*e).max(m.offset());
                 }
-                if proc.last_flush.elapsed() >= proc.commit_interval && proc.flush_state(&consumer).await.is_err() {
+                if proc.flush_step(FLUSH_CHUNK).await.is_err() {
                     break;
                 }
                 if caught_up {
@@ -130,17 +148,27 @@ pub async fn run(
             }
             _ = gauges.tick() => {
                 proc.update_gauges();
-                if proc.last_flush.elapsed() >= proc.commit_interval && proc.flush_state(&consumer).await.is_err() {
+                if proc.flush_step(FLUSH_CHUNK).await.is_err() {
+                    break;
+                }
+            }
+            // Between batches, a flush under way goes on a chunk at a time.
+            _ = std::future::ready(()), if proc.flushing.is_some() => {
+                if proc.flush_step(FLUSH_CHUNK).await.is_err() {
                     break;
                 }
             }
         }
     }
-    // Shutdown: state first, then the offsets it covers.
-    if proc.flush_state(&consumer).await.is_ok() {
-        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "final commit");
+    // Shutdown: escalations and state acknowledged first, then the offsets they cover.
+    let flushed = proc.flush_all().await;
+    match (flushed, proc.acks.finish().await) {
+        (Ok(()), Ok(())) => {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "final commit");
+            }
         }
+        _ => tracing::warn!("state not acknowledged at shutdown; offsets stay uncommitted"),
     }
     tracing::info!("processor stopped");
     Ok(())
@@ -161,6 +189,12 @@ impl Processor {
                 RebalanceEvent::Revoked(parts) => {
                     for p in parts {
                         self.pending.remove(&p);
+                        // Nothing more of a flush under way may be written or committed for it,
+                        // even if the partition comes back before the flush ends.
+                        if let Some(f) = self.flushing.as_mut() {
+                            f.todo.retain(|(q, _)| *q != p);
+                            f.offsets.retain(|(_, q, _)| *q != p);
+                        }
                         if self.engines.remove(&p).is_some() {
                             tracing::info!(partition = p, "partition state dropped");
                         }
@@ -267,11 +301,7 @@ impl Processor {
                 self.metrics.command(&name, !rejected);
             }
         }
-        self.emit(events).await?;
-        self.metrics
-            .latency
-            .observe(received.elapsed().as_secs_f64());
-        Ok(())
+        self.emit(events, Some(received)).await
     }
 
     async fn fire_timers(&mut self) -> Result<(), ()> {
@@ -283,14 +313,22 @@ impl Processor {
                 drain(engine, p, &mut events);
             }
         }
-        self.emit(events).await
+        self.emit(events, None).await
     }
 
-    /// Produces escalations and waits for the broker's acknowledgement. State follows at the next
-    /// flush (`flush_state`), so the durable state never runs ahead of the escalations: if the
-    /// process dies in between, the restored state still has the timers and the records are
-    /// re-processed, so nothing is lost (events may repeat under the same ids).
-    async fn emit(&mut self, events: Vec<(i32, Escalation)>) -> Result<(), ()> {
+    /// Sends escalations; the pipeline counts them once acknowledged. State follows at the next
+    /// flush (`flush_state`), behind them in the pipeline, so the durable state never runs ahead
+    /// of the escalations: if the process dies in between, the restored state still has the
+    /// timers and the records are re-processed, so nothing is lost (events may repeat under the
+    /// same ids). `received`: when the records that caused them arrived, for the latency metric.
+    async fn emit(
+        &mut self,
+        events: Vec<(i32, Escalation)>,
+        received: Option<Instant>,
+    ) -> Result<(), ()> {
+        if events.is_empty() && received.is_none() {
+            return Ok(());
+        }
         let s = &self.config.settings;
         let mut out = Vec::new();
         for (_, ev) in &events {
@@ -305,32 +343,47 @@ impl Processor {
                 });
             }
         }
-        let span = tracing::debug_span!("emit", events = events.len());
-        if let Err(e) = send_all(&self.producer, &out, &self.shutdown)
-            .instrument(span)
-            .await
-        {
-            tracing::warn!(error = %e, "escalations not acknowledged; offsets stay uncommitted");
+        let flight = send(&self.producer, out).await;
+        let metrics = self.metrics.clone();
+        let after = Box::new(move || {
+            if let Some(t) = received {
+                metrics.latency.observe(t.elapsed().as_secs_f64());
+            }
+            for (_, ev) in &events {
+                metrics
+                    .escalations
+                    .with_label_values(&[ev.kind.key()])
+                    .inc();
+                tracing::info!(event_id = %ev.event_id, r#type = ev.kind.key(), incident_id = %ev.incident_id, level = ev.level.map(|l| l.key()).unwrap_or(""), "escalation");
+            }
+        });
+        if self.acks.push(Step::Sent(flight, after)).await.is_err() {
+            tracing::warn!("escalations not acknowledged; offsets stay uncommitted");
             return Err(());
-        }
-        for (_, ev) in &events {
-            self.metrics
-                .escalations
-                .with_label_values(&[ev.kind.key()])
-                .inc();
-            tracing::info!(event_id = %ev.event_id, r#type = ev.kind.key(), incident_id = %ev.incident_id, level = ev.level.map(|l| l.key()).unwrap_or(""), "escalation");
         }
         Ok(())
     }
 
-    /// Writes the state of every incident changed since the last flush, waits for the broker,
-    /// and only then stores the input offsets processed so far. State may run ahead of the
-    /// committed offsets, never behind: records delivered again after a crash find their
-    /// incident's `applied_offset` and change nothing.
-    async fn flush_state(&mut self, consumer: &StreamConsumer<KlaxonContext>) -> Result<(), ()> {
-        let mut state = Vec::new();
-        for (&p, engine) in self.engines.iter_mut() {
-            for id in engine.take_dirty() {
+    /// Advances the state flush: begins one when `state.commit_interval` has passed since the
+    /// last, then queues the next `chunk` changed incidents behind the escalations already sent,
+    /// and after the last chunk the input offsets processed before the flush began. State may
+    /// run ahead of the committed offsets, never behind: records delivered again after a crash
+    /// find their incident's `applied_offset` and change nothing.
+    async fn flush_step(&mut self, chunk: usize) -> Result<(), ()> {
+        if self.flushing.is_none() {
+            if self.last_flush.elapsed() < self.commit_interval {
+                return Ok(());
+            }
+            self.begin_flush();
+        }
+        let Some(flush) = self.flushing.as_mut() else {
+            return Ok(());
+        };
+        let from = flush.todo.len().saturating_sub(chunk);
+        let mut state = Vec::with_capacity(flush.todo.len() - from);
+        for (p, id) in flush.todo.drain(from..) {
+            // A partition revoked meanwhile: its new owner has the state.
+            if let Some(engine) = self.engines.get(&p) {
                 state.push(changelog::record(
                     &self.config,
                     p,
@@ -339,20 +392,44 @@ impl Processor {
                 ));
             }
         }
-        if let Err(e) = send_all(&self.producer, &state, &self.shutdown).await {
-            tracing::warn!(error = %e, "state changes not acknowledged; offsets stay uncommitted");
+        let after: AfterAck = if flush.todo.is_empty() {
+            let offsets: Vec<(String, i32, i64)> = std::mem::take(&mut flush.offsets)
+                .into_iter()
+                .filter(|(_, p, _)| self.engines.contains_key(p))
+                .collect();
+            self.flushing = None;
+            let consumer = self.consumer.clone();
+            Box::new(move || store_offsets(&consumer, &offsets))
+        } else {
+            Box::new(|| {})
+        };
+        if self.acks.push(Step::SendAfter(state, after)).await.is_err() {
+            tracing::warn!("state changes not acknowledged; offsets stay uncommitted");
             return Err(());
         }
-        let topic = &self.config.settings.topics.repartition;
-        for (p, off) in std::mem::take(&mut self.pending) {
-            if self.engines.contains_key(&p) {
-                if let Err(e) = consumer.store_offset(topic, p, off) {
-                    tracing::debug!(error = %e, partition = p, "offset not stored");
-                }
-            }
-        }
-        self.last_flush = Instant::now();
         Ok(())
+    }
+
+    /// Takes the changed incidents and the offsets processed so far into a new flush.
+    fn begin_flush(&mut self) {
+        let mut todo = Vec::new();
+        for (&p, engine) in self.engines.iter_mut() {
+            todo.extend(engine.take_dirty().into_iter().map(|id| (p, id)));
+        }
+        let topic = &self.config.settings.topics.repartition;
+        let offsets = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(p, off)| (topic.clone(), p, off))
+            .collect();
+        self.flushing = Some(Flush { todo, offsets });
+        self.last_flush = Instant::now();
+    }
+
+    /// Finishes the flush under way and flushes everything changed since (at shutdown).
+    async fn flush_all(&mut self) -> Result<(), ()> {
+        self.flush_step(usize::MAX).await?;
+        self.begin_flush();
+        self.flush_step(usize::MAX).await
     }
 
     fn update_gauges(&self) {

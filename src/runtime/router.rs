@@ -1,10 +1,11 @@
 //! Stage one: consumes the input topics, dead-letters what cannot be decoded, and re-keys every
 //! good record by its routing token onto the repartition topic, so the partition — and so the
 //! instance — that owns an incident sees all of its alerts and commands. Input offsets are stored
-//! only after the broker acknowledged the forwarded and dead-lettered records.
+//! only after the broker acknowledged the forwarded and dead-lettered records; the router does
+//! not wait for that before the next batch (see [`AckPipeline`]).
 
 use super::kafka::{consumer_config, producer_config, KlaxonContext};
-use super::sink::{send_all, OutRecord};
+use super::sink::{send, AckPipeline, OutRecord, Step};
 use super::RuntimeError;
 use crate::decode::{decode_record, Expect};
 use crate::engine::input_route_token;
@@ -28,6 +29,10 @@ pub const FORMAT_HEADER: &str = "klaxon-format";
 /// cache does between commits. Latency does not suffer: a batch takes only what has already been
 /// fetched.
 pub const BATCH: usize = 4096;
+/// How many batches may wait for their acknowledgements while the next ones are processed. Deep
+/// enough that a slow acknowledgement (a large state flush) does not stop the stream; memory is
+/// bounded by the producer's own queue limits, which make sending wait when full.
+pub const PIPELINE_DEPTH: usize = 1024;
 
 pub async fn run(
     config: Arc<Config>,
@@ -41,11 +46,12 @@ pub async fn run(
         pause_on_assign: false,
         lag_topics: vec![s.topics.alerts.clone(), s.topics.commands.clone()],
     };
-    let consumer: StreamConsumer<KlaxonContext> =
-        consumer_config(s, &s.kafka.group_id).create_with_context(ctx)?;
+    let consumer: Arc<StreamConsumer<KlaxonContext>> =
+        Arc::new(consumer_config(s, &s.kafka.group_id).create_with_context(ctx)?);
     consumer.subscribe(&[&s.topics.alerts, &s.topics.commands])?;
     let producer: FutureProducer<KlaxonContext> =
         producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
+    let acks = AckPipeline::start(producer.clone(), shutdown.clone(), PIPELINE_DEPTH);
     tracing::info!(group = %s.kafka.group_id, alerts = %s.topics.alerts, commands = %s.topics.commands, "router started");
     loop {
         let first = tokio::select! {
@@ -57,14 +63,24 @@ pub async fn run(
             continue;
         };
         let out = route_batch(&config, &metrics, &batch);
-        if let Err(e) = send_all(&producer, &out, &shutdown).await {
-            tracing::warn!(error = %e, "batch not acknowledged; its offsets stay uncommitted");
+        let flight = send(&producer, out).await;
+        let offsets = highest_offsets(&batch);
+        let consumer = consumer.clone();
+        let after = Box::new(move || store_offsets(&consumer, &offsets));
+        if acks.push(Step::Sent(flight, after)).await.is_err() {
+            tracing::warn!("batch not acknowledged; its offsets stay uncommitted");
             break;
         }
-        store_offsets(&consumer, &batch);
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit");
+    match acks.finish().await {
+        Ok(()) => {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "final commit");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "records not acknowledged; their offsets stay uncommitted")
+        }
     }
     tracing::info!("router stopped");
     Ok(())
@@ -178,18 +194,25 @@ pub async fn collect_batch<'c, C: rdkafka::consumer::ConsumerContext + 'static>(
     Some(batch)
 }
 
-/// Stores the highest offset of each partition in the batch (librdkafka commits offset + 1).
-pub fn store_offsets<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &StreamConsumer<C>,
-    batch: &[BorrowedMessage<'_>],
-) {
+/// The highest offset of each topic partition in a batch.
+pub fn highest_offsets(batch: &[BorrowedMessage<'_>]) -> Vec<(String, i32, i64)> {
     let mut high: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for m in batch {
         let e = high.entry((m.topic(), m.partition())).or_insert(m.offset());
         *e = (*e).max(m.offset());
     }
-    for ((topic, p), off) in high {
-        if let Err(e) = consumer.store_offset(topic, p, off) {
+    high.into_iter()
+        .map(|((t, p), o)| (t.to_string(), p, o))
+        .collect()
+}
+
+/// Stores offsets for librdkafka to commit (it commits offset + 1).
+pub fn store_offsets<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    offsets: &[(String, i32, i64)],
+) {
+    for (topic, p, off) in offsets {
+        if let Err(e) = consumer.store_offset(topic, *p, *off) {
             // A partition revoked meanwhile: its new owner re-reads from the last commit.
             tracing::debug!(error = %e, topic, partition = p, "offset not stored");
         }

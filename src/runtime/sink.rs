@@ -1,12 +1,21 @@
-//! Producing with acknowledgement: a batch of records is sent, and the call returns only when the
-//! broker has acknowledged every one of them. Failed records are re-sent (the idempotent producer
-//! keeps order and avoids duplicates within a session) until they succeed or shutdown begins.
+//! Producing with acknowledgement.
+//!
+//! [`send_all`] sends a batch and returns when the broker has acknowledged every record. The
+//! stages do not wait like that on their hot path: they hand each batch to the [`AckPipeline`]
+//! and go on with the next one, and the pipeline waits for the acks in the background, in order,
+//! then runs what depends on them (storing offsets, counting escalations). Waiting per batch put
+//! a produce round trip (plus `linger.ms`) between every two fetches, and the once-a-second state
+//! flush stalled the stream for as long as the broker took to acknowledge it.
+//!
+//! Failed records are re-sent (the idempotent producer keeps order and avoids duplicates within
+//! a session) until they succeed or shutdown begins.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// One record to produce.
 #[derive(Clone, Debug)]
@@ -26,21 +35,42 @@ pub type Acks = Vec<i64>;
 pub enum SinkError {
     #[error("shutdown before the broker acknowledged {0} record(s)")]
     Shutdown(usize),
+    #[error("the acknowledgement pipeline has stopped")]
+    PipelineStopped,
 }
 
-/// Sends `records` and waits for every acknowledgement; retries failures with backoff.
-pub async fn send_all<C: rdkafka::client::ClientContext + 'static>(
+/// Records handed to the producer whose acknowledgements are still to come.
+pub struct InFlight {
+    records: Vec<OutRecord>,
+    futures: Vec<(usize, DeliveryFuture)>,
+    /// Records the producer refused outright; they are re-sent with the failed ones.
+    refused: Vec<usize>,
+}
+
+/// Hands `records` to the producer without waiting for the broker (only for room in the
+/// producer's queue).
+pub async fn send<C: rdkafka::client::ClientContext + 'static>(
     producer: &FutureProducer<C>,
-    records: &[OutRecord],
-    shutdown: &watch::Receiver<bool>,
-) -> Result<Acks, SinkError> {
-    let mut acks = vec![-1i64; records.len()];
-    let mut pending: Vec<usize> = (0..records.len()).collect();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let mut futures = Vec::with_capacity(pending.len());
-        for &i in &pending {
-            let r = &records[i];
+    records: Vec<OutRecord>,
+) -> InFlight {
+    let mut flight = InFlight {
+        futures: Vec::with_capacity(records.len()),
+        refused: Vec::new(),
+        records,
+    };
+    let all: Vec<usize> = (0..flight.records.len()).collect();
+    flight.enqueue(producer, &all).await;
+    flight
+}
+
+impl InFlight {
+    async fn enqueue<C: rdkafka::client::ClientContext + 'static>(
+        &mut self,
+        producer: &FutureProducer<C>,
+        which: &[usize],
+    ) {
+        for &i in which {
+            let r = &self.records[i];
             loop {
                 let mut rec: FutureRecord<'_, [u8], [u8]> =
                     FutureRecord::to(&r.topic).key(&r.key[..]);
@@ -62,7 +92,7 @@ pub async fn send_all<C: rdkafka::client::ClientContext + 'static>(
                 }
                 match producer.send_result(rec) {
                     Ok(f) => {
-                        futures.push((i, f));
+                        self.futures.push((i, f));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -70,32 +100,116 @@ pub async fn send_all<C: rdkafka::client::ClientContext + 'static>(
                     }
                     Err((e, _)) => {
                         tracing::warn!(error = %e, topic = %r.topic, "produce failed; will retry");
+                        self.refused.push(i);
                         break;
                     }
                 }
             }
         }
-        let mut failed = Vec::new();
-        let sent: Vec<usize> = futures.iter().map(|(i, _)| *i).collect();
-        for (i, f) in futures {
-            match f.await {
-                Ok(Ok(delivery)) => acks[i] = delivery.offset,
-                Ok(Err((e, _))) => {
-                    tracing::warn!(error = %e, topic = %records[i].topic, "delivery failed; will retry");
-                    failed.push(i);
+    }
+
+    /// Waits for every acknowledgement, re-sending failures with backoff.
+    pub async fn acknowledged<C: rdkafka::client::ClientContext + 'static>(
+        mut self,
+        producer: &FutureProducer<C>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Acks, SinkError> {
+        let mut acks = vec![-1i64; self.records.len()];
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut failed = std::mem::take(&mut self.refused);
+            for (i, f) in std::mem::take(&mut self.futures) {
+                match f.await {
+                    Ok(Ok(delivery)) => acks[i] = delivery.offset,
+                    Ok(Err((e, _))) => {
+                        tracing::warn!(error = %e, topic = %self.records[i].topic, "delivery failed; will retry");
+                        failed.push(i);
+                    }
+                    Err(_) => failed.push(i),
                 }
-                Err(_) => failed.push(i),
             }
+            if failed.is_empty() {
+                return Ok(acks);
+            }
+            if *shutdown.borrow() {
+                return Err(SinkError::Shutdown(failed.len()));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            failed.sort_unstable();
+            self.enqueue(producer, &failed).await;
         }
-        failed.extend(pending.iter().filter(|i| !sent.contains(i)));
-        if failed.is_empty() {
-            return Ok(acks);
-        }
-        if *shutdown.borrow() {
-            return Err(SinkError::Shutdown(failed.len()));
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-        pending = failed;
+    }
+}
+
+/// Sends `records` and waits for every acknowledgement; retries failures with backoff.
+pub async fn send_all<C: rdkafka::client::ClientContext + 'static>(
+    producer: &FutureProducer<C>,
+    records: Vec<OutRecord>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Acks, SinkError> {
+    send(producer, records)
+        .await
+        .acknowledged(producer, shutdown)
+        .await
+}
+
+/// What runs once a step's records are acknowledged: store the offsets they cover, count them.
+pub type AfterAck = Box<dyn FnOnce() + Send>;
+
+/// One unit of the pipeline. Steps complete strictly in the order they were pushed.
+pub enum Step {
+    /// Records already sent; wait for their acks.
+    Sent(InFlight, AfterAck),
+    /// Records to send only once everything before them is acknowledged, then wait for them.
+    /// The processor's state goes this way: durable state must never run ahead of the
+    /// escalations it accounts for.
+    SendAfter(Vec<OutRecord>, AfterAck),
+}
+
+/// Waits for acknowledgements in the background, in push order, so a stage can fetch and
+/// process its next batch while the last one is on the wire. At most `depth` steps wait; a
+/// stage pushing more waits for room (back pressure).
+pub struct AckPipeline {
+    tx: mpsc::Sender<Step>,
+    task: JoinHandle<Result<(), SinkError>>,
+}
+
+impl AckPipeline {
+    pub fn start<C: rdkafka::client::ClientContext + 'static>(
+        producer: FutureProducer<C>,
+        shutdown: watch::Receiver<bool>,
+        depth: usize,
+    ) -> AckPipeline {
+        let (tx, mut rx) = mpsc::channel::<Step>(depth.max(1));
+        let task = tokio::spawn(async move {
+            while let Some(step) = rx.recv().await {
+                let (flight, after) = match step {
+                    Step::Sent(flight, after) => (flight, after),
+                    Step::SendAfter(records, after) => (send(&producer, records).await, after),
+                };
+                flight.acknowledged(&producer, &shutdown).await?;
+                after();
+            }
+            Ok(())
+        });
+        AckPipeline { tx, task }
+    }
+
+    /// Queues a step. Fails once the pipeline has stopped (it gave up at shutdown).
+    pub async fn push(&self, step: Step) -> Result<(), SinkError> {
+        self.tx
+            .send(step)
+            .await
+            .map_err(|_| SinkError::PipelineStopped)
+    }
+
+    /// Waits until every queued step is acknowledged and has run its follow-up.
+    pub async fn finish(self) -> Result<(), SinkError> {
+        drop(self.tx);
+        self.task
+            .await
+            .map_err(|_| SinkError::PipelineStopped)
+            .and_then(|r| r)
     }
 }

@@ -116,7 +116,7 @@ impl Metrics {
             },
             latency: {
                 let h = Histogram::with_opts(
-                    HistogramOpts::new("klaxon_processing_latency_seconds", "From a record's receipt to the broker's acknowledgement of the escalations and state it caused.")
+                    HistogramOpts::new("klaxon_processing_latency_seconds", "From a batch's receipt to the broker's acknowledgement of the escalations it caused.")
                         .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
                 )?;
                 registry.register(Box::new(h.clone()))?;
