@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 pub struct LoadOptions {
     pub alerts: usize,
-    /// Incidents written to a changelog partition and restored through Kafka.
+    /// Incidents written to the changelog partitions and restored through Kafka.
     pub restore_incidents: usize,
     pub keys: usize,
     /// Length of the latency phase, and its rate (default: half of Klaxon's measured peak).
@@ -613,13 +613,19 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     Ok(report)
 }
 
-/// Restore through Kafka, the way a partition assignment does: `n` incidents written to one
-/// changelog partition, then `runtime::changelog::restore` timed end to end (barrier included).
+/// Restore through Kafka, the way a partition assignment does: `n` incidents written to the
+/// changelog's `state.partitions` partitions, then every partition restored at once (as an
+/// instance taking over all of them does, `runtime::changelog::restore` per partition, barrier
+/// included), timed end to end.
 async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result<String, String> {
     use crate::runtime::kafka::{producer_config, KlaxonContext};
     use crate::runtime::sink::{send_all, OutRecord};
     let mut cfg = (**config).clone();
     cfg.settings.topics.changelog = format!("{}.restore-probe", cfg.settings.topics.changelog);
+    let parts = cfg.settings.state.partitions.max(1);
+    crate::runtime::kafka::ensure_topics(&cfg.settings)
+        .await
+        .map_err(|e| e.to_string())?;
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
     let producer: FutureProducer<KlaxonContext> = producer_config(&cfg.settings)
@@ -630,8 +636,9 @@ async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result
     let b = bar(progress, n as u64, "changelog");
     let mut batch = Vec::with_capacity(10_000);
     let mut bytes = 0usize;
-    for inc in e.incidents_sorted() {
-        let r = crate::runtime::changelog::record(&cfg, 0, &inc.id.to_string(), Some(inc));
+    for (i, inc) in e.incidents_sorted().into_iter().enumerate() {
+        let p = (i % parts as usize) as i32;
+        let r = crate::runtime::changelog::record(&cfg, p, &inc.id.to_string(), Some(inc));
         bytes += r.payload.as_ref().map_or(0, Vec::len);
         batch.push(r);
         if batch.len() == 10_000 {
@@ -649,13 +656,30 @@ async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result
     b.finish_and_clear();
     drop(e);
     let t = Instant::now();
-    let restored = crate::runtime::changelog::restore(&cfg, &metrics, &producer, 0, &stop_rx)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tasks: Vec<_> = (0..parts)
+        .map(|p| {
+            let (cfg, metrics, producer, stop_rx) = (
+                cfg.clone(),
+                metrics.clone(),
+                producer.clone(),
+                stop_rx.clone(),
+            );
+            tokio::spawn(async move {
+                crate::runtime::changelog::restore(&cfg, &metrics, &producer, p, &stop_rx).await
+            })
+        })
+        .collect();
+    let mut got = 0;
+    for task in tasks {
+        let engine = task
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        got += engine.stats(crate::time::Timestamp(0)).incidents;
+    }
     let secs = t.elapsed().as_secs_f64();
-    let got = restored.stats(crate::time::Timestamp(0)).incidents;
     Ok(format!(
-        "restore through Kafka: {got} incidents ({:.0} MiB of changelog, lz4 on the wire) in {secs:.1} s = {:.0} incidents/s\n",
+        "restore through Kafka: {got} incidents ({:.0} MiB of changelog, lz4 on the wire) from {parts} partitions at once in {secs:.1} s = {:.0} incidents/s\n",
         bytes as f64 / 1048576.0,
         got as f64 / secs
     ))

@@ -88,8 +88,8 @@ enum Cmd {
         /// Open incidents in the scale phase (no broker).
         #[arg(long, default_value = "1000000")]
         scale_incidents: usize,
-        /// Incidents restored through Kafka from one changelog partition.
-        #[arg(long, default_value = "100000")]
+        /// Incidents restored through Kafka, spread over the changelog's `state.partitions`.
+        #[arg(long, default_value = "1000000")]
         restore_incidents: usize,
     },
     /// Validate the config directory; print every problem with its file and key.
