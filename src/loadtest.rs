@@ -4,9 +4,11 @@
 //! 1. **passthrough** — a raw rdkafka consume → produce loop with the same delivery guarantees
 //!    (idempotent, acks=all, offsets stored after the acks): the baseline;
 //! 2. **klaxon** — the real service (`runtime::run`) on the same backlog of alerts;
-//! 3. **latency** — alerts paced at half of Klaxon's peak rate, alert → `incident.opened` time;
+//! 3. **latency** — the realistic alert mix paced at half of Klaxon's peak rate through each
+//!    contender in turn, every 50th alert a probe opening its own incident; probe → arrival time;
 //! 4. **timers** — reminders due a few seconds ahead: how late they arrive;
-//! 5. **scale** (no broker) — N open incidents with running timers: memory, timer cost, restore.
+//! 5. **scale** (no broker) — N open incidents with running timers: memory, timer cost, restore;
+//! 6. **restore through Kafka** — N incidents over the changelog partitions, all restored at once.
 
 use crate::decode::{decode, Expect};
 use crate::engine::Engine;
