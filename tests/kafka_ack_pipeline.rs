@@ -1,0 +1,91 @@
+//! The acknowledgement pipeline that lets the router and processor read on while the broker
+//! acknowledges what they sent: what depends on an acknowledgement (storing offsets) runs only
+//! after it, in the order the batches were sent, and never for records the broker did not take.
+//! Against the real local broker (or `KAFKA_BROKERS`).
+
+mod kafka_support;
+
+use kafka_support::{brokers, unique};
+use klaxon::runtime::sink::{send, send_all, AckPipeline, OutRecord, Step};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+fn record(topic: &str, i: usize) -> OutRecord {
+    OutRecord {
+        topic: topic.to_string(),
+        partition: Some(0),
+        key: format!("k{i}").into_bytes(),
+        payload: Some(format!("record {i}").into_bytes()),
+        headers: Vec::new(),
+    }
+}
+
+fn producer(brokers: &str, message_timeout_ms: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", message_timeout_ms)
+        .create()
+        .expect("producer")
+}
+
+#[tokio::test]
+async fn follow_ups_run_after_the_acknowledgements_in_the_order_batches_were_sent() {
+    let brokers = brokers();
+    let topic = unique("acks");
+    let p = producer(&brokers, "30000");
+    let (_stop, shutdown) = watch::channel(false);
+    // Creates the topic (the local broker creates topics on first use).
+    send_all(&p, vec![record(&topic, 0)], &shutdown)
+        .await
+        .expect("first record acknowledged");
+
+    let pipeline = AckPipeline::start(p.clone(), shutdown.clone(), 4);
+    let ran: Arc<Mutex<Vec<usize>>> = Arc::default();
+    for step in 0..12 {
+        let log = ran.clone();
+        let after = Box::new(move || log.lock().expect("log").push(step));
+        let records: Vec<OutRecord> = (0..50).map(|i| record(&topic, step * 100 + i)).collect();
+        // Every third step is state: sent only once everything before it is acknowledged.
+        let step_kind = if step % 3 == 2 {
+            Step::SendAfter(records, after)
+        } else {
+            Step::Sent(send(&p, records).await, after)
+        };
+        pipeline.push(step_kind).await.expect("pipeline running");
+    }
+    pipeline.finish().await.expect("all acknowledged");
+    assert_eq!(*ran.lock().expect("log"), (0..12).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn nothing_that_depends_on_an_acknowledgement_runs_when_the_broker_never_gives_it() {
+    // A broker that is not there: deliveries time out after a second.
+    let p = producer("127.0.0.1:9", "1000");
+    let (stop, shutdown) = watch::channel(false);
+    let pipeline = AckPipeline::start(p.clone(), shutdown.clone(), 4);
+    let stored = Arc::new(Mutex::new(false));
+    let flag = stored.clone();
+    let flight = send(&p, vec![record("nowhere", 1)]).await;
+    pipeline
+        .push(Step::Sent(
+            flight,
+            Box::new(move || *flag.lock().expect("flag") = true),
+        ))
+        .await
+        .expect("pipeline running");
+    // Shutdown while the record is unacknowledged: the pipeline gives up instead of retrying.
+    stop.send(true).expect("shutdown signal");
+    let result = pipeline.finish().await;
+    assert!(
+        result.is_err(),
+        "an unacknowledged record must fail the pipeline"
+    );
+    assert!(
+        !*stored.lock().expect("flag"),
+        "offsets must not be stored for records the broker never acknowledged"
+    );
+}
