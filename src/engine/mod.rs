@@ -643,7 +643,7 @@ impl Engine {
             }
         }
         if alert.impact.ransom.is_some() {
-            inc.ransom = alert.impact.ransom.clone().map(Box::new);
+            inc.ransom = alert.impact.ransom.clone();
         }
         inc.figures.apply(alert, &self.opts.sum);
         inc.alert_count += 1;

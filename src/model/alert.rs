@@ -32,11 +32,13 @@ pub struct Alert {
 }
 
 /// Either a registry id (`"gd-grid"`) or an inline object whose fields override the registry's.
+/// Inline objects are boxed: they are rare, and a decoded alert is moved several times on its
+/// way into the engine, so its size is paid in copies on every alert.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Ref<T> {
     Id(String),
-    Inline(T),
+    Inline(Box<T>),
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -83,7 +85,7 @@ pub struct Impact {
     #[serde(default)]
     pub unreachable: Option<Span>,
     #[serde(default)]
-    pub defacement: Option<Defacement>,
+    pub defacement: Option<Box<Defacement>>,
     #[serde(default)]
     pub affected_population: Option<u64>,
     #[serde(default)]
@@ -93,9 +95,9 @@ pub struct Impact {
     #[serde(default, deserialize_with = "non_negative")]
     pub economic_loss_cny: Option<f64>,
     #[serde(default)]
-    pub data_leak: Option<DataLeak>,
+    pub data_leak: Option<Box<DataLeak>>,
     #[serde(default)]
-    pub ransom: Option<Ransom>,
+    pub ransom: Option<Box<Ransom>>,
     /// An analyst's qualitative finding (the guide's catch-all row).
     #[serde(default)]
     pub finding: Option<Finding>,
@@ -265,7 +267,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ref<T> {
                 Ok(Ref::Id(v.to_owned()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Ref::Inline)
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| Ref::Inline(Box::new(t)))
             }
         }
         d.deserialize_any(RefVisitor(PhantomData))
