@@ -1,8 +1,10 @@
 //! Stage two: owns partitions of the repartition topic, one engine per partition (its state
 //! restored from the changelog on assignment), and drives the engines on the clock. For each
-//! batch it produces the escalations and waits for the broker's acks; every
-//! `state.commit_interval` it writes the incidents changed since the last flush to the changelog,
-//! waits again, and only then stores the input offsets that state covers. A crash anywhere
+//! batch it sends the escalations; every `state.commit_interval` it writes the incidents changed
+//! since the last flush to the changelog, a chunk at a time between batches. The acknowledgement
+//! pipeline sends that state only once the escalations before it are acknowledged, and stores the
+//! input offsets the state covers only once the state is acknowledged too; meanwhile the stage
+//! reads on. A crash anywhere
 //! re-reads from the last commit against the last durable state: records already applied to an
 //! incident are recognised by offset, the rest are applied, and events come out again only under
 //! the same `event_id`s.
@@ -317,7 +319,7 @@ impl Processor {
     }
 
     /// Sends escalations; the pipeline counts them once acknowledged. State follows at the next
-    /// flush (`flush_state`), behind them in the pipeline, so the durable state never runs ahead
+    /// flush (`flush_step`), behind them in the pipeline, so the durable state never runs ahead
     /// of the escalations: if the process dies in between, the restored state still has the
     /// timers and the records are re-processed, so nothing is lost (events may repeat under the
     /// same ids). `received`: when the records that caused them arrived, for the latency metric.
