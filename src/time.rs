@@ -4,7 +4,7 @@
 //! state serializes compactly; the offset of the *input* is irrelevant once parsed, and the offset
 //! of the *output* is a setting (`output.utc_offset`).
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone};
+use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, TimeZone};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -62,7 +62,11 @@ impl Timestamp {
     /// `YYYYMMDD` of this instant in the given offset (used in incident ids).
     pub fn ymd(self, offset: FixedOffset) -> u32 {
         match offset.timestamp_millis_opt(self.0).single() {
-            Some(t) => t.format("%Y%m%d").to_string().parse().unwrap_or(0),
+            Some(t) => {
+                let d = t.date_naive();
+                let year = u32::try_from(d.year()).unwrap_or(0);
+                year * 10_000 + d.month() * 100 + d.day()
+            }
             None => 0,
         }
     }
