@@ -253,143 +253,146 @@ const PROBE_EVERY: usize = 50;
 /// the local broker busy enough to triple the latency they were meant to cut.)
 const PROBE_FETCH_WAIT_MS: &str = "1";
 
-/// Latency at `rate` alerts/s for `seconds`: the realistic alert mix (numbered from `first_id`,
-/// so none repeats an earlier phase's ids), with every [`PROBE_EVERY`]th alert a probe opening
-/// an incident of its own. Returns the milliseconds from sending each probe to its arrival on
-/// `output` (for Klaxon: the `incident.opened` event; for the passthrough: the record itself).
-/// It runs on a thread of its own, as a SIEM and a ticketing consumer would be processes of
-/// their own: sharing the contender's runtime, its timestamps would wait for the contender's
-/// busy worker threads.
-#[allow(clippy::too_many_arguments)]
-async fn paced_latency(
-    brokers: &str,
-    input: &str,
-    output: &str,
-    group: &str,
+/// The latency phase's feed, the same for both contenders: the realistic alert mix at `rate`
+/// alerts/s for `seconds` (numbered from `first_id`, so none repeats an earlier phase's ids),
+/// with every [`PROBE_EVERY`]th alert a probe opening an incident of its own.
+#[derive(Clone)]
+struct PacedFeed {
+    brokers: String,
     rate: f64,
     seconds: f64,
     keys: usize,
     first_id: usize,
     show: bool,
-) -> Result<Vec<f64>, String> {
-    let (brokers, input, output, group) = (
-        brokers.to_string(),
-        input.to_string(),
-        output.to_string(),
-        group.to_string(),
-    );
-    tokio::task::spawn_blocking(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?
-            .block_on(paced_latency_here(
-                &brokers, &input, &output, &group, rate, seconds, keys, first_id, show,
-            ))
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn paced_latency_here(
-    brokers: &str,
-    input: &str,
-    output: &str,
-    group: &str,
-    rate: f64,
-    seconds: f64,
-    keys: usize,
-    first_id: usize,
-    show: bool,
-) -> Result<Vec<f64>, String> {
-    let c: StreamConsumer = consumer(brokers, group, "earliest", PROBE_FETCH_WAIT_MS)
-        .create()
-        .map_err(|e| e.to_string())?;
-    c.subscribe(&[output]).map_err(|e| e.to_string())?;
-    joined(&c).await;
-    // Skip what earlier phases left on the topic.
-    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), c.recv()).await {}
-    let p: FutureProducer = client(brokers)
-        .set("linger.ms", "1")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .map_err(|e| e.to_string())?;
-    let total = (rate * seconds) as usize;
-    let probes = total.div_ceil(PROBE_EVERY);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let receiver = tokio::spawn(async move {
-        let mut arrived: Vec<(usize, Instant)> = Vec::with_capacity(probes);
-        loop {
-            let m = tokio::select! {
-                _ = stop_rx.changed() => break,
-                m = c.recv() => m,
-            };
-            let at = Instant::now();
-            if let Some(k) = m
-                .ok()
-                .and_then(|m| probe_number(m.payload().unwrap_or(&[])))
-            {
-                arrived.push((k, at));
-                if arrived.len() >= probes {
-                    break;
-                }
-            }
-        }
-        arrived
-    });
-    let b = bar(show, total as u64, "latency");
-    let mut sent: Vec<Option<Instant>> = vec![None; probes];
-    let start = Instant::now();
-    let mut i = 0usize;
-    let mut ts = (Instant::now(), now_rfc3339(0));
-    while i < total {
-        let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(total);
-        if ts.0.elapsed() >= Duration::from_millis(100) {
-            ts = (Instant::now(), now_rfc3339(0));
-        }
-        while i < due {
-            let line = if i % PROBE_EVERY == 0 {
-                let k = i / PROBE_EVERY;
-                format!(
-                    r#"{{"id":"probe-{k}","timestamp":"{}","incident_key":"probe-{first_id}-{k}","operator":"hz-ecom","title":"latency probe"}}"#,
-                    ts.1
-                )
-            } else {
-                alert_line(first_id + i, keys, &ts.1)
-            };
-            loop {
-                match p.send_result(FutureRecord::<(), _>::to(input).payload(line.as_bytes())) {
-                    Ok(_) => break,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-                }
-            }
-            if i % PROBE_EVERY == 0 {
-                sent[i / PROBE_EVERY] = Some(Instant::now());
-            }
-            i += 1;
-        }
-        b.set_position(i as u64);
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
-    b.finish_and_clear();
-    // Stragglers get a few seconds; a probe that never arrives is reported by the count.
-    let grace = tokio::time::sleep(Duration::from_secs(5));
-    tokio::pin!(grace);
-    tokio::select! {
-        _ = &mut grace => { let _ = stop_tx.send(true); }
-        _ = async { while !receiver.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } } => {}
-    }
-    let arrived = receiver.await.map_err(|e| e.to_string())?;
-    let mut ms: Vec<f64> = arrived
-        .into_iter()
-        .filter_map(|(k, at)| {
-            let t0 = (*sent.get(k)?)?;
-            Some(at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+impl PacedFeed {
+    /// Sends the feed to `input` and returns the report line for `who`: the time from sending
+    /// each probe to its arrival on `output` (for Klaxon: the `incident.opened` event; for the
+    /// passthrough: the record itself). It runs on a thread of its own, as a SIEM and a
+    /// ticketing consumer would be processes of their own: sharing the contender's runtime, its
+    /// timestamps would wait for the contender's busy worker threads.
+    async fn latency(
+        &self,
+        who: &str,
+        input: &str,
+        output: &str,
+        group: &str,
+    ) -> Result<String, String> {
+        let feed = self.clone();
+        let (input, output, group) = (input.to_string(), output.to_string(), group.to_string());
+        let ms = tokio::task::spawn_blocking(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(feed.measure(&input, &output, &group))
         })
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    Ok(ms)
+        .await
+        .map_err(|e| e.to_string())??;
+        let expected = ((self.rate * self.seconds) as usize).div_ceil(PROBE_EVERY);
+        Ok(format!(
+            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+            self.rate,
+            self.seconds,
+            ms.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(f64::NAN)
+        ))
+    }
+
+    /// The probes' latencies in milliseconds, sorted.
+    async fn measure(&self, input: &str, output: &str, group: &str) -> Result<Vec<f64>, String> {
+        let (rate, keys, first_id) = (self.rate, self.keys, self.first_id);
+        let c: StreamConsumer = consumer(&self.brokers, group, "earliest", PROBE_FETCH_WAIT_MS)
+            .create()
+            .map_err(|e| e.to_string())?;
+        c.subscribe(&[output]).map_err(|e| e.to_string())?;
+        joined(&c).await;
+        // Skip what earlier phases left on the topic.
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), c.recv()).await {}
+        let p: FutureProducer = client(&self.brokers)
+            .set("linger.ms", "1")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let total = (rate * self.seconds) as usize;
+        let probes = total.div_ceil(PROBE_EVERY);
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let receiver = tokio::spawn(async move {
+            let mut arrived: Vec<(usize, Instant)> = Vec::with_capacity(probes);
+            loop {
+                let m = tokio::select! {
+                    _ = stop_rx.changed() => break,
+                    m = c.recv() => m,
+                };
+                let at = Instant::now();
+                if let Some(k) = m
+                    .ok()
+                    .and_then(|m| probe_number(m.payload().unwrap_or(&[])))
+                {
+                    arrived.push((k, at));
+                    if arrived.len() >= probes {
+                        break;
+                    }
+                }
+            }
+            arrived
+        });
+        let b = bar(self.show, total as u64, "latency");
+        let mut sent: Vec<Option<Instant>> = vec![None; probes];
+        let start = Instant::now();
+        let mut i = 0usize;
+        let mut ts = (Instant::now(), now_rfc3339(0));
+        while i < total {
+            let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(total);
+            if ts.0.elapsed() >= Duration::from_millis(100) {
+                ts = (Instant::now(), now_rfc3339(0));
+            }
+            while i < due {
+                let line = if i % PROBE_EVERY == 0 {
+                    let k = i / PROBE_EVERY;
+                    format!(
+                        r#"{{"id":"probe-{k}","timestamp":"{}","incident_key":"probe-{first_id}-{k}","operator":"hz-ecom","title":"latency probe"}}"#,
+                        ts.1
+                    )
+                } else {
+                    alert_line(first_id + i, keys, &ts.1)
+                };
+                loop {
+                    match p.send_result(FutureRecord::<(), _>::to(input).payload(line.as_bytes())) {
+                        Ok(_) => break,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    }
+                }
+                if i % PROBE_EVERY == 0 {
+                    sent[i / PROBE_EVERY] = Some(Instant::now());
+                }
+                i += 1;
+            }
+            b.set_position(i as u64);
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        b.finish_and_clear();
+        // Stragglers get a few seconds; a probe that never arrives is reported by the count.
+        let grace = tokio::time::sleep(Duration::from_secs(5));
+        tokio::pin!(grace);
+        tokio::select! {
+            _ = &mut grace => { let _ = stop_tx.send(true); }
+            _ = async { while !receiver.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } } => {}
+        }
+        let arrived = receiver.await.map_err(|e| e.to_string())?;
+        let mut ms: Vec<f64> = arrived
+            .into_iter()
+            .filter_map(|(k, at)| {
+                let t0 = (*sent.get(k)?)?;
+                Some(at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        Ok(ms)
+    }
 }
 
 /// The probe number in a record that carries a probe: the probe alert itself (passthrough) or
@@ -401,16 +404,6 @@ fn probe_number(payload: &[u8]) -> Option<usize> {
     }
     let rest = &text[text.find(r#""probe-"#)? + 7..];
     rest[..rest.find('"')?].parse().ok()
-}
-
-fn latency_line(who: &str, rate: f64, seconds: f64, expected: usize, ms: &[f64]) -> String {
-    format!(
-        "latency {who}: {rate:.0} alerts/s for {seconds:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
-        ms.len(),
-        percentile(ms, 0.5),
-        percentile(ms, 0.99),
-        ms.last().copied().unwrap_or(f64::NAN)
-    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -518,36 +511,36 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
 
     // Latency at half of Klaxon's peak rate, the same feed through both contenders.
     let rate = opts.latency_rate.unwrap_or(kl_rate / 2.0).max(1.0);
-    let secs = opts.latency_seconds;
-    let expected = ((rate * secs) as usize).div_ceil(PROBE_EVERY);
-    let ms = paced_latency(
-        &brokers,
-        &pt_in,
-        &pt_out,
-        &format!("{prefix}.pt.latency"),
+    let feed = PacedFeed {
+        brokers: brokers.clone(),
         rate,
-        secs,
-        opts.keys,
-        opts.alerts,
-        opts.progress,
-    )
-    .await?;
-    report.push_str(&latency_line("passthrough", rate, secs, expected, &ms));
+        seconds: opts.latency_seconds,
+        keys: opts.keys,
+        first_id: opts.alerts,
+        show: opts.progress,
+    };
+    report.push_str(
+        &feed
+            .latency(
+                "passthrough",
+                &pt_in,
+                &pt_out,
+                &format!("{prefix}.pt.latency"),
+            )
+            .await?,
+    );
     let _ = pt_stop.send(true);
     let _ = pt.await;
-    let ms = paced_latency(
-        &brokers,
-        &config.settings.topics.alerts,
-        &config.settings.topics.escalations,
-        &format!("{prefix}.latency"),
-        rate,
-        secs,
-        opts.keys,
-        opts.alerts,
-        opts.progress,
-    )
-    .await?;
-    report.push_str(&latency_line("klaxon", rate, secs, expected, &ms));
+    report.push_str(
+        &feed
+            .latency(
+                "klaxon",
+                &config.settings.topics.alerts,
+                &config.settings.topics.escalations,
+                &format!("{prefix}.latency"),
+            )
+            .await?,
+    );
 
     let p: FutureProducer = client(&brokers)
         .set("linger.ms", "0")

@@ -105,6 +105,14 @@ enum Cmd {
     },
 }
 
+/// The async runtime of the commands that talk to Kafka.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
@@ -151,10 +159,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 speed,
                 color: std::io::IsTerminal::is_terminal(&io::stdout()),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let rt = runtime()?;
             rt.block_on(klaxon::demo::run(config, &input, opts, shutdown_signal()))
                 .map_err(|e| anyhow::anyhow!(e))
                 .context("klaxon demo")?;
@@ -179,10 +184,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 restore_incidents,
                 progress: std::io::IsTerminal::is_terminal(&io::stderr()),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let rt = runtime()?;
             let report = rt
                 .block_on(klaxon::loadtest::run(config, opts))
                 .map_err(|e| anyhow::anyhow!(e))
@@ -290,10 +292,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 None => Clock::wall(),
             };
             let metrics = Arc::new(Metrics::new().context("building metrics")?);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let rt = runtime()?;
             rt.block_on(klaxon::runtime::run(
                 config,
                 metrics,
