@@ -603,12 +603,14 @@ impl Mapping {
     }
 
     /// Cheap pre-check on the record's top-level keys: could it be of this shape?
-    pub fn may_recognise(&self, top_keys: &[String]) -> bool {
+    pub fn may_recognise<K: AsRef<str>>(&self, top_keys: &[K]) -> bool {
         let has = |p: &SourcePath| {
             let root = p.root();
-            top_keys
-                .iter()
-                .any(|k| k == root || (k.starts_with(root) && k[root.len()..].starts_with('.')))
+            top_keys.iter().map(AsRef::as_ref).any(|k: &str| {
+                k == root
+                    || k.strip_prefix(root)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
         };
         self.all.iter().all(has) && (self.any.is_empty() || self.any.iter().any(has))
     }
@@ -1229,8 +1231,8 @@ mod tests {
             "event": {"module": "wazuh"}, "id": "17.5",
             "labels": {"klaxon_operator": "gd-grid", "klaxon_operator_class": "cii",
                        "klaxon_affected_population": "150000"}});
-        assert!(m.may_recognise(&["@timestamp".into(), "event.kind".into()]));
-        assert!(!m.may_recognise(&["@timestamp".into(), "id".into()]));
+        assert!(m.may_recognise(&["@timestamp", "event.kind"]));
+        assert!(!m.may_recognise(&["@timestamp", "id"]));
         assert!(m.recognises(&doc));
         let out = m.to_native(&doc).unwrap();
         assert_eq!(

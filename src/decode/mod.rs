@@ -5,12 +5,14 @@
 //! [`mapping`]s (ECS, OCSF, …): a record of a recognised shape becomes native alert JSON, which
 //! then goes through the same native decoding; other records are decoded as native ones.
 
+mod fast;
 pub mod mapping;
 
 pub use mapping::Mappings;
 
 use crate::model::{Alert, Command, Input};
 use serde::Deserialize;
+use std::borrow::Cow;
 use thiserror::Error;
 
 /// Why a record was rejected. The message names the field and the problem.
@@ -82,6 +84,18 @@ pub enum Expect {
 /// Decodes one native record. `max_bytes` of 0 means no limit.
 pub fn decode(bytes: &[u8], expect: Expect, max_bytes: usize) -> Result<Input, DecodeError> {
     let text = prelude(bytes, max_bytes)?;
+    if expect != Expect::Command {
+        if let Some(fast::Scanned {
+            alert: Some(alert),
+            command,
+            ..
+        }) = fast::scan(text, false)
+        {
+            if !command || expect == Expect::Alert {
+                return Ok(Input::Alert(Box::new(alert)));
+            }
+        }
+    }
     let expect = match expect {
         Expect::Either => {
             if has_command_field(text)? {
@@ -138,7 +152,11 @@ pub fn decode_record(
         });
     }
     let text = prelude(bytes, max_bytes)?;
-    let keys = top_keys(text)?;
+    // One pass lists the keys and, for a plain native alert, decodes it too.
+    let (keys, fast_alert): (Vec<Cow<str>>, _) = match fast::scan(text, true) {
+        Some(s) => (s.keys.into_iter().map(Cow::Borrowed).collect(), s.alert),
+        None => (top_keys(text)?.into_iter().map(Cow::Owned).collect(), None),
+    };
     let is_command = match expect {
         Expect::Either => keys.iter().any(|k| k == "command"),
         other => other == Expect::Command,
@@ -173,6 +191,12 @@ pub fn decode_record(
         });
     }
     if mappings.accepts_native() {
+        if let Some(alert) = fast_alert {
+            return Ok(Decoded {
+                input: Input::Alert(Box::new(alert)),
+                mapped: None,
+            });
+        }
         return native(text, Expect::Alert).map(|input| Decoded {
             input,
             mapped: None,

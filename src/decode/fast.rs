@@ -1,0 +1,860 @@
+//! The fast path of native alert decoding: one pass over the text, no intermediate tree, each
+//! kept string copied once, and the top-level keys (which the format mappings look at) collected
+//! on the way instead of in a second pass.
+//!
+//! It is deliberately incomplete. On anything it is not sure of — an escape in a string it keeps,
+//! a duplicate field, a value of an unexpected type, a malformed document — it gives up, and the
+//! caller decodes the record with serde, which is the reference: it also writes the error
+//! message that names the field. So this path never accepts a record serde would reject and
+//! never decodes one differently; the property tests below hold it to that on generated and
+//! mutated records. Rare nested parts (outage, defacement, ransom, …) are handed to serde on
+//! their own slice of the text.
+
+use crate::model::alert::{AssetFields, Impact, OperatorFields, Ref};
+use crate::model::Alert;
+use crate::time::Timestamp;
+use serde::de::DeserializeOwned;
+
+/// What one pass over a record's top level found.
+#[derive(Debug)]
+pub(crate) struct Scanned<'a> {
+    /// The top-level keys in order; collected only when asked for.
+    pub keys: Vec<&'a str>,
+    /// Whether there is a top-level `command` key.
+    pub command: bool,
+    /// The alert, when the record is a native alert this pass fully understood.
+    pub alert: Option<Alert>,
+}
+
+/// Scans `text`. `None`: the text is not something this path can vouch for (the caller decodes
+/// it with serde, which decides what it is). `Some` with `alert: None`: well-formed JSON whose
+/// keys are listed, but not a native alert this path decodes.
+pub(crate) fn scan(text: &str, want_keys: bool) -> Option<Scanned<'_>> {
+    let mut c = Cursor {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let mut out = Scanned {
+        keys: Vec::new(),
+        command: false,
+        alert: None,
+    };
+    let mut draft = AlertDraft::default();
+    let mut fit = true;
+    c.object(1, |c, key| {
+        if want_keys {
+            out.keys.push(key);
+        }
+        if key == "command" {
+            out.command = true;
+        }
+        let got = match key {
+            "id" => c.set(&mut draft.id, Cursor::non_empty_string),
+            "timestamp" => c.set(&mut draft.timestamp, Cursor::timestamp),
+            "source" => c.set(&mut draft.source, Cursor::opt_string),
+            "title" => c.set(&mut draft.title, Cursor::opt_string),
+            "category" => c.set(&mut draft.category, Cursor::opt_string),
+            "incident_key" => c.set(&mut draft.incident_key, Cursor::opt_string),
+            "operator" => c.set(&mut draft.operator, Cursor::operator),
+            "asset" => c.set(&mut draft.asset, Cursor::asset),
+            "impact" => c.set(&mut draft.impact, Cursor::impact),
+            _ => c.skip(1).map(|()| Got::Value(())),
+        }?;
+        if matches!(got, Got::Unfit) {
+            fit = false;
+        }
+        Some(())
+    })?;
+    c.ws();
+    if c.i != c.b.len() {
+        return None;
+    }
+    if fit {
+        out.alert = draft.finish();
+    }
+    Some(out)
+}
+
+/// A value that is well-formed JSON but not what the field accepts (`Unfit`): the record is
+/// left to serde, which says what is wrong with it.
+enum Got<T> {
+    Value(T),
+    Unfit,
+}
+
+/// Fields seen so far; `None` = not seen (a second sighting makes the record unfit, as serde
+/// rejects duplicate fields).
+#[derive(Default)]
+struct AlertDraft {
+    id: Option<String>,
+    timestamp: Option<Timestamp>,
+    source: Option<Option<String>>,
+    title: Option<Option<String>>,
+    category: Option<Option<String>>,
+    incident_key: Option<Option<String>>,
+    operator: Option<Option<Ref<OperatorFields>>>,
+    asset: Option<Option<Ref<AssetFields>>>,
+    impact: Option<Impact>,
+}
+
+impl AlertDraft {
+    fn finish(self) -> Option<Alert> {
+        Some(Alert {
+            id: self.id?,
+            timestamp: self.timestamp?,
+            source: self.source.flatten(),
+            title: self.title.flatten(),
+            category: self.category.flatten(),
+            incident_key: self.incident_key.flatten(),
+            operator: self.operator.flatten(),
+            asset: self.asset.flatten(),
+            impact: self.impact.unwrap_or_default(),
+        })
+    }
+}
+
+/// Deeper than this, give up (serde's own limit is 128).
+const MAX_DEPTH: u32 = 64;
+
+/// Bytes that end a run of plain string content: `"`, `\` and control characters.
+const STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// The index of the first `"`, `\\` or control character at or after `from` (or the length):
+/// eight bytes at a time, as serde_json does, since string content is most of an alert.
+#[inline]
+fn plain_run(b: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let mut i = from;
+    while let Some(Ok(word)) = b.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        let x = u64::from_le_bytes(word);
+        // The lowest flagged byte of each test is exact (borrows only run upwards).
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let hits = zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(|&c| !STOPS[usize::from(c)]) {
+        i += 1;
+    }
+    i
+}
+
+struct Cursor<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// The next significant byte, not consumed.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.i += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i.checked_add(word.len())?;
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// Parses one field value into `slot`, which must not be filled yet.
+    fn set<T>(
+        &mut self,
+        slot: &mut Option<T>,
+        parse: impl FnOnce(&mut Self) -> Option<Got<T>>,
+    ) -> Option<Got<()>> {
+        let duplicate = slot.is_some();
+        Some(match parse(self)? {
+            Got::Value(v) if !duplicate => {
+                *slot = Some(v);
+                Got::Value(())
+            }
+            _ => Got::Unfit,
+        })
+    }
+
+    /// The members of an object: `on_member` is called with each key, the cursor on its value.
+    fn object(
+        &mut self,
+        depth: u32,
+        mut on_member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            // A key with an escape could spell a known field: leave it to serde.
+            let key = self.string()?.ok()?;
+            self.eat(b':')?;
+            self.ws();
+            on_member(self, key)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string at the cursor (which is on its opening quote). `Err(())`: well-formed but with
+    /// escapes, so not a plain slice of the text.
+    #[inline]
+    fn string(&mut self) -> Option<Result<&'a str, ()>> {
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            self.i = plain_run(self.b, self.i);
+            match self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    self.i += 1;
+                    match self.b.get(self.i)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                        b'u' => {
+                            let hex = self.b.get(self.i + 1..self.i + 5)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            self.i += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => return None, // a raw control character: serde rejects it
+            }
+        }
+        let end = self.i;
+        self.i += 1;
+        if escaped {
+            return Some(Err(()));
+        }
+        // Quotes are ASCII, so these are character boundaries of the (already UTF-8) text.
+        Some(Ok(self.s.get(start..end)?))
+    }
+
+    /// A number token, checked against JSON's grammar (as serde's is).
+    fn number(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        let digits = |c: &mut Self| {
+            let from = c.i;
+            while c.b.get(c.i).is_some_and(u8::is_ascii_digit) {
+                c.i += 1;
+            }
+            c.i > from
+        };
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        match self.b.get(self.i)? {
+            b'0' => {
+                self.i += 1;
+                if self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => {
+                digits(self);
+            }
+            _ => return None,
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if !digits(self) {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            if !digits(self) {
+                return None;
+            }
+        }
+        self.s.get(start..self.i)
+    }
+
+    /// Skips any value, checking that it is well-formed.
+    fn skip(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.object(depth + 1, |c, _| c.skip(depth + 1)),
+            b'[' => {
+                if depth + 1 > MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number().map(drop),
+        }
+    }
+
+    /// Skips a value the field does not take.
+    fn unfit<T>(&mut self, depth: u32) -> Option<Got<T>> {
+        self.skip(depth).map(|()| Got::Unfit)
+    }
+
+    /// A plain string, as serde's `String` takes it (escaped ones are left to serde).
+    fn plain(&mut self, depth: u32) -> Option<Got<&'a str>> {
+        if self.peek()? != b'"' {
+            return self.unfit(depth);
+        }
+        Some(match self.string()? {
+            Ok(s) => Got::Value(s),
+            Err(()) => Got::Unfit,
+        })
+    }
+
+    fn opt_string(&mut self) -> Option<Got<Option<String>>> {
+        self.opt_string_at(2)
+    }
+
+    /// `#[serde(default)] Option<String>`: a string or null.
+    fn opt_string_at(&mut self, depth: u32) -> Option<Got<Option<String>>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(Got::Value(None));
+        }
+        Some(match self.plain(depth)? {
+            Got::Value(s) => Got::Value(Some(s.to_owned())),
+            Got::Unfit => Got::Unfit,
+        })
+    }
+
+    /// The alert id: a string that is not blank.
+    fn non_empty_string(&mut self) -> Option<Got<String>> {
+        Some(match self.plain(1)? {
+            Got::Value(s) if !s.trim().is_empty() => Got::Value(s.to_owned()),
+            _ => Got::Unfit,
+        })
+    }
+
+    fn timestamp(&mut self) -> Option<Got<Timestamp>> {
+        Some(match self.plain(1)? {
+            Got::Value(s) => Timestamp::parse_rfc3339(s).map_or(Got::Unfit, Got::Value),
+            Got::Unfit => Got::Unfit,
+        })
+    }
+
+    /// `Option<u64>`: digits only (a sign, fraction or exponent is left to serde).
+    fn opt_count(&mut self, depth: u32) -> Option<Got<Option<u64>>> {
+        match self.peek()? {
+            b'n' => {
+                self.literal(b"null")?;
+                Some(Got::Value(None))
+            }
+            b'0'..=b'9' => {
+                let token = self.number()?;
+                Some(
+                    token
+                        .parse::<u64>()
+                        .map_or(Got::Unfit, |v| Got::Value(Some(v))),
+                )
+            }
+            _ => self.unfit(depth),
+        }
+    }
+
+    /// The slice of one value, handed to serde: for the rare nested parts.
+    fn by_serde<T: DeserializeOwned>(&mut self, depth: u32) -> Option<Got<T>> {
+        let start = self.i;
+        self.skip(depth)?;
+        let slice = self.s.get(start..self.i)?;
+        Some(serde_json::from_str(slice).map_or(Got::Unfit, Got::Value))
+    }
+
+    /// `economic_loss_cny`: a non-negative amount. Integers that fit in a u64 are converted
+    /// here exactly as serde converts them; other numbers go through serde's float parser.
+    fn opt_amount(&mut self, depth: u32) -> Option<Got<Option<f64>>> {
+        let value = match self.peek()? {
+            b'0'..=b'9' => {
+                let start = self.i;
+                let token = self.number()?;
+                match token.parse::<u64>() {
+                    Ok(v) => Some(v as f64),
+                    Err(_) => match serde_json::from_str::<f64>(self.s.get(start..self.i)?) {
+                        Ok(v) => Some(v),
+                        Err(_) => return Some(Got::Unfit),
+                    },
+                }
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                None
+            }
+            _ => return self.unfit(depth),
+        };
+        Some(match value {
+            Some(v) if !(v >= 0.0 && v.is_finite()) => Got::Unfit,
+            v => Got::Value(v),
+        })
+    }
+
+    fn impact(&mut self) -> Option<Got<Impact>> {
+        if self.peek()? != b'{' {
+            return self.unfit(1);
+        }
+        let mut d = ImpactDraft::default();
+        let mut fit = true;
+        self.object(2, |c, key| {
+            let got = match key {
+                "outage" => c.set(&mut d.outage, |c| c.by_serde(2)),
+                "unreachable" => c.set(&mut d.unreachable, |c| c.by_serde(2)),
+                "defacement" => c.set(&mut d.defacement, |c| c.by_serde(2)),
+                "affected_population" => c.set(&mut d.affected_population, |c| c.opt_count(2)),
+                "affected_population_share" => {
+                    c.set(&mut d.affected_population_share, |c| c.by_serde(2))
+                }
+                "personal_info_records" => c.set(&mut d.personal_info_records, |c| c.opt_count(2)),
+                "economic_loss_cny" => c.set(&mut d.economic_loss_cny, |c| c.opt_amount(2)),
+                "data_leak" => c.set(&mut d.data_leak, |c| c.by_serde(2)),
+                "ransom" => c.set(&mut d.ransom, |c| c.by_serde(2)),
+                "finding" => c.set(&mut d.finding, |c| c.by_serde(2)),
+                _ => c.skip(2).map(|()| Got::Value(())),
+            }?;
+            fit &= matches!(got, Got::Value(()));
+            Some(())
+        })?;
+        Some(if fit {
+            Got::Value(d.finish())
+        } else {
+            Got::Unfit
+        })
+    }
+
+    /// `operator`: a registry id, or an inline object.
+    fn operator(&mut self) -> Option<Got<Option<Ref<OperatorFields>>>> {
+        self.reference(|c, f: &mut OperatorDraft, key| match key {
+            "id" => c.set(&mut f.id, |c| c.opt_string_at(2)),
+            "name" => c.set(&mut f.name, |c| c.opt_string_at(2)),
+            "class" => c.set(&mut f.class, |c| c.by_serde(2)),
+            "province" => c.set(&mut f.province, |c| c.opt_string_at(2)),
+            "sector" => c.set(&mut f.sector, |c| c.opt_string_at(2)),
+            "organ" => c.set(&mut f.organ, |c| c.opt_string_at(2)),
+            _ => c.skip(2).map(|()| Got::Value(())),
+        })
+    }
+
+    /// `asset`: a registry id, or an inline object.
+    fn asset(&mut self) -> Option<Got<Option<Ref<AssetFields>>>> {
+        self.reference(|c, f: &mut AssetDraft, key| match key {
+            "id" => c.set(&mut f.id, |c| c.opt_string_at(2)),
+            "name" => c.set(&mut f.name, |c| c.opt_string_at(2)),
+            "kind" => c.set(&mut f.kind, |c| c.opt_string_at(2)),
+            "level" => c.set(&mut f.level, |c| c.opt_string_at(2)),
+            "size" => c.set(&mut f.size, |c| c.opt_string_at(2)),
+            "operator" => c.set(&mut f.operator, |c| c.opt_string_at(2)),
+            _ => c.skip(2).map(|()| Got::Value(())),
+        })
+    }
+
+    /// `Option<Ref<T>>`: null, a non-blank id, or an object read member by member into `D`.
+    fn reference<D: Default + Finish>(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &mut D, &'a str) -> Option<Got<()>>,
+    ) -> Option<Got<Option<Ref<D::Out>>>> {
+        match self.peek()? {
+            b'n' => {
+                self.literal(b"null")?;
+                Some(Got::Value(None))
+            }
+            b'"' => Some(match self.plain(1)? {
+                Got::Value(s) if !s.trim().is_empty() => Got::Value(Some(Ref::Id(s.to_owned()))),
+                _ => Got::Unfit,
+            }),
+            b'{' => {
+                let mut d = D::default();
+                let mut fit = true;
+                self.object(2, |c, key| {
+                    fit &= matches!(member(c, &mut d, key)?, Got::Value(()));
+                    Some(())
+                })?;
+                Some(if fit {
+                    Got::Value(Some(Ref::Inline(Box::new(d.finish()))))
+                } else {
+                    Got::Unfit
+                })
+            }
+            _ => self.unfit(1),
+        }
+    }
+}
+
+/// A draft whose fields are `Option<field type>` (seen or not), turned into the model type.
+trait Finish {
+    type Out;
+    fn finish(self) -> Self::Out;
+}
+
+#[derive(Default)]
+struct ImpactDraft {
+    outage: Option<Option<crate::model::alert::Outage>>,
+    unreachable: Option<Option<crate::model::alert::Span>>,
+    defacement: Option<Option<Box<crate::model::alert::Defacement>>>,
+    affected_population: Option<Option<u64>>,
+    affected_population_share: Option<Option<crate::model::alert::PopulationShare>>,
+    personal_info_records: Option<Option<u64>>,
+    economic_loss_cny: Option<Option<f64>>,
+    data_leak: Option<Option<Box<crate::model::alert::DataLeak>>>,
+    ransom: Option<Option<Box<crate::model::alert::Ransom>>>,
+    finding: Option<Option<crate::model::alert::Finding>>,
+}
+
+impl ImpactDraft {
+    fn finish(self) -> Impact {
+        Impact {
+            outage: self.outage.flatten(),
+            unreachable: self.unreachable.flatten(),
+            defacement: self.defacement.flatten(),
+            affected_population: self.affected_population.flatten(),
+            affected_population_share: self.affected_population_share.flatten(),
+            personal_info_records: self.personal_info_records.flatten(),
+            economic_loss_cny: self.economic_loss_cny.flatten(),
+            data_leak: self.data_leak.flatten(),
+            ransom: self.ransom.flatten(),
+            finding: self.finding.flatten(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct OperatorDraft {
+    id: Option<Option<String>>,
+    name: Option<Option<String>>,
+    class: Option<Option<crate::model::OperatorClass>>,
+    province: Option<Option<String>>,
+    sector: Option<Option<String>>,
+    organ: Option<Option<String>>,
+}
+
+impl Finish for OperatorDraft {
+    type Out = OperatorFields;
+    fn finish(self) -> OperatorFields {
+        OperatorFields {
+            id: self.id.flatten(),
+            name: self.name.flatten(),
+            class: self.class.flatten(),
+            province: self.province.flatten(),
+            sector: self.sector.flatten(),
+            organ: self.organ.flatten(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct AssetDraft {
+    id: Option<Option<String>>,
+    name: Option<Option<String>>,
+    kind: Option<Option<String>>,
+    level: Option<Option<String>>,
+    size: Option<Option<String>>,
+    operator: Option<Option<String>>,
+}
+
+impl Finish for AssetDraft {
+    type Out = AssetFields;
+    fn finish(self) -> AssetFields {
+        AssetFields {
+            id: self.id.flatten(),
+            name: self.name.flatten(),
+            kind: self.kind.flatten(),
+            level: self.level.flatten(),
+            size: self.size.flatten(),
+            operator: self.operator.flatten(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The contract: whatever the fast path accepts, serde accepts and decodes identically; the
+    /// keys it lists are serde's.
+    fn agrees_with_serde(text: &str) -> Result<(), TestCaseError> {
+        let Some(s) = scan(text, true) else {
+            return Ok(());
+        };
+        let keys = super::super::top_keys(text);
+        prop_assert!(keys.is_ok(), "fast path accepted invalid JSON: {text}");
+        let keys = keys.unwrap_or_default();
+        prop_assert_eq!(&s.keys, &keys, "keys of {}", text);
+        prop_assert_eq!(s.command, keys.iter().any(|k| k == "command"));
+        if let Some(alert) = s.alert {
+            let reference = serde_json::from_str::<Alert>(text);
+            prop_assert!(
+                reference.is_ok(),
+                "fast path accepted what serde rejects ({:?}): {}",
+                reference.err(),
+                text
+            );
+            prop_assert_eq!(Some(alert), reference.ok(), "decoding of {}", text);
+        }
+        Ok(())
+    }
+
+    const KEYS: &[&str] = &[
+        "id",
+        "timestamp",
+        "source",
+        "title",
+        "category",
+        "incident_key",
+        "operator",
+        "asset",
+        "impact",
+        "command",
+        "extra",
+        "i\\u0064",
+    ];
+
+    /// Values fit and unfit for the fields above, and odd JSON.
+    const VALUES: &[&str] = &[
+        r#""a-1""#,
+        r#""""#,
+        r#""  ""#,
+        r#""中文 ✓""#,
+        r#""a\"b""#,
+        r#""\u0041\n""#,
+        r#""\x""#,
+        r#""\u12G4""#,
+        r#""2026-11-24T08:00:00+08:00""#,
+        r#""2026-11-24T08:00:00.123Z""#,
+        r#""2026-11-24 08:00""#,
+        "null",
+        "true",
+        "fals",
+        "0",
+        "-0",
+        "007",
+        "12",
+        "1.5",
+        "1.",
+        ".5",
+        "1e3",
+        "1E+2",
+        "1e",
+        "-",
+        "18446744073709551615",
+        "18446744073709551616",
+        "1e400",
+        "[]",
+        "[1, [2, {\"a\": null}], \"x\"]",
+        "[1,]",
+        "{}",
+        r#"{"a":{"b":[{"c":"d\\e"}]}}"#,
+        r#"{"id":"x","class":"cii","province":"广东省"}"#,
+        r#"{"id":"x","id":"y"}"#,
+        r#"{"class":"bogus"}"#,
+        r#"{"id":1}"#,
+        r#"{"name":null,"kind":"cii_system","level":"national","size":"large","operator":"o"}"#,
+        r#"{"personal_info_records":5,"affected_population":0,"economic_loss_cny":12}"#,
+        r#"{"personal_info_records":-1}"#,
+        r#"{"personal_info_records":1.5}"#,
+        r#"{"affected_population":1,"affected_population":2}"#,
+        r#"{"economic_loss_cny":12.5}"#,
+        r#"{"economic_loss_cny":-0.0}"#,
+        r#"{"economic_loss_cny":18446744073709551616}"#,
+        r#"{"economic_loss_cny":1e400}"#,
+        r#"{"economic_loss_cny":null,"personal_info_records":null}"#,
+        r#"{"outage":{"scope":"main_function","since":"2026-11-24T08:00:00Z","until":null}}"#,
+        r#"{"outage":{"scope":"weird"}}"#,
+        r#"{"unreachable":{"since":"2026-11-24T08:00:00Z"},"finding":{"level":"major"}}"#,
+        r#"{"defacement":{"designated":true,"views":10},"data_leak":{"class":"core","threat":"serious"}}"#,
+        r#"{"ransom":{"amount":1.5e3,"currency":"BTC"},"affected_population_share":{"provincial":0.2}}"#,
+        r#"{"affected_population_share":{"provincial":1.5}}"#,
+        r#"{"finding":{"level":"nope"}}"#,
+    ];
+
+    /// JSON whitespace, and (last, rarely picked) a space JSON does not allow.
+    const SPACE: &[&str] = &["", "", "", " ", "\n", "\t ", "\r\n", "\u{a0}"];
+
+    fn record() -> impl Strategy<Value = String> {
+        let member = (
+            0..KEYS.len(),
+            0..VALUES.len(),
+            0..SPACE.len(),
+            0..SPACE.len(),
+        );
+        let base = (
+            prop::sample::select(vec![r#""a-1""#, r#""x""#]),
+            prop::sample::select(vec![
+                r#""2026-11-24T08:00:00+08:00""#,
+                r#""2026-11-24T00:00:00Z""#,
+            ]),
+        );
+        (
+            base,
+            prop::collection::vec(member, 0..6),
+            0..SPACE.len(),
+            prop_oneof![
+                12 => Just(""),
+                1 => prop::sample::select(vec![" ", "\n", "x", "}", "{}"]),
+            ],
+        )
+            .prop_map(|((id, ts), members, lead, tail)| {
+                let mut parts = vec![format!(r#""id":{id}"#), format!(r#""timestamp":{ts}"#)];
+                for (k, v, a, b) in members {
+                    parts.push(format!(
+                        r#"{}"{}"{}:{}{}"#,
+                        SPACE[a], KEYS[k], SPACE[b], SPACE[a], VALUES[v]
+                    ));
+                }
+                // Members rotate so that required fields are sometimes late or overridden.
+                let n = parts.len();
+                parts.rotate_left(lead % n);
+                format!("{}{{{}}}{tail}", SPACE[lead], parts.join(","))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn generated_records_decode_as_serde_decodes_them(text in record()) {
+            agrees_with_serde(&text)?;
+        }
+
+        /// Real-shaped lines with bytes deleted, inserted or replaced.
+        #[test]
+        fn mutated_records_decode_as_serde_decodes_them(
+            line in 0..4usize,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0..3u8, prop::sample::select(
+                b"\"{}[],:\\ 0159-.eEnulltrfs\x01\xc3\xa9".to_vec())), 1..4),
+        ) {
+            let lines = [
+                crate::loadtest::alert_line(50, 2000, "2026-11-24T09:00:00+08:00"),
+                r#"{"id":"suricata-000123","timestamp":"2026-11-24T08:00:00+08:00","source":"suricata","operator":{"id":"gd-grid","class":"cii","province":"广东省","sector":"energy"},"asset":"scada-01","impact":{"outage":{"scope":"whole","since":"2026-11-24T07:55:00+08:00","until":null},"affected_population":1200000}}"#.to_string(),
+                r#"{"id":"w-1","timestamp":"2026-11-24T01:12:08.514+08:00","title":"sshd: brute force","rule_id":"5712","tags":["a",{"b":[1,2.5e-3,-0]}],"impact":{"economic_loss_cny":1234.5,"finding":{"level":"relatively_major","reason":"x"}}}"#.to_string(),
+                r#"{"command":"ack","incident_id":"INC-1","at":"2026-11-24T08:00:00+08:00","by":"alice"}"#.to_string(),
+            ];
+            let mut bytes = lines[line].clone().into_bytes();
+            for (at, op, b) in edits {
+                let i = at.index(bytes.len() + 1);
+                match op {
+                    0 if i < bytes.len() => { bytes.remove(i); }
+                    1 => bytes.insert(i, b),
+                    _ if i < bytes.len() => bytes[i] = b,
+                    _ => {}
+                }
+            }
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                agrees_with_serde(text)?;
+            }
+        }
+    }
+
+    #[test]
+    fn the_common_shapes_take_the_fast_path() {
+        let mut lines: Vec<String> = include_str!("../../examples/day.jsonl")
+            .lines()
+            // Commands, and the day's deliberately broken records, are not alerts.
+            .filter(|l| !l.contains("\"command\"") && serde_json::from_str::<Alert>(l).is_ok())
+            .map(str::to_owned)
+            .collect();
+        lines.push(crate::loadtest::alert_line(
+            50,
+            2000,
+            "2026-11-24T09:00:00+08:00",
+        ));
+        for line in &lines {
+            let reference = serde_json::from_str::<Alert>(line).ok();
+            let s = scan(line, false).unwrap_or_else(|| panic!("scanned: {line}"));
+            if line.contains('\\') {
+                assert!(s.alert.is_none(), "escapes are left to serde: {line}");
+            } else {
+                assert!(s.alert.is_some(), "fast path took: {line}");
+                assert_eq!(s.alert, reference, "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_runs_stop_at_the_first_quote_backslash_or_control_character() {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789中文";
+        for stop in ["\"", "\\", "\n", "\u{1f}", "\u{0}"] {
+            for at in 0..text.len() {
+                if !text.is_char_boundary(at) {
+                    continue;
+                }
+                let s = format!("{}{stop}{}", &text[..at], &text[at..]);
+                for from in 0..=at {
+                    assert_eq!(plain_run(s.as_bytes(), from), at, "{s:?} from {from}");
+                }
+            }
+        }
+        assert_eq!(plain_run(text.as_bytes(), 3), text.len());
+        assert_eq!(plain_run(b"", 0), 0);
+    }
+
+    #[test]
+    fn deep_nesting_is_left_to_serde() {
+        let deep = format!(
+            r#"{{"id":"a","timestamp":"2026-11-24T00:00:00Z","x":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(scan(&deep, true).is_none());
+    }
+}
