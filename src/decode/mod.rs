@@ -92,7 +92,7 @@ pub fn decode(bytes: &[u8], expect: Expect, max_bytes: usize) -> Result<Input, D
         }) = fast::scan(text, false)
         {
             if !command || expect == Expect::Alert {
-                return Ok(Input::Alert(Box::new(alert)));
+                return Ok(Input::Alert(alert));
             }
         }
     }
@@ -193,7 +193,7 @@ pub fn decode_record(
     if mappings.accepts_native() {
         if let Some(alert) = fast_alert {
             return Ok(Decoded {
-                input: Input::Alert(Box::new(alert)),
+                input: Input::Alert(alert),
                 mapped: None,
             });
         }
