@@ -209,6 +209,9 @@ pub struct Incident {
 /// How many alert ids and command keys an incident remembers for de-duplication after restore.
 pub const RECENT_IDS: usize = 32;
 
+/// How many distinct alert sources an incident lists.
+const MAX_SOURCES: usize = 16;
+
 impl Incident {
     pub fn is_open(&self) -> bool {
         self.status == Status::Open
@@ -311,6 +314,8 @@ pub struct Engine {
     seen: HashMap<u128, Timestamp, BuildHasherDefault<PrehashedHasher>>,
     seen_order: VecDeque<(Timestamp, u128)>,
     timers: TimerSet,
+    /// Scratch for `schedule`: the timers an incident wants.
+    wanted: Vec<(Timestamp, TimerKind)>,
     outbox: VecDeque<Escalation>,
     /// The latest event time handled (a watermark: it never goes back).
     clock: Timestamp,
@@ -340,6 +345,7 @@ impl Engine {
             seen: HashMap::default(),
             seen_order: VecDeque::new(),
             timers: TimerSet::default(),
+            wanted: Vec::new(),
             outbox: VecDeque::new(),
             clock: Timestamp(i64::MIN),
             counters: Counters::default(),
@@ -426,7 +432,7 @@ impl Engine {
                 self.schedule(&mut inc);
                 self.incidents.insert(id, inc);
             } else {
-                self.timers.reschedule(id, &mut inc.timers, Vec::new());
+                self.timers.reschedule(id, &mut inc.timers, &[]);
                 self.forget(&inc);
             }
             self.mark_dirty(id);
@@ -466,7 +472,7 @@ impl Engine {
         if let Some(old) = self.incidents.remove(&inc.id) {
             self.forget(&old);
             let mut old_timers = old.timers;
-            self.timers.reschedule(old.id, &mut old_timers, Vec::new());
+            self.timers.reschedule(old.id, &mut old_timers, &[]);
         }
         let latest = self
             .latest_by_key
@@ -514,7 +520,7 @@ impl Engine {
     /// Removes an incident (a tombstone read during restore).
     pub fn remove(&mut self, id: &IncidentId) {
         if let Some(mut inc) = self.incidents.remove(id) {
-            self.timers.reschedule(inc.id, &mut inc.timers, Vec::new());
+            self.timers.reschedule(inc.id, &mut inc.timers, &[]);
             self.forget(&inc);
         }
     }
@@ -523,10 +529,15 @@ impl Engine {
     fn remember(&mut self, inc: &mut Incident, key: u128, expires: Timestamp) {
         self.seen.insert(key, expires);
         self.seen_order.push_back((expires, key));
+        // Once full, the oldest goes: shift in place rather than remove and push.
         if inc.recent_ids.len() >= RECENT_IDS {
-            inc.recent_ids.remove(0);
+            inc.recent_ids.copy_within(1.., 0);
+            if let Some(last) = inc.recent_ids.last_mut() {
+                *last = key;
+            }
+        } else {
+            push_small(&mut inc.recent_ids, key, RECENT_IDS);
         }
-        push_exact(&mut inc.recent_ids, key);
     }
 
     pub fn stats(&self, now: Timestamp) -> Stats {
@@ -638,8 +649,8 @@ impl Engine {
             inc.category = alert.category.clone();
         }
         if let Some(src) = &alert.source {
-            if !inc.sources.contains(src) && inc.sources.len() < 16 {
-                push_exact(&mut inc.sources, src.clone());
+            if !inc.sources.contains(src) && inc.sources.len() < MAX_SOURCES {
+                push_small(&mut inc.sources, src.clone(), MAX_SOURCES);
             }
         }
         if alert.impact.ransom.is_some() {
@@ -648,7 +659,11 @@ impl Engine {
         inc.figures.apply(alert, &self.opts.sum);
         inc.alert_count += 1;
         if inc.alert_ids.len() < self.opts.max_alert_ids {
-            push_exact(&mut inc.alert_ids, alert.id.clone());
+            push_small(
+                &mut inc.alert_ids,
+                alert.id.clone(),
+                self.opts.max_alert_ids,
+            );
         }
         inc.last_alert_at = inc.last_alert_at.max(at);
         inc.last_activity = inc.last_activity.max(at);
@@ -862,7 +877,9 @@ impl Engine {
 
     /// Computes the timers an incident wants and puts them in the set.
     fn schedule(&mut self, inc: &mut Incident) {
-        let mut wanted = Vec::new();
+        // Built in a reused buffer: most calls want what is already armed and change nothing.
+        let mut wanted = std::mem::take(&mut self.wanted);
+        wanted.clear();
         if let Some(c) = &inc.crossing {
             wanted.push((c.at, TimerKind::Crossing));
             if inc.warned.is_none_or(|w| w < c.level) {
@@ -899,11 +916,10 @@ impl Engine {
                 TimerKind::Expire,
             ));
         }
-        let id = inc.id;
         if wanted != inc.timers {
-            wanted.shrink_to_fit();
-            self.timers.reschedule(id, &mut inc.timers, wanted);
+            self.timers.reschedule(inc.id, &mut inc.timers, &wanted);
         }
+        self.wanted = wanted;
     }
 
     /// Fires one timer; returns false if the incident leaves the state.
@@ -1427,6 +1443,17 @@ fn push_exact<T>(v: &mut Vec<T>, x: T) {
     v.push(x);
 }
 
+/// [`push_exact`] for the lists that grow with every alert: growing by exactly one would
+/// reallocate on every alert, so a full list gains up to two spare slots (none on the first push,
+/// which is all most incidents get, and never room beyond `limit`, the most it will hold).
+fn push_small<T>(v: &mut Vec<T>, x: T, limit: usize) {
+    if v.len() == v.capacity() {
+        let spare = v.len().min(2).min(limit.saturating_sub(v.len() + 1));
+        v.reserve_exact(1 + spare);
+    }
+    v.push(x);
+}
+
 fn echo(cmd: &Command) -> CommandEcho {
     CommandEcho {
         command: cmd.command.clone(),
@@ -1488,5 +1515,67 @@ fn merge_asset(into: &mut AssetInfo, from: AssetInfo) {
         into.kind = into.kind.take().or(from.kind);
         into.level = into.level.take().or(from.level);
         into.size = into.size.take().or(from.size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_small_keeps_at_most_two_spare_slots_and_none_past_the_limit() {
+        let mut v: Vec<u32> = Vec::new();
+        push_small(&mut v, 0, 50);
+        assert_eq!(v.capacity(), 1, "a one-alert incident holds exactly one");
+        for i in 1..50 {
+            push_small(&mut v, i, 50);
+            assert!(v.capacity() - v.len() <= 2);
+        }
+        assert_eq!(v.capacity(), 50);
+        let mut w: Vec<u32> = Vec::new();
+        for i in 0..4 {
+            push_small(&mut w, i, 4);
+        }
+        assert_eq!(w.capacity(), 4);
+    }
+
+    #[test]
+    fn an_incident_remembers_its_newest_ids_oldest_first() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut e = Engine::from_config(&crate::settings::load(&dir).expect("config"));
+        for i in 0..40 {
+            let line = format!(
+                r#"{{"id":"a-{i}","timestamp":"2026-11-24T08:00:{i:02}+08:00","incident_key":"k"}}"#
+            );
+            e.handle(
+                crate::decode::decode(line.as_bytes(), crate::decode::Expect::Alert, 0)
+                    .expect("alert"),
+            );
+        }
+        let inc = e.incidents_sorted()[0];
+        let want: Vec<u128> = (8..40)
+            .map(|i| dedup_key(b"alert", &[format!("a-{i}").as_bytes()]))
+            .collect();
+        assert_eq!(inc.recent_ids, want);
+        assert_eq!(inc.recent_ids.capacity(), RECENT_IDS);
+        assert!(inc.alert_ids.capacity() <= inc.alert_ids.len() + 2);
+    }
+
+    #[test]
+    fn timers_are_kept_without_spare_capacity() {
+        let mut set = TimerSet::default();
+        let id = IncidentId { day: 1, hash: 2 };
+        let mut current = Vec::new();
+        let wanted = vec![
+            (Timestamp(5), TimerKind::Crossing),
+            (Timestamp(9), TimerKind::Expire),
+        ];
+        set.reschedule(id, &mut current, &wanted);
+        assert_eq!((current.as_slice(), current.capacity()), (&wanted[..], 2));
+        set.reschedule(id, &mut current, &wanted[1..]);
+        assert_eq!((current.as_slice(), current.capacity()), (&wanted[1..], 1));
+        assert_eq!(set.len(), 1);
+        set.reschedule(id, &mut current, &[]);
+        assert_eq!((current.capacity(), set.len()), (0, 0));
     }
 }
