@@ -766,8 +766,7 @@ impl Engine {
     /// Re-evaluates the grade at `at`; announces a change; opens the reports it makes due.
     /// `analyst` is the evidence of a `regrade`.
     fn regrade(&mut self, inc: &mut Incident, at: Timestamp, analyst: Option<Evidence>) {
-        let computed = grade::level(&self.rules, &inc.asset, &inc.figures, at);
-        inc.computed = inc.computed.max(computed);
+        inc.computed = grade::level_above(&self.rules, &inc.asset, &inc.figures, at, inc.computed);
         let new_level = inc.effective();
         let previous = inc.level;
         // Evidence is built only when an event will carry it.
@@ -780,8 +779,9 @@ impl Engine {
         let grade = if needs_evidence {
             grade::evaluate(&self.rules, &inc.asset, &inc.figures, at)
         } else {
+            // Read by nothing: events and reports are made only where evidence is needed.
             Grade {
-                level: computed,
+                level: inc.computed,
                 evidence: Vec::new(),
             }
         };
