@@ -48,21 +48,49 @@ pub fn evaluate(rules: &Ruleset, asset: &AssetInfo, figures: &Figures, at: Times
     Grade { level, evidence }
 }
 
-/// The level alone, without building evidence: the hot path for alerts that change nothing.
-pub fn level(rules: &Ruleset, asset: &AssetInfo, figures: &Figures, at: Timestamp) -> Level {
-    let mut level = Level::General;
+/// The level alone, without building evidence: the hot path, run on every alert. Only levels
+/// above `floor` are looked for (the caller keeps the higher of the two, as a computed level never
+/// falls), and each figure is read once per indicator rather than once per threshold. Agrees
+/// with `evaluate(..).level.max(floor)`.
+pub fn level_above(
+    rules: &Ruleset,
+    asset: &AssetInfo,
+    figures: &Figures,
+    at: Timestamp,
+    floor: Level,
+) -> Level {
+    let mut level = floor;
     for ind in &rules.indicators {
-        if !present(ind, figures) {
-            continue;
-        }
-        for th in &ind.thresholds {
-            if th.level <= level {
-                break; // sorted highest first: nothing better here
-            }
-            if applies(th, asset) && meets(ind, th, figures, at).is_some() {
-                level = th.level;
-                break;
-            }
+        // Sorted highest first: past the first threshold at or below `level`, nothing is better.
+        let candidates = || ind.thresholds.iter().take_while(|t| t.level > level);
+        let met = match ind.figure {
+            Figure::Amount(f) => match figures.amount_of(f) {
+                Some(have) => candidates()
+                    .find(|t| matches!(t.rule, Rule::AtLeast(v) if have >= v) && applies(t, asset)),
+                None => None,
+            },
+            Figure::Duration(f) => match ind.unit.millis() {
+                Some(unit_ms) if figures.has_intervals(f) => {
+                    let d = figures.duration_at(f, at);
+                    candidates().find(|t| {
+                        matches!(t.rule, Rule::AtLeast(v) if d >= to_millis(v, unit_ms))
+                            && applies(t, asset)
+                    })
+                }
+                _ => None,
+            },
+            Figure::Category(f) => candidates().find(|t| match &t.rule {
+                Rule::AnyOf(vals) => {
+                    figures
+                        .categories_of(f)
+                        .any(|seen| vals.iter().any(|v| v == seen))
+                        && applies(t, asset)
+                }
+                Rule::AtLeast(_) => false,
+            }),
+        };
+        if let Some(t) = met {
+            level = t.level;
         }
     }
     level
@@ -182,4 +210,113 @@ fn meets(
 /// Two decimals, rounded down so that evidence never overstates a duration.
 fn floor2(x: f64) -> f64 {
     (x * 100.0).floor() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::correlate::Interval;
+    use crate::settings::ruleset::{AmountFigure, CategoryFigure, DurationFigure};
+    use crate::time::HOUR;
+
+    /// `level_above` is the hot path's shortcut for `evaluate`: the two must never disagree.
+    #[test]
+    fn level_above_agrees_with_evaluate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let rules = crate::settings::load(&dir).expect("config").ruleset;
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let kinds = [
+            None,
+            Some("cii_system"),
+            Some("party_gov_portal"),
+            Some("network_platform"),
+            Some("key_news_site"),
+        ];
+        let quals = [
+            None,
+            Some("national"),
+            Some("provincial"),
+            Some("county"),
+            Some("super_large"),
+            Some("large"),
+        ];
+        let durations = [
+            DurationFigure::OutageWhole,
+            DurationFigure::OutageMainFunction,
+            DurationFigure::Unreachable,
+            DurationFigure::DefacementHome,
+            DurationFigure::DefacementOther,
+        ];
+        let amounts = [
+            AmountFigure::AffectedPopulation,
+            AmountFigure::PopulationShareProvincial,
+            AmountFigure::PersonalInfoRecords,
+            AmountFigure::EconomicLossCny,
+            AmountFigure::DefacementReposts,
+            AmountFigure::DefacementViews,
+        ];
+        let scales = [0.3, 0.5, 1e3, 1e5, 1e6, 1e7, 1e8, 1e9];
+        let categories = [
+            (CategoryFigure::DataLeak, "important:serious"),
+            (CategoryFigure::DataLeak, "core:relatively_serious"),
+            (CategoryFigure::Finding, "major"),
+            (CategoryFigure::DefacementDesignated, "relatively_major"),
+        ];
+        let levels = [
+            Level::General,
+            Level::RelativelyMajor,
+            Level::Major,
+            Level::ParticularlyMajor,
+        ];
+        let mut seen = [0; 4];
+        for _ in 0..20_000 {
+            let q = quals[next(quals.len() as u64) as usize];
+            let asset = AssetInfo {
+                kind: kinds[next(kinds.len() as u64) as usize].map(str::to_string),
+                level: q.map(str::to_string),
+                size: q.map(str::to_string),
+                ..AssetInfo::default()
+            };
+            let mut f = Figures::default();
+            for _ in 0..next(3) {
+                let since = Timestamp(next(24) as i64 * HOUR);
+                let until = (next(2) == 0).then(|| Timestamp(since.0 + next(30) as i64 * HOUR));
+                let fig = durations[next(durations.len() as u64) as usize];
+                f.set_intervals(
+                    fig,
+                    vec![Interval {
+                        since,
+                        until,
+                        revised: None,
+                    }],
+                );
+            }
+            for _ in 0..next(4) {
+                let v = scales[next(scales.len() as u64) as usize] * (next(20) as f64 / 10.0);
+                f.set_amount(amounts[next(amounts.len() as u64) as usize], v);
+            }
+            for _ in 0..next(2) {
+                let (fig, v) = categories[next(categories.len() as u64) as usize];
+                f.set_categories(fig, vec![v.to_string()]);
+            }
+            let at = Timestamp(next(72) as i64 * HOUR);
+            let floor = levels[next(4) as usize];
+            seen[evaluate(&rules, &asset, &f, at).level.index()] += 1;
+            assert_eq!(
+                level_above(&rules, &asset, &f, at, floor),
+                evaluate(&rules, &asset, &f, at).level.max(floor),
+                "{asset:?} {f:?} at {at:?} above {floor:?}"
+            );
+        }
+        assert!(
+            seen.iter().all(|&n| n > 500),
+            "every level is exercised: {seen:?}"
+        );
+    }
 }

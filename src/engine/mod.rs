@@ -45,8 +45,22 @@ pub struct IncidentId {
 }
 
 impl fmt::Display for IncidentId {
+    /// Every event names its incident twice, so the usual shape is rendered by hand; anything
+    /// wider (only a hand-made snapshot has it) goes through `write!`, which gives the same text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "INC-{:08}-{:012x}", self.day, self.hash)
+        if self.day >= 100_000_000 || self.hash >> 48 != 0 {
+            return write!(f, "INC-{:08}-{:012x}", self.day, self.hash);
+        }
+        let mut b = *b"INC-00000000-000000000000";
+        let mut day = self.day;
+        for d in b[4..12].iter_mut().rev() {
+            *d = b'0' + (day % 10) as u8;
+            day /= 10;
+        }
+        for (i, d) in b[13..].iter_mut().enumerate() {
+            *d = b"0123456789abcdef"[((self.hash >> (44 - 4 * i)) & 0xf) as usize];
+        }
+        f.write_str(std::str::from_utf8(&b).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -155,6 +169,14 @@ impl std::hash::Hasher for PrehashedHasher {
     fn write_u128(&mut self, v: u128) {
         self.0 ^= (v as u64) ^ ((v >> 64) as u64);
     }
+    /// An `IncidentId` is a u32 and a u64: one multiply each instead of twelve bytewise steps
+    /// (the map is looked up a few times per input; its iteration order is never observed).
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// FNV-1a: tiny, stable across platforms and releases (unlike `DefaultHasher`).
@@ -238,6 +260,9 @@ pub struct Incident {
 
 /// How many alert ids and command keys an incident remembers for de-duplication after restore.
 pub const RECENT_IDS: usize = 32;
+
+/// How many distinct alert sources an incident lists.
+const MAX_SOURCES: usize = 16;
 
 impl Incident {
     pub fn is_open(&self) -> bool {
@@ -341,6 +366,8 @@ pub struct Engine {
     seen: HashMap<u128, Timestamp, BuildHasherDefault<PrehashedHasher>>,
     seen_order: VecDeque<(Timestamp, u128)>,
     timers: TimerSet,
+    /// Scratch for `schedule`: the timers an incident wants.
+    wanted: Vec<(Timestamp, TimerKind)>,
     outbox: VecDeque<Escalation>,
     /// The latest event time handled (a watermark: it never goes back).
     clock: Timestamp,
@@ -370,6 +397,7 @@ impl Engine {
             seen: HashMap::default(),
             seen_order: VecDeque::new(),
             timers: TimerSet::default(),
+            wanted: Vec::new(),
             outbox: VecDeque::new(),
             clock: Timestamp(i64::MIN),
             counters: Counters::default(),
@@ -425,7 +453,7 @@ impl Engine {
         self.clock = self.clock.max(input.time());
         self.offset = offset;
         match input {
-            Input::Alert(a) => self.handle_alert(&a),
+            Input::Alert(mut a) => self.handle_alert(&mut a),
             Input::Command(c) => self.handle_command(*c),
         }
         self.offset = None;
@@ -456,7 +484,7 @@ impl Engine {
                 self.schedule(&mut inc);
                 self.incidents.insert(id, inc);
             } else {
-                self.timers.reschedule(id, &mut inc.timers, Vec::new());
+                self.timers.reschedule(id, &mut inc.timers, &[]);
                 self.forget(&inc);
             }
             self.mark_dirty(id);
@@ -496,7 +524,7 @@ impl Engine {
         if let Some(old) = self.incidents.remove(&inc.id) {
             self.forget(&old);
             let mut old_timers = old.timers;
-            self.timers.reschedule(old.id, &mut old_timers, Vec::new());
+            self.timers.reschedule(old.id, &mut old_timers, &[]);
         }
         let latest = self
             .latest_by_key
@@ -544,7 +572,7 @@ impl Engine {
     /// Removes an incident (a tombstone read during restore).
     pub fn remove(&mut self, id: &IncidentId) {
         if let Some(mut inc) = self.incidents.remove(id) {
-            self.timers.reschedule(inc.id, &mut inc.timers, Vec::new());
+            self.timers.reschedule(inc.id, &mut inc.timers, &[]);
             self.forget(&inc);
         }
     }
@@ -553,10 +581,15 @@ impl Engine {
     fn remember(&mut self, inc: &mut Incident, key: u128, expires: Timestamp) {
         self.seen.insert(key, expires);
         self.seen_order.push_back((expires, key));
+        // Once full, the oldest goes: shift in place rather than remove and push.
         if inc.recent_ids.len() >= RECENT_IDS {
-            inc.recent_ids.remove(0);
+            inc.recent_ids.copy_within(1.., 0);
+            if let Some(last) = inc.recent_ids.last_mut() {
+                *last = key;
+            }
+        } else {
+            push_small(&mut inc.recent_ids, key, RECENT_IDS);
         }
-        push_exact(&mut inc.recent_ids, key);
     }
 
     pub fn stats(&self, now: Timestamp) -> Stats {
@@ -587,7 +620,8 @@ impl Engine {
 
     // ------------------------------------------------------------------ alerts
 
-    fn handle_alert(&mut self, alert: &Alert) {
+    /// Takes the alert mutably only to move its id into the incident instead of copying it.
+    fn handle_alert(&mut self, alert: &mut Alert) {
         let dedup = dedup_key(b"alert", &[alert.id.as_bytes()]);
         if self.seen.contains_key(&dedup) {
             self.counters.duplicates += 1;
@@ -611,19 +645,28 @@ impl Engine {
                 (Some(key), kh)
             }
         };
-        let joinable = self
-            .latest_by_key
-            .get(&kh)
-            .and_then(|id| self.incidents.get(id))
-            .filter(|inc| {
-                // An incident with an outage still going on does not go quiet: the outage is
-                // still happening, so its alerts still belong to it.
-                inc.is_open()
+        // Taken out to be updated (and put back if it does not take the alert).
+        let latest = match self.latest_by_key.get(&kh) {
+            Some(id) => self.incidents.remove(id),
+            None => None,
+        };
+        let joinable = match latest {
+            // An incident with an outage still going on does not go quiet: the outage is still
+            // happening, so its alerts still belong to it.
+            Some(inc)
+                if inc.is_open()
                     && (at.since(inc.last_alert_at) <= self.opts.quiet_period
-                        || inc.figures.any_ongoing())
-            })
-            .map(|inc| inc.id);
-        let mut inc = match joinable.and_then(|id| self.incidents.remove(&id)) {
+                        || inc.figures.any_ongoing()) =>
+            {
+                Some(inc)
+            }
+            Some(inc) => {
+                self.incidents.insert(inc.id, inc);
+                None
+            }
+            None => None,
+        };
+        let mut inc = match joinable {
             Some(inc) if self.already_applied(&inc) => {
                 self.counters.duplicates += 1;
                 self.incidents.insert(inc.id, inc);
@@ -635,7 +678,7 @@ impl Engine {
                     .take()
                     .unwrap_or_else(|| resolve_parties(&self.registry, alert));
                 let key = derived.unwrap_or_else(|| format!("k:{}", explicit.unwrap_or_default()));
-                self.open_incident(&key, alert, op, asset)
+                self.open_incident(key, kh, alert, op, asset)
             }
         };
         // Later alerts fill in what the first did not say.
@@ -662,23 +705,27 @@ impl Engine {
             }
         }
         if inc.title.is_none() {
-            inc.title = alert.title.clone();
+            inc.title = alert.title.take();
         }
         if inc.category.is_none() {
-            inc.category = alert.category.clone();
+            inc.category = alert.category.take();
         }
-        if let Some(src) = &alert.source {
-            if !inc.sources.contains(src) && inc.sources.len() < 16 {
-                push_exact(&mut inc.sources, src.clone());
+        if let Some(src) = alert.source.take() {
+            if !inc.sources.contains(&src) && inc.sources.len() < MAX_SOURCES {
+                push_small(&mut inc.sources, src, MAX_SOURCES);
             }
         }
         if alert.impact.ransom.is_some() {
-            inc.ransom = alert.impact.ransom.clone();
+            inc.ransom = alert.impact.ransom.take();
         }
         inc.figures.apply(alert, &self.opts.sum);
         inc.alert_count += 1;
         if inc.alert_ids.len() < self.opts.max_alert_ids {
-            push_exact(&mut inc.alert_ids, alert.id.clone());
+            push_small(
+                &mut inc.alert_ids,
+                std::mem::take(&mut alert.id),
+                self.opts.max_alert_ids,
+            );
         }
         inc.last_alert_at = inc.last_alert_at.max(at);
         inc.last_activity = inc.last_activity.max(at);
@@ -690,36 +737,39 @@ impl Engine {
         self.incidents.insert(inc.id, inc);
     }
 
+    /// Opens an incident for correlation key `key` (hashed: `kh`).
     fn open_incident(
         &mut self,
-        key: &str,
-        alert: &Alert,
+        key: String,
+        kh: u128,
+        alert: &mut Alert,
         operator: OperatorInfo,
         asset: AssetInfo,
     ) -> Box<Incident> {
         let day = alert.timestamp.ymd(self.opts.offset);
         let ts = alert.timestamp.0.to_le_bytes();
+        let token = u64::from(route_token(&key)) << 24;
         let mut n: u32 = 0;
         let id = loop {
             let low = fnv1a(&[key.as_bytes(), &ts, &n.to_le_bytes()]) & 0xff_ffff;
             let id = IncidentId {
                 day,
-                hash: (u64::from(route_token(key)) << 24) | low,
+                hash: token | low,
             };
             if !self.incidents.contains_key(&id) {
                 break id;
             }
             n += 1;
         };
-        self.latest_by_key.insert(key_hash(key), id);
+        self.latest_by_key.insert(kh, id);
         let inc = Incident {
             id,
-            key: key.to_string(),
+            key,
             opened_at: alert.timestamp,
             last_alert_at: alert.timestamp,
             last_activity: alert.timestamp,
-            title: alert.title.clone(),
-            category: alert.category.clone(),
+            title: alert.title.take(),
+            category: alert.category.take(),
             sources: Vec::new(),
             operator: self.intern(operator),
             asset: self.intern_asset(asset),
@@ -760,8 +810,7 @@ impl Engine {
     /// Re-evaluates the grade at `at`; announces a change; opens the reports it makes due.
     /// `analyst` is the evidence of a `regrade`.
     fn regrade(&mut self, inc: &mut Incident, at: Timestamp, analyst: Option<Evidence>) {
-        let computed = grade::level(&self.rules, &inc.asset, &inc.figures, at);
-        inc.computed = inc.computed.max(computed);
+        inc.computed = grade::level_above(&self.rules, &inc.asset, &inc.figures, at, inc.computed);
         let new_level = inc.effective();
         let previous = inc.level;
         // Evidence is built only when an event will carry it.
@@ -774,8 +823,9 @@ impl Engine {
         let grade = if needs_evidence {
             grade::evaluate(&self.rules, &inc.asset, &inc.figures, at)
         } else {
+            // Read by nothing: events and reports are made only where evidence is needed.
             Grade {
-                level: computed,
+                level: inc.computed,
                 evidence: Vec::new(),
             }
         };
@@ -892,7 +942,9 @@ impl Engine {
 
     /// Computes the timers an incident wants and puts them in the set.
     fn schedule(&mut self, inc: &mut Incident) {
-        let mut wanted = Vec::new();
+        // Built in a reused buffer: most calls want what is already armed and change nothing.
+        let mut wanted = std::mem::take(&mut self.wanted);
+        wanted.clear();
         if let Some(c) = &inc.crossing {
             wanted.push((c.at, TimerKind::Crossing));
             if inc.warned.is_none_or(|w| w < c.level) {
@@ -929,11 +981,10 @@ impl Engine {
                 TimerKind::Expire,
             ));
         }
-        let id = inc.id;
         if wanted != inc.timers {
-            wanted.shrink_to_fit();
-            self.timers.reschedule(id, &mut inc.timers, wanted);
+            self.timers.reschedule(inc.id, &mut inc.timers, &wanted);
         }
+        self.wanted = wanted;
     }
 
     /// Fires one timer; returns false if the incident leaves the state.
@@ -1285,10 +1336,11 @@ impl Engine {
     // ------------------------------------------------------------------ event builders
 
     fn event(&self, inc: &Incident, kind: EventType, suffix: String, at: Timestamp) -> Escalation {
+        let incident_id = inc.id.to_string();
         let mut ev = Escalation::new(
-            format!("{}/{}{}", inc.id, kind.key(), suffix),
+            [incident_id.as_str(), "/", kind.key(), &suffix].concat(),
             kind,
-            inc.id.to_string(),
+            incident_id,
             at,
             at.format(self.opts.offset),
         );
@@ -1461,6 +1513,17 @@ fn push_exact<T>(v: &mut Vec<T>, x: T) {
     v.push(x);
 }
 
+/// [`push_exact`] for the lists that grow with every alert: growing by exactly one would
+/// reallocate on every alert, so a full list gains up to two spare slots (none on the first push,
+/// which is all most incidents get, and never room beyond `limit`, the most it will hold).
+fn push_small<T>(v: &mut Vec<T>, x: T, limit: usize) {
+    if v.len() == v.capacity() {
+        let spare = v.len().min(2).min(limit.saturating_sub(v.len() + 1));
+        v.reserve_exact(1 + spare);
+    }
+    v.push(x);
+}
+
 fn echo(cmd: &Command) -> CommandEcho {
     CommandEcho {
         command: cmd.command.clone(),
@@ -1522,5 +1585,86 @@ fn merge_asset(into: &mut AssetInfo, from: AssetInfo) {
         into.kind = into.kind.take().or(from.kind);
         into.level = into.level.take().or(from.level);
         into.size = into.size.take().or(from.size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_small_keeps_at_most_two_spare_slots_and_none_past_the_limit() {
+        let mut v: Vec<u32> = Vec::new();
+        push_small(&mut v, 0, 50);
+        assert_eq!(v.capacity(), 1, "a one-alert incident holds exactly one");
+        for i in 1..50 {
+            push_small(&mut v, i, 50);
+            assert!(v.capacity() - v.len() <= 2);
+        }
+        assert_eq!(v.capacity(), 50);
+        let mut w: Vec<u32> = Vec::new();
+        for i in 0..4 {
+            push_small(&mut w, i, 4);
+        }
+        assert_eq!(w.capacity(), 4);
+    }
+
+    #[test]
+    fn an_incident_remembers_its_newest_ids_oldest_first() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut e = Engine::from_config(&crate::settings::load(&dir).expect("config"));
+        for i in 0..40 {
+            let line = format!(
+                r#"{{"id":"a-{i}","timestamp":"2026-11-24T08:00:{i:02}+08:00","incident_key":"k"}}"#
+            );
+            e.handle(
+                crate::decode::decode(line.as_bytes(), crate::decode::Expect::Alert, 0)
+                    .expect("alert"),
+            );
+        }
+        let inc = e.incidents_sorted()[0];
+        let want: Vec<u128> = (8..40)
+            .map(|i| dedup_key(b"alert", &[format!("a-{i}").as_bytes()]))
+            .collect();
+        assert_eq!(inc.recent_ids, want);
+        assert_eq!(inc.recent_ids.capacity(), RECENT_IDS);
+        assert!(inc.alert_ids.capacity() <= inc.alert_ids.len() + 2);
+    }
+
+    #[test]
+    fn incident_ids_render_as_write_would() {
+        let ids = [
+            (20261124, 0x7f3a_9c2e_01ab),
+            (0, 0),
+            (99_999_999, 0xffff_ffff_ffff),
+            (100_000_000, 1),
+            (7, 0x1_0000_0000_0000),
+            (u32::MAX, u64::MAX),
+        ];
+        for (day, hash) in ids {
+            let id = IncidentId { day, hash };
+            assert_eq!(id.to_string(), format!("INC-{day:08}-{hash:012x}"));
+            if day < 100_000_000 && hash >> 48 == 0 {
+                assert_eq!(id.to_string().parse::<IncidentId>(), Ok(id));
+            }
+        }
+    }
+
+    #[test]
+    fn timers_are_kept_without_spare_capacity() {
+        let mut set = TimerSet::default();
+        let id = IncidentId { day: 1, hash: 2 };
+        let mut current = Vec::new();
+        let wanted = vec![
+            (Timestamp(5), TimerKind::Crossing),
+            (Timestamp(9), TimerKind::Expire),
+        ];
+        set.reschedule(id, &mut current, &wanted);
+        assert_eq!((current.as_slice(), current.capacity()), (&wanted[..], 2));
+        set.reschedule(id, &mut current, &wanted[1..]);
+        assert_eq!((current.as_slice(), current.capacity()), (&wanted[1..], 1));
+        assert_eq!(set.len(), 1);
+        set.reschedule(id, &mut current, &[]);
+        assert_eq!((current.capacity(), set.len()), (0, 0));
     }
 }

@@ -29,20 +29,25 @@ pub struct TimerSet {
 }
 
 impl TimerSet {
-    /// Replaces `current` (an incident's entries) with `wanted`.
+    /// Replaces `current` (an incident's entries) with `wanted`, leaving `current` without spare
+    /// capacity (an incident holds it as long as it lives).
     pub fn reschedule(
         &mut self,
         id: IncidentId,
         current: &mut Vec<(Timestamp, TimerKind)>,
-        wanted: Vec<(Timestamp, TimerKind)>,
+        wanted: &[(Timestamp, TimerKind)],
     ) {
         for (at, kind) in current.drain(..) {
             self.set.remove(&(at, id, kind));
         }
-        for &(at, kind) in &wanted {
+        for &(at, kind) in wanted {
             self.set.insert((at, id, kind));
         }
-        *current = wanted;
+        if current.capacity() == wanted.len() {
+            current.extend_from_slice(wanted);
+        } else {
+            *current = wanted.to_vec();
+        }
     }
 
     /// The earliest pending instant.
