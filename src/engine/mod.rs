@@ -645,42 +645,54 @@ impl Engine {
                 (Some(key), kh)
             }
         };
-        // Taken out to be updated (and put back if it does not take the alert).
+        // The incident is updated in place. The map is set aside meanwhile, so that the rest of
+        // the engine can be borrowed mutably alongside: `apply_alert` and what it calls never
+        // read `incidents` (they get the incident they work on). This saves taking the incident
+        // out of the map and putting it back on every alert.
+        let mut incidents = std::mem::take(&mut self.incidents);
+        let quiet = self.opts.quiet_period;
         let latest = match self.latest_by_key.get(&kh) {
-            Some(id) => self.incidents.remove(id),
+            Some(id) => incidents.get_mut(id),
             None => None,
         };
-        let joinable = match latest {
+        match latest {
             // An incident with an outage still going on does not go quiet: the outage is still
             // happening, so its alerts still belong to it.
             Some(inc)
                 if inc.is_open()
-                    && (at.since(inc.last_alert_at) <= self.opts.quiet_period
-                        || inc.figures.any_ongoing()) =>
+                    && (at.since(inc.last_alert_at) <= quiet || inc.figures.any_ongoing()) =>
             {
-                Some(inc)
+                if self.already_applied(inc) {
+                    self.counters.duplicates += 1;
+                } else {
+                    self.apply_alert(inc, alert, parties, dedup, expires);
+                }
+                self.incidents = incidents;
             }
-            Some(inc) => {
-                self.incidents.insert(inc.id, inc);
-                None
-            }
-            None => None,
-        };
-        let mut inc = match joinable {
-            Some(inc) if self.already_applied(&inc) => {
-                self.counters.duplicates += 1;
-                self.incidents.insert(inc.id, inc);
-                return;
-            }
-            Some(inc) => inc,
-            None => {
+            _ => {
+                self.incidents = incidents;
                 let (op, asset) = parties
                     .take()
                     .unwrap_or_else(|| resolve_parties(&self.registry, alert));
                 let key = derived.unwrap_or_else(|| format!("k:{}", explicit.unwrap_or_default()));
-                self.open_incident(key, kh, alert, op, asset)
+                let mut inc = self.open_incident(key, kh, alert, op, asset);
+                self.apply_alert(&mut inc, alert, None, dedup, expires);
+                self.incidents.insert(inc.id, inc);
             }
-        };
+        }
+    }
+
+    /// Applies an alert to the incident it joins (or opened). `parties`: the alert's operator
+    /// and asset, if already resolved.
+    fn apply_alert(
+        &mut self,
+        inc: &mut Incident,
+        alert: &mut Alert,
+        mut parties: Option<(OperatorInfo, AssetInfo)>,
+        dedup: u128,
+        expires: Timestamp,
+    ) {
+        let at = alert.timestamp;
         // Later alerts fill in what the first did not say.
         let known =
             inc.operator.id.is_some() && (inc.asset.id.is_some() || inc.asset.kind.is_some());
@@ -730,11 +742,10 @@ impl Engine {
         inc.last_alert_at = inc.last_alert_at.max(at);
         inc.last_activity = inc.last_activity.max(at);
         inc.applied_offset = self.offset.or(inc.applied_offset);
-        self.regrade(&mut inc, at, None);
-        self.remember(&mut inc, dedup, expires);
-        self.schedule(&mut inc);
+        self.regrade(inc, at, None);
+        self.remember(inc, dedup, expires);
+        self.schedule(inc);
         self.mark_dirty(inc.id);
-        self.incidents.insert(inc.id, inc);
     }
 
     /// Opens an incident for correlation key `key` (hashed: `kh`).
