@@ -645,32 +645,31 @@ impl Engine {
                 (Some(key), kh)
             }
         };
-        // The incident is updated in place. The map is set aside meanwhile, so that the rest of
-        // the engine can be borrowed mutably alongside: `apply_alert` and what it calls never
-        // read `incidents` (they get the incident they work on). This saves taking the incident
-        // out of the map and putting it back on every alert.
-        let mut incidents = std::mem::take(&mut self.incidents);
+        // The latest incident for the key is taken out of the map (one lookup), updated, and put
+        // back; `apply_alert` and what it calls may then use the whole engine, map included.
         let quiet = self.opts.quiet_period;
         let latest = match self.latest_by_key.get(&kh) {
-            Some(id) => incidents.get_mut(id),
+            Some(id) => self.incidents.remove(id),
             None => None,
         };
         match latest {
             // An incident with an outage still going on does not go quiet: the outage is still
             // happening, so its alerts still belong to it.
-            Some(inc)
+            Some(mut inc)
                 if inc.is_open()
                     && (at.since(inc.last_alert_at) <= quiet || inc.figures.any_ongoing()) =>
             {
-                if self.already_applied(inc) {
+                if self.already_applied(&inc) {
                     self.counters.duplicates += 1;
                 } else {
-                    self.apply_alert(inc, alert, parties, dedup, expires);
+                    self.apply_alert(&mut inc, alert, parties, dedup, expires);
                 }
-                self.incidents = incidents;
+                self.incidents.insert(inc.id, inc);
             }
-            _ => {
-                self.incidents = incidents;
+            ended => {
+                if let Some(inc) = ended {
+                    self.incidents.insert(inc.id, inc);
+                }
                 let (op, asset) = parties
                     .take()
                     .unwrap_or_else(|| resolve_parties(&self.registry, alert));
