@@ -131,7 +131,7 @@ const STOPS: [bool; 256] = {
     t
 };
 
-/// The index of the first `"`, `\\` or control character at or after `from` (or the length):
+/// The index of the first `"`, `\` or control character at or after `from` (or the length):
 /// eight bytes at a time, as serde_json does, since string content is most of an alert.
 #[inline]
 fn plain_run(b: &[u8], from: usize) -> usize {
