@@ -14,12 +14,13 @@ use crate::model::alert::{AssetFields, Impact, OperatorFields, Ref};
 use crate::model::Alert;
 use crate::time::Timestamp;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 
 /// What one pass over a record's top level found.
 #[derive(Debug)]
 pub(crate) struct Scanned<'a> {
-    /// The top-level keys in order; collected only when asked for.
-    pub keys: Vec<&'a str>,
+    /// The top-level keys in order (as `top_keys` gives them); collected only when asked for.
+    pub keys: Vec<Cow<'a, str>>,
     /// Whether there is a top-level `command` key.
     pub command: bool,
     /// The alert, when the record is a native alert this pass fully understood (boxed as
@@ -45,7 +46,7 @@ pub(crate) fn scan(text: &str, want_keys: bool) -> Option<Scanned<'_>> {
     let mut fit = true;
     c.object(1, |c, key| {
         if want_keys {
-            out.keys.push(key);
+            out.keys.push(Cow::Borrowed(key));
         }
         if key == "command" {
             out.command = true;

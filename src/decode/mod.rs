@@ -154,7 +154,7 @@ pub fn decode_record(
     let text = prelude(bytes, max_bytes)?;
     // One pass lists the keys and, for a plain native alert, decodes it too.
     let (keys, fast_alert): (Vec<Cow<str>>, _) = match fast::scan(text, true) {
-        Some(s) => (s.keys.into_iter().map(Cow::Borrowed).collect(), s.alert),
+        Some(s) => (s.keys, s.alert),
         None => (top_keys(text)?.into_iter().map(Cow::Owned).collect(), None),
     };
     let is_command = match expect {
