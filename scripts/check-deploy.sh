@@ -182,7 +182,7 @@ PY
 ALLOWED_METRICS="klaxon_alerts_consumed_total klaxon_records_processed_total klaxon_records_rejected_total klaxon_commands_total
 klaxon_escalations_emitted_total klaxon_incidents_open klaxon_reports_due klaxon_reports_overdue
 klaxon_nearest_deadline_seconds klaxon_processing_latency_seconds klaxon_consumer_lag_records
-klaxon_state_incidents klaxon_state_dedup_ids klaxon_ready klaxon_kafka_errors_total"
+klaxon_state_incidents klaxon_state_dedup_ids klaxon_dedup_evicted_total klaxon_ready klaxon_kafka_errors_total"
 
 # Dashboard sanity, metric names in rules and dashboard; writes the dashboard's expressions as
 # recording rules to $1 so that promtool can parse them.

@@ -7,8 +7,14 @@
 //! 3. **latency** — the realistic alert mix paced at half of Klaxon's peak rate through each
 //!    contender in turn, every 50th alert a probe opening its own incident; probe → arrival time;
 //! 4. **timers** — reminders due a few seconds ahead: how late they arrive;
-//! 5. **scale** (no broker) — N open incidents with running timers: memory, timer cost, restore;
-//! 6. **restore through Kafka** — N incidents over the changelog partitions, all restored at once.
+//! 5. **restore through Kafka** — N incidents over the changelog partitions, all restored at once;
+//! 6. **scale** (no broker) — N open incidents with running timers: memory, timer cost, restore;
+//! 7. **dedup bound** (no broker) — memory per remembered alert id, and that the set stops growing
+//!    at `state.max_dedup_ids`.
+//!
+//! The memory phases ([`scale`], [`dedup_bound`]) each run in a fresh process (`klaxon load-test
+//! --memory-phase`): in a process that has already freed memory, new allocations reuse it and
+//! RSS hides their growth.
 
 use crate::decode::{decode, Expect};
 use crate::engine::Engine;
@@ -33,7 +39,6 @@ pub struct LoadOptions {
     /// Length of the latency phase, and its rate (default: half of Klaxon's measured peak).
     pub latency_seconds: f64,
     pub latency_rate: Option<f64>,
-    pub scale_incidents: usize,
     pub progress: bool,
 }
 
@@ -603,7 +608,6 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     let _ = stop_tx.send(true);
     let _ = service.await;
 
-    report.push_str(&scale(&config, opts.scale_incidents, opts.progress));
     report.push_str(&kafka_restore(&config, opts.restore_incidents, opts.progress).await?);
     Ok(report)
 }
@@ -715,6 +719,44 @@ fn rss_bytes() -> u64 {
         })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
+}
+
+/// The dedup set at its configured bound (`state.max_dedup_ids`, here `n`, in one engine): `n`
+/// distinct alert ids (into 1,000 incidents) fill it, which gives the memory per id; `n` more
+/// must evict, not grow.
+pub fn dedup_bound(config: &Config, progress: bool) -> String {
+    let mut e = Engine::from_config(config);
+    let n = config.settings.state.max_dedup_ids;
+    let b = bar(progress, 2 * n as u64, "dedup");
+    let mut feed = |from: usize, to: usize| {
+        for i in from..to {
+            let line = format!(
+                r#"{{"id":"dedup-{i:012}","timestamp":"2026-11-24T09:00:00+08:00","incident_key":"dedup-{}"}}"#,
+                i % 1000
+            );
+            if let Ok(input) = decode(line.as_bytes(), Expect::Alert, 0) {
+                e.handle(input);
+            }
+            while e.poll_output().is_some() {}
+            if i % 10_000 == 0 {
+                b.set_position(i as u64);
+            }
+        }
+    };
+    let before = rss_bytes();
+    feed(0, n);
+    let full = rss_bytes();
+    feed(n, 2 * n);
+    let after = rss_bytes();
+    b.finish_and_clear();
+    let held = e.stats(crate::time::Timestamp(0)).dedup_ids;
+    format!(
+        "dedup set bounded at {n}: {n} ids RSS +{:.0} MiB = {:.0} bytes per id; {n} more alerts: RSS +{:.0} MiB, {} ids evicted, {held} held\n",
+        full.saturating_sub(before) as f64 / 1048576.0,
+        full.saturating_sub(before) as f64 / n.max(1) as f64,
+        after.saturating_sub(full) as f64 / 1048576.0,
+        e.take_dedup_evicted(),
+    )
 }
 
 /// N open, reportable incidents with running timers, in one engine: memory, cost of timer firing,

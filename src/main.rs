@@ -91,6 +91,10 @@ enum Cmd {
         /// Incidents restored through Kafka, spread over the changelog's `state.partitions`.
         #[arg(long, default_value = "1000000")]
         restore_incidents: usize,
+        /// Run one memory phase (`scale` or `dedup`) and print its line: the harness runs each
+        /// in a fresh process of its own, so memory freed by earlier phases cannot hide growth.
+        #[arg(long, hide = true, value_name = "PHASE")]
+        memory_phase: Option<String>,
     },
     /// Validate the config directory; print every problem with its file and key.
     CheckConfig,
@@ -172,17 +176,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             latency_rate,
             scale_incidents,
             restore_incidents,
+            memory_phase,
         } => {
             logging::init_with_default(LogFormat::Text, "error");
             let config = load_config(cli.config.as_ref())?;
+            let progress = std::io::IsTerminal::is_terminal(&io::stderr());
+            match memory_phase.as_deref() {
+                Some("scale") => {
+                    print!(
+                        "{}",
+                        klaxon::loadtest::scale(&config, scale_incidents, progress)
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some("dedup") => {
+                    print!("{}", klaxon::loadtest::dedup_bound(&config, progress));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(other) => anyhow::bail!("unknown --memory-phase {other:?} (scale, dedup)"),
+                None => {}
+            }
             let opts = klaxon::loadtest::LoadOptions {
                 alerts,
                 keys,
                 latency_seconds,
                 latency_rate,
-                scale_incidents,
                 restore_incidents,
-                progress: std::io::IsTerminal::is_terminal(&io::stderr()),
+                progress,
             };
             let rt = runtime()?;
             let report = rt
@@ -190,6 +210,22 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!(e))
                 .context("klaxon load-test")?;
             print!("{report}");
+            for phase in ["scale", "dedup"] {
+                let mut child = std::process::Command::new(
+                    std::env::current_exe().context("finding the klaxon binary")?,
+                );
+                if let Some(dir) = &cli.config {
+                    child.arg("--config").arg(dir);
+                }
+                let out = child
+                    .args(["load-test", "--memory-phase", phase, "--scale-incidents"])
+                    .arg(scale_incidents.to_string())
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .with_context(|| format!("running the {phase} phase"))?;
+                anyhow::ensure!(out.status.success(), "the {phase} phase failed");
+                print!("{}", String::from_utf8_lossy(&out.stdout));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig => {

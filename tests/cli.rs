@@ -170,6 +170,26 @@ fn check_config_reports_every_problem_with_its_file_and_key() {
 }
 
 #[test]
+fn check_config_rejects_a_dedup_set_that_holds_nothing() {
+    let d = config_copy();
+    edit(
+        d.path(),
+        "default.toml",
+        "max_dedup_ids = 2000000",
+        "max_dedup_ids = 0",
+    );
+    let o = klaxon(&["check-config", "--config", &dir_arg(&d)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.lines().any(|l| l.contains("default.toml")
+            && l.contains("state.max_dedup_ids")
+            && l.contains("must be positive")),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_names_the_line_of_a_toml_syntax_error() {
     let d = config_copy();
     edit(

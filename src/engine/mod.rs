@@ -284,6 +284,9 @@ pub struct EngineOptions {
     pub max_alert_ids: usize,
     pub retention: Millis,
     pub dedup_window: Millis,
+    /// The most alert ids (and command hashes) remembered for de-duplication; past it the
+    /// oldest are forgotten before their window ends (see [`Engine::take_dedup_evicted`]).
+    pub max_dedup_ids: usize,
 }
 
 impl EngineOptions {
@@ -302,7 +305,16 @@ impl EngineOptions {
             max_alert_ids: c.settings.correlation.max_alert_ids,
             retention: c.settings.retention(),
             dedup_window: c.settings.dedup_window(),
+            max_dedup_ids: c.settings.state.max_dedup_ids,
         }
+    }
+
+    /// The options of one partition's engine in a service that spreads its state over
+    /// `partitions` engines: the dedup bound is the whole service's, so each gets its share.
+    pub fn one_partition_of(mut self, partitions: i32) -> Self {
+        let n = usize::try_from(partitions).unwrap_or(1).max(1);
+        self.max_dedup_ids = self.max_dedup_ids.div_ceil(n);
+        self
     }
 }
 
@@ -365,6 +377,9 @@ pub struct Engine {
     /// Alert ids seen within the dedup window, with the order they expire in.
     seen: HashMap<u128, Timestamp, BuildHasherDefault<PrehashedHasher>>,
     seen_order: VecDeque<(Timestamp, u128)>,
+    /// Ids forgotten before their window ended because `max_dedup_ids` was reached, since the
+    /// driver last asked.
+    dedup_evicted: u64,
     timers: TimerSet,
     /// Scratch for `schedule`: the timers an incident wants.
     wanted: Vec<(Timestamp, TimerKind)>,
@@ -396,6 +411,7 @@ impl Engine {
             latest_by_key: HashMap::default(),
             seen: HashMap::default(),
             seen_order: VecDeque::new(),
+            dedup_evicted: 0,
             timers: TimerSet::default(),
             wanted: Vec::new(),
             outbox: VecDeque::new(),
@@ -536,8 +552,7 @@ impl Engine {
         }
         let expires = inc.last_activity.plus(self.opts.dedup_window);
         for &id in &inc.recent_ids {
-            self.seen.insert(id, expires);
-            self.seen_order.push_back((expires, id));
+            self.remember_id(id, expires);
         }
         self.clock = self.clock.max(inc.last_activity);
         inc.timers.clear();
@@ -579,8 +594,7 @@ impl Engine {
 
     /// Notes an alert id or command key as applied to `inc`.
     fn remember(&mut self, inc: &mut Incident, key: u128, expires: Timestamp) {
-        self.seen.insert(key, expires);
-        self.seen_order.push_back((expires, key));
+        self.remember_id(key, expires);
         // Once full, the oldest goes: shift in place rather than remove and push.
         if inc.recent_ids.len() >= RECENT_IDS {
             inc.recent_ids.copy_within(1.., 0);
@@ -590,6 +604,31 @@ impl Engine {
         } else {
             push_small(&mut inc.recent_ids, key, RECENT_IDS);
         }
+    }
+
+    /// Adds an id to the dedup set. Past `max_dedup_ids`, the oldest ids are forgotten early:
+    /// memory stays bounded whatever the alert rate (each id costs ~150 bytes, so a week of
+    /// 1,000 alerts/s would need 90 GB), and the incident's own most recent ids still catch a
+    /// re-sent alert (`handle_alert`).
+    fn remember_id(&mut self, key: u128, expires: Timestamp) {
+        self.seen.insert(key, expires);
+        self.seen_order.push_back((expires, key));
+        while self.seen.len() > self.opts.max_dedup_ids {
+            let Some((exp, id)) = self.seen_order.pop_front() else {
+                break;
+            };
+            if self.seen.get(&id) == Some(&exp) {
+                self.seen.remove(&id);
+                self.dedup_evicted += 1;
+            }
+        }
+    }
+
+    /// How many ids were forgotten before their dedup window ended since the last call (the
+    /// `klaxon_dedup_evicted_total` metric): a sign that `state.max_dedup_ids` is too small for
+    /// the alert rate and `state.dedup_window`.
+    pub fn take_dedup_evicted(&mut self) -> u64 {
+        std::mem::take(&mut self.dedup_evicted)
     }
 
     pub fn stats(&self, now: Timestamp) -> Stats {
@@ -652,6 +691,16 @@ impl Engine {
             Some(id) => self.incidents.remove(id),
             None => None,
         };
+        // An id the bounded dedup set has forgotten may still be one of the incident's own most
+        // recent: a re-sent alert changes nothing (SPEC §1), even after the window.
+        if let Some(inc) = latest.as_ref().filter(|i| i.recent_ids.contains(&dedup)) {
+            self.counters.duplicates += 1;
+            let id = inc.id;
+            if let Some(inc) = latest {
+                self.incidents.insert(id, inc);
+            }
+            return;
+        }
         match latest {
             // An incident with an outage still going on does not go quiet: the outage is still
             // happening, so its alerts still belong to it.
@@ -1639,6 +1688,63 @@ mod tests {
         assert_eq!(inc.recent_ids, want);
         assert_eq!(inc.recent_ids.capacity(), RECENT_IDS);
         assert!(inc.alert_ids.capacity() <= inc.alert_ids.len() + 2);
+    }
+
+    fn engine_with_dedup_bound(max_dedup_ids: usize) -> Engine {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let c = crate::settings::load(&dir).expect("config");
+        let opts = EngineOptions {
+            max_dedup_ids,
+            ..EngineOptions::from_config(&c)
+        };
+        Engine::new(
+            Arc::new(c.ruleset.clone()),
+            Arc::new(c.registry.clone()),
+            opts,
+        )
+    }
+
+    fn keyed_alert(id: &str, second: u32) -> Input {
+        let line = format!(
+            r#"{{"id":"{id}","timestamp":"2026-11-24T08:00:{second:02}+08:00","incident_key":"k"}}"#
+        );
+        crate::decode::decode(line.as_bytes(), crate::decode::Expect::Alert, 0).expect("alert")
+    }
+
+    #[test]
+    fn the_dedup_set_is_bounded_and_an_incident_still_knows_its_recent_alerts() {
+        let mut e = engine_with_dedup_bound(3);
+        for i in 0..5 {
+            e.handle(keyed_alert(&format!("a-{i}"), i));
+        }
+        assert_eq!(e.stats(Timestamp(0)).dedup_ids, 3);
+        assert_eq!(e.take_dedup_evicted(), 2);
+        assert_eq!(e.take_dedup_evicted(), 0, "counted once");
+        // The set forgot a-0, but the incident's own recent ids did not: still a duplicate.
+        e.handle(keyed_alert("a-0", 10));
+        assert_eq!(e.incidents_sorted()[0].alert_count, 5);
+        assert_eq!(e.counters().duplicates, 1);
+    }
+
+    #[test]
+    fn past_the_bound_and_the_recent_ids_a_resent_alert_is_applied_again() {
+        // The documented price of the bound: memory stays fixed, the window shrinks.
+        let mut e = engine_with_dedup_bound(3);
+        for i in 0..(RECENT_IDS as u32 + 5) {
+            e.handle(keyed_alert(&format!("a-{i}"), i));
+        }
+        e.handle(keyed_alert("a-0", 59));
+        assert_eq!(e.incidents_sorted()[0].alert_count, RECENT_IDS as u64 + 6);
+        assert_eq!(e.stats(Timestamp(0)).dedup_ids, 3);
+    }
+
+    #[test]
+    fn each_partition_engine_gets_its_share_of_the_dedup_bound() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let opts = EngineOptions::from_config(&crate::settings::load(&dir).expect("config"));
+        assert_eq!(opts.max_dedup_ids, 2_000_000);
+        assert_eq!(opts.clone().one_partition_of(6).max_dedup_ids, 333_334);
+        assert_eq!(opts.one_partition_of(0).max_dedup_ids, 2_000_000);
     }
 
     #[test]

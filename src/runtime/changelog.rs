@@ -9,7 +9,7 @@
 use super::kafka::{base_config, KlaxonContext};
 use super::sink::{send_all, OutRecord};
 use super::RuntimeError;
-use crate::engine::{Engine, Incident};
+use crate::engine::{Engine, EngineOptions, Incident};
 use crate::settings::Config;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -102,7 +102,11 @@ pub async fn restore(
         }
         latest.insert(key, m.payload().map(<[u8]>::to_vec));
     }
-    let mut engine = Engine::from_config(config);
+    let mut engine = Engine::new(
+        Arc::new(config.ruleset.clone()),
+        Arc::new(config.registry.clone()),
+        EngineOptions::from_config(config).one_partition_of(config.settings.state.partitions),
+    );
     engine.track_changes();
     let mut restored = 0usize;
     let mut keys: Vec<&String> = latest.keys().collect();

@@ -51,7 +51,12 @@ struct Processor {
     last_flush: Instant,
     /// How often state is flushed and offsets stored (`state.commit_interval`).
     commit_interval: Duration,
+    /// When early dedup evictions were last logged (at most once per [`EVICTION_LOG_EVERY`]).
+    evictions_logged: Option<Instant>,
 }
+
+/// Early dedup evictions go on while the rate stays high: one warning per this, with the count.
+const EVICTION_LOG_EVERY: Duration = Duration::from_secs(600);
 
 /// How long restored timers wait for the first fetch of their partition's backlog.
 const RESTORE_GRACE: Duration = Duration::from_secs(2);
@@ -101,6 +106,7 @@ pub async fn run(
         flushing: None,
         last_flush: Instant::now(),
         commit_interval: config.settings.commit_interval(),
+        evictions_logged: None,
     };
     tracing::info!(group = %group, topic = %s.topics.repartition, "processor started");
     let mut gauges = tokio::time::interval(Duration::from_millis(500));
@@ -434,10 +440,29 @@ impl Processor {
         self.flush_step(usize::MAX).await
     }
 
-    fn update_gauges(&self) {
+    fn update_gauges(&mut self) {
         let now = self.clock.now();
         let total = stats_total(self.engines.values(), now);
         self.metrics.set_state(&total, now);
+        let evicted: u64 = self
+            .engines
+            .values_mut()
+            .map(Engine::take_dedup_evicted)
+            .sum();
+        if evicted > 0 {
+            self.metrics.dedup_evicted.inc_by(evicted);
+            if self
+                .evictions_logged
+                .is_none_or(|t| t.elapsed() >= EVICTION_LOG_EVERY)
+            {
+                self.evictions_logged = Some(Instant::now());
+                tracing::warn!(
+                    total = self.metrics.dedup_evicted.get(),
+                    max_dedup_ids = self.config.settings.state.max_dedup_ids,
+                    "alert ids forgotten before state.dedup_window ended: raise state.max_dedup_ids or shorten state.dedup_window (each incident's 32 most recent ids still de-duplicate)"
+                );
+            }
+        }
     }
 }
 

@@ -154,6 +154,16 @@ pub struct StateSettings {
     /// state under load and re-reads more input after a crash.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: String,
+    /// The most alert ids the whole service remembers for de-duplication (each costs ~150 bytes).
+    /// Past it the oldest are forgotten before `dedup_window` ends, and
+    /// `klaxon_dedup_evicted_total` counts them.
+    #[serde(default = "default_max_dedup_ids")]
+    pub max_dedup_ids: usize,
+}
+
+/// ~300 MB at most; a week of ids at 3.3 alerts/s, or a day at 23/s.
+fn default_max_dedup_ids() -> usize {
+    2_000_000
 }
 
 fn default_commit_interval() -> String {
@@ -167,6 +177,7 @@ impl Default for StateSettings {
             dedup_window: "7d".into(),
             partitions: default_partitions(),
             commit_interval: default_commit_interval(),
+            max_dedup_ids: default_max_dedup_ids(),
         }
     }
 }
@@ -332,6 +343,9 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
                 settings.state.partitions
             ),
         );
+    }
+    if settings.state.max_dedup_ids == 0 {
+        add("state.max_dedup_ids", "must be positive".into());
     }
     if settings.input.max_record_bytes == 0 {
         add("input.max_record_bytes", "must be positive".into());

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     pub state_incidents: IntGauge,
     pub state_dedup_ids: IntGauge,
+    pub dedup_evicted: IntCounter,
     pub ready: IntGauge,
     pub kafka_errors: IntCounterVec,
     assigned: AtomicBool,
@@ -135,6 +136,14 @@ impl Metrics {
                 "klaxon_state_dedup_ids",
                 "Alert ids and command keys remembered for de-duplication.",
             )?,
+            dedup_evicted: {
+                let c = IntCounter::new(
+                    "klaxon_dedup_evicted_total",
+                    "Alert ids forgotten before state.dedup_window ended because state.max_dedup_ids was reached.",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
             ready: gauge(
                 "klaxon_ready",
                 "1 when partitions are assigned, their state restored and a broker is reachable.",
@@ -258,7 +267,7 @@ impl Metrics {
 }
 
 /// Every metric name, for tests that check dashboards and alert rules only use real series.
-pub const EXPORTED: [&str; 15] = [
+pub const EXPORTED: [&str; 16] = [
     "klaxon_alerts_consumed_total",
     "klaxon_records_processed_total",
     "klaxon_records_rejected_total",
@@ -272,6 +281,7 @@ pub const EXPORTED: [&str; 15] = [
     "klaxon_consumer_lag_records",
     "klaxon_state_incidents",
     "klaxon_state_dedup_ids",
+    "klaxon_dedup_evicted_total",
     "klaxon_ready",
     "klaxon_kafka_errors_total",
 ];
