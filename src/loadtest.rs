@@ -9,10 +9,11 @@
 //! 4. **timers** — reminders due a few seconds ahead: how late they arrive;
 //! 5. **restore through Kafka** — N incidents over the changelog partitions, all restored at once;
 //! 6. **scale** (no broker) — N open incidents with running timers: memory, timer cost, restore;
-//! 7. **dedup bound** (no broker) — memory per remembered alert id, and that the set stops growing
+//! 7. **own assets** (no broker) — memory per incident when each names an asset of its own;
+//! 8. **dedup bound** (no broker) — memory per remembered alert id, and that the set stops growing
 //!    at `state.max_dedup_ids`.
 //!
-//! The memory phases ([`scale`], [`dedup_bound`]) each run in a fresh process (`klaxon load-test
+//! The memory phases ([`scale`], [`own_assets`], [`dedup_bound`]) each run in a fresh process (`klaxon load-test
 //! --memory-phase`): in a process that has already freed memory, new allocations reuse it and
 //! RSS hides their growth.
 
@@ -631,7 +632,7 @@ async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result
         .create_with_context(KlaxonContext::plain(metrics.clone()))
         .map_err(|e| e.to_string())?;
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let e = reportable_engine(&cfg, n, "r", None);
+    let e = reportable_engine(&cfg, n, "r", false, None);
     let b = bar(progress, n as u64, "changelog");
     let mut batch = Vec::with_capacity(10_000);
     let mut bytes = 0usize;
@@ -685,16 +686,25 @@ async fn kafka_restore(config: &Arc<Config>, n: usize, progress: bool) -> Result
 }
 
 /// An engine holding `n` open incidents of a CII operator, each reportable (with its timers).
+/// With `own_assets`, each names an asset of its own (a host, as ECS's `host.name` gives).
 fn reportable_engine(
     config: &Config,
     n: usize,
     prefix: &str,
+    own_assets: bool,
     progress: Option<&ProgressBar>,
 ) -> Engine {
     let mut e = Engine::from_config(config);
     for i in 0..n {
+        let asset = if own_assets {
+            format!(
+                r#","asset":{{"id":"{prefix}-host-{i:08}","name":"web server {i:08}","kind":"other"}}"#
+            )
+        } else {
+            String::new()
+        };
         let line = format!(
-            r#"{{"id":"{prefix}-{i}","timestamp":"2026-11-24T08:{:02}:{:02}+08:00","incident_key":"{prefix}-{i}","operator":"gd-grid","impact":{{"personal_info_records":2000000}}}}"#,
+            r#"{{"id":"{prefix}-{i}","timestamp":"2026-11-24T08:{:02}:{:02}+08:00","incident_key":"{prefix}-{i}","operator":"gd-grid"{asset},"impact":{{"personal_info_records":2000000}}}}"#,
             (i / 60) % 60,
             i % 60
         );
@@ -759,6 +769,22 @@ pub fn dedup_bound(config: &Config, progress: bool) -> String {
     )
 }
 
+/// The memory of `n` incidents that each name an asset of their own (one shared copy per distinct
+/// asset, so here one per incident).
+pub fn own_assets(config: &Config, n: usize, progress: bool) -> String {
+    let before = rss_bytes();
+    let b = bar(progress, n as u64, "assets");
+    let e = reportable_engine(config, n, "a", true, Some(&b));
+    b.finish_and_clear();
+    let after = rss_bytes();
+    format!(
+        "  the same with an asset of its own per incident: RSS +{:.0} MiB = {:.0} bytes per incident ({} incidents)\n",
+        after.saturating_sub(before) as f64 / 1048576.0,
+        after.saturating_sub(before) as f64 / n.max(1) as f64,
+        e.stats(crate::time::Timestamp(0)).incidents
+    )
+}
+
 /// N open, reportable incidents with running timers, in one engine: memory, cost of timer firing,
 /// and the CPU side of a restore (decode N changelog records into a fresh engine).
 pub fn scale(config: &Config, n: usize, progress: bool) -> String {
@@ -766,7 +792,7 @@ pub fn scale(config: &Config, n: usize, progress: bool) -> String {
     let before = rss_bytes();
     let b = bar(progress, n as u64, "scale");
     let t = Instant::now();
-    let mut e = reportable_engine(config, n, "s", Some(&b));
+    let mut e = reportable_engine(config, n, "s", false, Some(&b));
     b.finish_and_clear();
     let build = t.elapsed();
     let after = rss_bytes();

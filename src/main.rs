@@ -91,7 +91,7 @@ enum Cmd {
         /// Incidents restored through Kafka, spread over the changelog's `state.partitions`.
         #[arg(long, default_value = "1000000")]
         restore_incidents: usize,
-        /// Run one memory phase (`scale` or `dedup`) and print its line: the harness runs each
+        /// Run one memory phase (`scale`, `assets` or `dedup`) and print its line: the harness runs each
         /// in a fresh process of its own, so memory freed by earlier phases cannot hide growth.
         #[arg(long, hide = true, value_name = "PHASE")]
         memory_phase: Option<String>,
@@ -189,11 +189,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
+                Some("assets") => {
+                    print!(
+                        "{}",
+                        klaxon::loadtest::own_assets(&config, scale_incidents, progress)
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
                 Some("dedup") => {
                     print!("{}", klaxon::loadtest::dedup_bound(&config, progress));
                     return Ok(ExitCode::SUCCESS);
                 }
-                Some(other) => anyhow::bail!("unknown --memory-phase {other:?} (scale, dedup)"),
+                Some(other) => {
+                    anyhow::bail!("unknown --memory-phase {other:?} (scale, assets, dedup)")
+                }
                 None => {}
             }
             let opts = klaxon::loadtest::LoadOptions {
@@ -210,7 +219,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!(e))
                 .context("klaxon load-test")?;
             print!("{report}");
-            for phase in ["scale", "dedup"] {
+            for phase in ["scale", "assets", "dedup"] {
                 let mut child = std::process::Command::new(
                     std::env::current_exe().context("finding the klaxon binary")?,
                 );

@@ -28,7 +28,7 @@ use correlate::{AssetInfo, Figures, OperatorInfo};
 use grade::{Crossing, Grade};
 use reporting::{Filed, Report, Step};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::str::FromStr;
@@ -391,8 +391,10 @@ pub struct Engine {
     offset: Option<i64>,
     /// One shared copy per distinct operator (see `OperatorInfo`). Grows with the number of
     /// distinct operators seen, which is small (organisations, not hosts).
-    operators: HashMap<OperatorInfo, Arc<OperatorInfo>>,
-    assets: HashMap<AssetInfo, Arc<AssetInfo>>,
+    /// A set of `Arc`s, looked up by value (`Arc<T>: Borrow<T>`): a map from the value to its
+    /// `Arc` would hold every value twice, and assets can be one per incident (hosts).
+    operators: HashSet<Arc<OperatorInfo>>,
+    assets: HashSet<Arc<AssetInfo>>,
     /// Inputs handled since the interners were last swept of entries no incident uses.
     since_sweep: u32,
     /// Incidents changed since the last `take_dirty` (for the changelog). `None` until a driver
@@ -418,8 +420,8 @@ impl Engine {
             clock: Timestamp(i64::MIN),
             counters: Counters::default(),
             dirty: None,
-            operators: HashMap::new(),
-            assets: HashMap::new(),
+            operators: HashSet::new(),
+            assets: HashSet::new(),
             since_sweep: 0,
             offset: None,
         }
@@ -580,8 +582,8 @@ impl Engine {
             return;
         }
         self.since_sweep = 0;
-        self.operators.retain(|_, a| Arc::strong_count(a) > 1);
-        self.assets.retain(|_, a| Arc::strong_count(a) > 1);
+        self.operators.retain(|a| Arc::strong_count(a) > 1);
+        self.assets.retain(|a| Arc::strong_count(a) > 1);
     }
 
     /// Removes an incident (a tombstone read during restore).
@@ -1554,12 +1556,12 @@ pub fn input_route_token(input: &Input, registry: &Registry, group_by: &[String]
 }
 
 /// The one shared copy of `v` in `pool`, added if new.
-fn interned<T: std::hash::Hash + Eq + Clone>(pool: &mut HashMap<T, Arc<T>>, v: T) -> Arc<T> {
+fn interned<T: std::hash::Hash + Eq>(pool: &mut HashSet<Arc<T>>, v: T) -> Arc<T> {
     if let Some(a) = pool.get(&v) {
         return a.clone();
     }
-    let a = Arc::new(v.clone());
-    pool.insert(v, a.clone());
+    let a = Arc::new(v);
+    pool.insert(a.clone());
     a
 }
 
@@ -1736,6 +1738,32 @@ mod tests {
         e.handle(keyed_alert("a-0", 59));
         assert_eq!(e.incidents_sorted()[0].alert_count, RECENT_IDS as u64 + 6);
         assert_eq!(e.stats(Timestamp(0)).dedup_ids, 3);
+    }
+
+    #[test]
+    fn incidents_share_one_copy_of_an_asset_and_the_pool_holds_it_once() {
+        let mut e = engine_with_dedup_bound(100);
+        for (id, key, host) in [("a1", "k1", "h1"), ("a2", "k2", "h1"), ("a3", "k3", "h2")] {
+            let line = format!(
+                r#"{{"id":"{id}","timestamp":"2026-11-24T08:00:00+08:00","incident_key":"{key}","asset":{{"id":"{host}","kind":"other"}}}}"#
+            );
+            e.handle(
+                crate::decode::decode(line.as_bytes(), crate::decode::Expect::Alert, 0)
+                    .expect("alert"),
+            );
+        }
+        let by_key = |k: &str| {
+            e.incidents_sorted()
+                .into_iter()
+                .find(|i| i.key == format!("k:{k}"))
+                .map(|i| i.asset.clone())
+                .expect("incident")
+        };
+        assert!(Arc::ptr_eq(&by_key("k1"), &by_key("k2")));
+        assert!(!Arc::ptr_eq(&by_key("k1"), &by_key("k3")));
+        assert_eq!(e.assets.len(), 2);
+        // The pool, the two incidents and the clone just returned: no other copy anywhere.
+        assert_eq!(Arc::strong_count(&by_key("k1")), 1 + 2 + 1);
     }
 
     #[test]
