@@ -29,24 +29,24 @@ pub struct TimerSet {
 }
 
 impl TimerSet {
-    /// Replaces `current` (an incident's entries) with `wanted`, leaving `current` without spare
-    /// capacity (an incident holds it as long as it lives).
+    /// Replaces `current` (an incident's entries) with `wanted`: a boxed slice, as an incident
+    /// holds it as long as it lives (reused in place when the count is unchanged).
     pub fn reschedule(
         &mut self,
         id: IncidentId,
-        current: &mut Vec<(Timestamp, TimerKind)>,
+        current: &mut Box<[(Timestamp, TimerKind)]>,
         wanted: &[(Timestamp, TimerKind)],
     ) {
-        for (at, kind) in current.drain(..) {
+        for &(at, kind) in current.iter() {
             self.set.remove(&(at, id, kind));
         }
         for &(at, kind) in wanted {
             self.set.insert((at, id, kind));
         }
-        if current.capacity() == wanted.len() {
-            current.extend_from_slice(wanted);
+        if current.len() == wanted.len() {
+            current.copy_from_slice(wanted);
         } else {
-            *current = wanted.to_vec();
+            *current = wanted.into();
         }
     }
 
