@@ -68,15 +68,15 @@ fn finding(figure: &str, v: &str) -> Figures {
 
 fn asset(kind: &str, qualifier: Option<&str>) -> AssetInfo {
     let mut a = AssetInfo {
-        id: Some(format!("test-{kind}")),
-        kind: Some(kind.to_string()),
+        id: Some(format!("test-{kind}").into()),
+        kind: Some(kind.into()),
         ..AssetInfo::default()
     };
     // Platforms have a size; portals and news sites an administrative level.
     if kind == "network_platform" {
-        a.size = qualifier.map(str::to_string);
+        a.size = qualifier.map(Box::from);
     } else {
-        a.level = qualifier.map(str::to_string);
+        a.level = qualifier.map(Box::from);
     }
     a
 }

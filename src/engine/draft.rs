@@ -114,9 +114,10 @@ pub fn explain_evidence(e: &Evidence) -> String {
 fn describe_asset(a: &AssetInfo) -> String {
     let mut s = a
         .name
-        .clone()
-        .or_else(|| a.id.clone())
-        .unwrap_or_else(|| TO_COMPLETE.to_string());
+        .as_deref()
+        .or(a.id.as_deref())
+        .unwrap_or(TO_COMPLETE)
+        .to_string();
     if let Some(k) = &a.kind {
         s.push_str(&format!("（类型 {k}"));
         if let Some(l) = a.level.as_ref().or(a.size.as_ref()) {

@@ -278,9 +278,9 @@ mod tests {
         for _ in 0..20_000 {
             let q = quals[next(quals.len() as u64) as usize];
             let asset = AssetInfo {
-                kind: kinds[next(kinds.len() as u64) as usize].map(str::to_string),
-                level: q.map(str::to_string),
-                size: q.map(str::to_string),
+                kind: kinds[next(kinds.len() as u64) as usize].map(Box::from),
+                level: q.map(Box::from),
+                size: q.map(Box::from),
                 ..AssetInfo::default()
             };
             let mut f = Figures::default();

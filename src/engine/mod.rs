@@ -179,6 +179,24 @@ impl std::hash::Hasher for PrehashedHasher {
     }
 }
 
+/// A [`dedup_key`] as the dedup set holds it: two `u64` halves (alignment 8), so an entry with
+/// its expiry takes 24 bytes instead of the 32 a `u128` (alignment 16) pads it to, in both the
+/// map and the expiry queue, for up to `state.max_dedup_ids` entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DedupId([u64; 2]);
+
+impl From<u128> for DedupId {
+    fn from(k: u128) -> Self {
+        DedupId([k as u64, (k >> 64) as u64])
+    }
+}
+
+impl std::hash::Hash for DedupId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u128(u128::from(self.0[0]) | u128::from(self.0[1]) << 64);
+    }
+}
+
 /// FNV-1a: tiny, stable across platforms and releases (unlike `DefaultHasher`).
 pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -378,8 +396,8 @@ pub struct Engine {
     /// the one `@key` commands address.
     latest_by_key: HashMap<u128, IncidentId, BuildHasherDefault<PrehashedHasher>>,
     /// Alert ids seen within the dedup window, with the order they expire in.
-    seen: HashMap<u128, Timestamp, BuildHasherDefault<PrehashedHasher>>,
-    seen_order: VecDeque<(Timestamp, u128)>,
+    seen: HashMap<DedupId, Timestamp, BuildHasherDefault<PrehashedHasher>>,
+    seen_order: VecDeque<(Timestamp, DedupId)>,
     /// Ids forgotten before their window ended because `max_dedup_ids` was reached, since the
     /// driver last asked.
     dedup_evicted: u64,
@@ -621,6 +639,7 @@ impl Engine {
     /// 1,000 alerts/s would need 90 GB), and the incident's own most recent ids still catch a
     /// re-sent alert (`handle_alert`).
     fn remember_id(&mut self, key: u128, expires: Timestamp) {
+        let key = DedupId::from(key);
         self.seen.insert(key, expires);
         self.seen_order.push_back((expires, key));
         while self.seen.len() > self.opts.max_dedup_ids {
@@ -672,7 +691,7 @@ impl Engine {
     /// Takes the alert mutably only to move its id into the incident instead of copying it.
     fn handle_alert(&mut self, alert: &mut Alert) {
         let dedup = dedup_key(b"alert", &[alert.id.as_bytes()]);
-        if self.seen.contains_key(&dedup) {
+        if self.seen.contains_key(&DedupId::from(dedup)) {
             self.counters.duplicates += 1;
             return;
         }
@@ -1160,7 +1179,7 @@ impl Engine {
         let Some(mut inc) = self.incidents.remove(&target) else {
             return self.reject(&cmd, "unknown incident".into());
         };
-        if self.seen.contains_key(&command_key(&cmd)) || self.already_applied(&inc) {
+        if self.seen.contains_key(&DedupId::from(command_key(&cmd))) || self.already_applied(&inc) {
             // A re-delivered command (at-least-once upstream): already applied.
             self.incidents.insert(inc.id, inc);
             return;
@@ -1422,10 +1441,10 @@ impl Engine {
             class: inc.operator.class,
             province: inc.operator.province.clone(),
         });
-        ev.asset = inc.asset.id.as_ref().map(|id| AssetSummary {
-            id: id.clone(),
-            name: inc.asset.name.clone(),
-            kind: inc.asset.kind.clone(),
+        ev.asset = inc.asset.id.as_deref().map(|id| AssetSummary {
+            id: id.to_owned(),
+            name: inc.asset.name.as_deref().map(str::to_owned),
+            kind: inc.asset.kind.as_deref().map(str::to_owned),
         });
         ev
     }
@@ -1466,28 +1485,28 @@ pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, Ass
     let mut asset_operator = None;
     match &alert.asset {
         Some(Ref::Id(id)) => {
-            asset.id = Some(id.clone());
+            asset.id = Some(id.as_str().into());
             if let Some(e) = registry.assets.get(id) {
-                asset.name = e.name.clone();
-                asset.kind = e.kind.clone();
-                asset.level = e.level.clone();
-                asset.size = e.size.clone();
+                asset.name = boxed(&e.name);
+                asset.kind = boxed(&e.kind);
+                asset.level = boxed(&e.level);
+                asset.size = boxed(&e.size);
                 asset_operator = e.operator.clone();
             }
         }
         Some(Ref::Inline(f)) => {
             if let Some(e) = f.id.as_ref().and_then(|id| registry.assets.get(id)) {
-                asset.name = e.name.clone();
-                asset.kind = e.kind.clone();
-                asset.level = e.level.clone();
-                asset.size = e.size.clone();
+                asset.name = boxed(&e.name);
+                asset.kind = boxed(&e.kind);
+                asset.level = boxed(&e.level);
+                asset.size = boxed(&e.size);
                 asset_operator = e.operator.clone();
             }
-            asset.id = f.id.clone().or(asset.id);
-            asset.name = f.name.clone().or(asset.name);
-            asset.kind = f.kind.clone().or(asset.kind);
-            asset.level = f.level.clone().or(asset.level);
-            asset.size = f.size.clone().or(asset.size);
+            asset.id = boxed(&f.id).or(asset.id);
+            asset.name = boxed(&f.name).or(asset.name);
+            asset.kind = boxed(&f.kind).or(asset.kind);
+            asset.level = boxed(&f.level).or(asset.level);
+            asset.size = boxed(&f.size).or(asset.size);
             asset_operator = f.operator.clone().or(asset_operator);
         }
         None => {}
@@ -1516,6 +1535,11 @@ pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, Ass
         op.organ = f.organ.clone().or(op.organ);
     }
     (op, asset)
+}
+
+/// An optional string as an asset keeps it.
+fn boxed(s: &Option<String>) -> Option<Box<str>> {
+    s.as_deref().map(Box::from)
 }
 
 /// The identity of a command for de-duplication: a hash of everything it says.
@@ -1630,8 +1654,8 @@ fn adds_operator(known: &OperatorInfo, f: &crate::model::alert::OperatorFields) 
 
 /// Whether an inline asset says something the incident does not know yet.
 fn adds_asset(known: &AssetInfo, f: &crate::model::alert::AssetFields) -> bool {
-    let new = |have: &Option<String>, given: &Option<String>| given.is_some() && have.is_none();
-    (f.id.is_some() && f.id != known.id)
+    let new = |have: &Option<Box<str>>, given: &Option<String>| given.is_some() && have.is_none();
+    (f.id.is_some() && f.id.as_deref() != known.id.as_deref())
         || new(&known.name, &f.name)
         || new(&known.kind, &f.kind)
         || new(&known.level, &f.level)

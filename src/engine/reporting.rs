@@ -110,7 +110,7 @@ impl Report {
 /// asset takes the CII route whatever the operator says — the stricter deadline wins.
 pub fn route_class(rules: &Ruleset, op: &OperatorInfo, asset: &AssetInfo) -> OperatorClass {
     match &asset.kind {
-        Some(k) if rules.cii_asset_kinds.iter().any(|c| c == k) => OperatorClass::Cii,
+        Some(k) if rules.cii_asset_kinds.iter().any(|c| **c == **k) => OperatorClass::Cii,
         _ => op.class,
     }
 }
