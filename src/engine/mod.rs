@@ -635,8 +635,8 @@ impl Engine {
     }
 
     /// Adds an id to the dedup set. Past `max_dedup_ids`, the oldest ids are forgotten early:
-    /// memory stays bounded whatever the alert rate (each id costs ~150 bytes, so a week of
-    /// 1,000 alerts/s would need 90 GB), and the incident's own most recent ids still catch a
+    /// memory stays bounded whatever the alert rate (each id costs ~110 bytes, so a week of
+    /// 1,000 alerts/s would need 65 GB), and the incident's own most recent ids still catch a
     /// re-sent alert (`handle_alert`).
     fn remember_id(&mut self, key: u128, expires: Timestamp) {
         let key = DedupId::from(key);

@@ -154,14 +154,14 @@ pub struct StateSettings {
     /// state under load and re-reads more input after a crash.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: String,
-    /// The most alert ids the whole service remembers for de-duplication (each costs ~150 bytes).
+    /// The most alert ids the whole service remembers for de-duplication (each costs ~110 bytes).
     /// Past it the oldest are forgotten before `dedup_window` ends, and
     /// `klaxon_dedup_evicted_total` counts them.
     #[serde(default = "default_max_dedup_ids")]
     pub max_dedup_ids: usize,
 }
 
-/// ~300 MB at most; a week of ids at 3.3 alerts/s, or a day at 23/s.
+/// ~210 MiB at most; a week of ids at 3.3 alerts/s, or a day at 23/s.
 fn default_max_dedup_ids() -> usize {
     2_000_000
 }
