@@ -233,8 +233,8 @@ pub struct Incident {
     pub title: Option<Box<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Box<str>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<String>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    pub sources: Box<[Box<str>]>,
     pub operator: Arc<OperatorInfo>,
     pub asset: Arc<AssetInfo>,
     pub figures: Figures,
@@ -266,8 +266,8 @@ pub struct Incident {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ransom: Option<Box<Ransom>>,
     /// This incident's entries in the timer set.
-    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
-    pub timers: Box<[(Timestamp, TimerKind)]>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timers: Vec<(Timestamp, TimerKind)>,
     /// The most recent alert ids and command keys applied to it, newest last: restored into the
     /// dedup set after a restart, so a re-delivered record changes nothing.
     /// Kept as 128-bit hashes (`dedup_key`), not strings. (Redelivery after a restart is caught by
@@ -517,12 +517,7 @@ impl Engine {
             let Some(mut inc) = self.incidents.remove(&id) else {
                 continue;
             };
-            inc.timers = inc
-                .timers
-                .iter()
-                .copied()
-                .filter(|e| *e != (at, kind))
-                .collect();
+            inc.timers.retain(|e| *e != (at, kind));
             let keep = self.fire(&mut inc, at, kind);
             if keep {
                 self.schedule(&mut inc);
@@ -583,7 +578,7 @@ impl Engine {
             self.remember_id(id, expires);
         }
         self.clock = self.clock.max(inc.last_activity);
-        inc.timers = Box::default();
+        inc.timers.clear();
         inc.operator = self.intern((*inc.operator).clone());
         inc.asset = self.intern_asset((*inc.asset).clone());
         self.schedule(&mut inc);
@@ -800,8 +795,8 @@ impl Engine {
             inc.category = alert.category.take().map(String::into_boxed_str);
         }
         if let Some(src) = alert.source.take() {
-            if !inc.sources.contains(&src) && inc.sources.len() < MAX_SOURCES {
-                push_small(&mut inc.sources, src, MAX_SOURCES);
+            if !inc.sources.iter().any(|s| **s == *src) && inc.sources.len() < MAX_SOURCES {
+                push_boxed(&mut inc.sources, src.into_boxed_str());
             }
         }
         if alert.impact.ransom.is_some() {
@@ -858,7 +853,7 @@ impl Engine {
             last_activity: alert.timestamp,
             title: alert.title.take().map(String::into_boxed_str),
             category: alert.category.take().map(String::into_boxed_str),
-            sources: Vec::new(),
+            sources: Box::default(),
             operator: self.intern(operator),
             asset: self.intern_asset(asset),
             figures: Figures::default(),
@@ -876,7 +871,7 @@ impl Engine {
             crossing: None,
             warned: None,
             ransom: None,
-            timers: Box::default(),
+            timers: Vec::new(),
             recent_ids: Vec::new(),
             applied_offset: None,
         };
@@ -1606,7 +1601,7 @@ fn push_exact<T>(v: &mut Vec<T>, x: T) {
     v.push(x);
 }
 
-/// [`push_exact`] for a boxed slice (lists that rarely grow: an incident's reports).
+/// [`push_exact`] for a boxed slice (lists that rarely grow: an incident's reports, sources).
 fn push_boxed<T>(b: &mut Box<[T]>, x: T) {
     let mut v = std::mem::take(b).into_vec();
     push_exact(&mut v, x);
@@ -1834,20 +1829,20 @@ mod tests {
     }
 
     #[test]
-    fn rescheduling_keeps_the_set_and_the_incidents_entries_in_step() {
+    fn timers_are_kept_without_spare_capacity() {
         let mut set = TimerSet::default();
         let id = IncidentId { day: 1, hash: 2 };
-        let mut current: Box<[(Timestamp, TimerKind)]> = Box::default();
+        let mut current = Vec::new();
         let wanted = vec![
             (Timestamp(5), TimerKind::Crossing),
             (Timestamp(9), TimerKind::Expire),
         ];
         set.reschedule(id, &mut current, &wanted);
-        assert_eq!((&current[..], set.len()), (&wanted[..], 2));
+        assert_eq!((current.as_slice(), current.capacity()), (&wanted[..], 2));
         set.reschedule(id, &mut current, &wanted[1..]);
-        assert_eq!((&current[..], set.len()), (&wanted[1..], 1));
-        assert_eq!(set.next(), Some(Timestamp(9)));
+        assert_eq!((current.as_slice(), current.capacity()), (&wanted[1..], 1));
+        assert_eq!(set.len(), 1);
         set.reschedule(id, &mut current, &[]);
-        assert_eq!((current.len(), set.len()), (0, 0));
+        assert_eq!((current.capacity(), set.len()), (0, 0));
     }
 }

@@ -29,24 +29,24 @@ pub struct TimerSet {
 }
 
 impl TimerSet {
-    /// Replaces `current` (an incident's entries) with `wanted`: a boxed slice, as an incident
-    /// holds it as long as it lives (reused in place when the count is unchanged).
+    /// Replaces `current` (an incident's entries) with `wanted`, leaving `current` without spare
+    /// capacity (an incident holds it as long as it lives).
     pub fn reschedule(
         &mut self,
         id: IncidentId,
-        current: &mut Box<[(Timestamp, TimerKind)]>,
+        current: &mut Vec<(Timestamp, TimerKind)>,
         wanted: &[(Timestamp, TimerKind)],
     ) {
-        for &(at, kind) in current.iter() {
+        for (at, kind) in current.drain(..) {
             self.set.remove(&(at, id, kind));
         }
         for &(at, kind) in wanted {
             self.set.insert((at, id, kind));
         }
-        if current.len() == wanted.len() {
-            current.copy_from_slice(wanted);
+        if current.capacity() == wanted.len() {
+            current.extend_from_slice(wanted);
         } else {
-            *current = wanted.into();
+            *current = wanted.to_vec();
         }
     }
 
