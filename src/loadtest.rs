@@ -13,9 +13,9 @@
 //! 8. **dedup bound** (no broker) — memory per remembered alert id, and that the set stops growing
 //!    at `state.max_dedup_ids`.
 //!
-//! The memory phases ([`scale`], [`own_assets`], [`dedup_bound`]) each run in a fresh process (`klaxon load-test
-//! --memory-phase`): in a process that has already freed memory, new allocations reuse it and
-//! RSS hides their growth.
+//! The memory phases ([`scale`], [`own_assets`], [`dedup_bound`]) each run in a fresh process
+//! (`klaxon load-test --memory-phase`): in a process that has already freed memory, new
+//! allocations reuse it and RSS hides their growth.
 
 use crate::decode::{decode, Expect};
 use crate::engine::Engine;

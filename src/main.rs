@@ -91,8 +91,9 @@ enum Cmd {
         /// Incidents restored through Kafka, spread over the changelog's `state.partitions`.
         #[arg(long, default_value = "1000000")]
         restore_incidents: usize,
-        /// Run one memory phase (`scale`, `assets` or `dedup`) and print its line: the harness runs each
-        /// in a fresh process of its own, so memory freed by earlier phases cannot hide growth.
+        /// Run one memory phase (`scale`, `assets` or `dedup`) and print its line: the harness
+        /// runs each in a fresh process of its own, so memory freed by earlier phases cannot hide
+        /// growth.
         #[arg(long, hide = true, value_name = "PHASE")]
         memory_phase: Option<String>,
     },

@@ -239,7 +239,8 @@ pub struct Incident {
     pub asset: Arc<AssetInfo>,
     pub figures: Figures,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alert_ids: Vec<String>,
+    /// Boxed strs: 16 bytes an id instead of 24, up to `max_alert_ids` (50) of them.
+    pub alert_ids: Vec<Box<str>>,
     pub alert_count: u64,
     /// The highest level the figures have reached (levels do not fall on figures alone).
     pub computed: Level,
@@ -807,7 +808,7 @@ impl Engine {
         if inc.alert_ids.len() < self.opts.max_alert_ids {
             push_small(
                 &mut inc.alert_ids,
-                std::mem::take(&mut alert.id),
+                std::mem::take(&mut alert.id).into_boxed_str(),
                 self.opts.max_alert_ids,
             );
         }
@@ -926,7 +927,7 @@ impl Engine {
                 Some(e) => vec![e.clone()],
                 None => grade.evidence.clone(),
             };
-            ev.alert_ids = inc.alert_ids.clone();
+            ev.alert_ids = inc.alert_ids.iter().map(|id| id.to_string()).collect();
             ev.alert_count = Some(inc.alert_count);
             self.outbox.push_back(ev);
         }
@@ -1011,7 +1012,7 @@ impl Engine {
             Some(e) => vec![e.clone()],
             None => grade.evidence.clone(),
         };
-        ev.alert_ids = inc.alert_ids.clone();
+        ev.alert_ids = inc.alert_ids.iter().map(|id| id.to_string()).collect();
         ev.alert_count = Some(inc.alert_count);
         ev.draft = Some(draft::draft(
             &self.rules,
