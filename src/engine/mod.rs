@@ -1065,7 +1065,7 @@ impl Engine {
                 TimerKind::Expire,
             ));
         }
-        if *wanted != *inc.timers {
+        if wanted != inc.timers {
             self.timers.reschedule(inc.id, &mut inc.timers, &wanted);
         }
         self.wanted = wanted;
