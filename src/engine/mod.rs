@@ -1707,16 +1707,9 @@ mod tests {
 
     #[test]
     fn an_incident_remembers_its_newest_ids_oldest_first() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        let mut e = Engine::from_config(&crate::settings::load(&dir).expect("config"));
+        let mut e = Engine::from_config(&shipped_config());
         for i in 0..40 {
-            let line = format!(
-                r#"{{"id":"a-{i}","timestamp":"2026-11-24T08:00:{i:02}+08:00","incident_key":"k"}}"#
-            );
-            e.handle(
-                crate::decode::decode(line.as_bytes(), crate::decode::Expect::Alert, 0)
-                    .expect("alert"),
-            );
+            e.handle(keyed_alert(&format!("a-{i}"), i));
         }
         let inc = e.incidents_sorted()[0];
         let want: Vec<u128> = (8..40)
@@ -1727,9 +1720,13 @@ mod tests {
         assert!(inc.alert_ids.capacity() <= inc.alert_ids.len() + 2);
     }
 
-    fn engine_with_dedup_bound(max_dedup_ids: usize) -> Engine {
+    fn shipped_config() -> crate::settings::Config {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        let c = crate::settings::load(&dir).expect("config");
+        crate::settings::load(&dir).expect("config")
+    }
+
+    fn engine_with_dedup_bound(max_dedup_ids: usize) -> Engine {
+        let c = shipped_config();
         let opts = EngineOptions {
             max_dedup_ids,
             ..EngineOptions::from_config(&c)
@@ -1803,8 +1800,7 @@ mod tests {
 
     #[test]
     fn each_partition_engine_gets_its_share_of_the_dedup_bound() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        let opts = EngineOptions::from_config(&crate::settings::load(&dir).expect("config"));
+        let opts = EngineOptions::from_config(&shipped_config());
         assert_eq!(opts.max_dedup_ids, 2_000_000);
         assert_eq!(opts.clone().one_partition_of(6).max_dedup_ids, 333_334);
         assert_eq!(opts.one_partition_of(0).max_dedup_ids, 2_000_000);

@@ -61,6 +61,11 @@ impl Metrics {
                 registry.register(Box::new(g.clone()))?;
                 Ok(g)
             };
+        let plain_counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
         let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
             let g = IntGauge::new(name, help)?;
             registry.register(Box::new(g.clone()))?;
@@ -72,14 +77,10 @@ impl Metrics {
                 "Records consumed from the input topics.",
                 &["topic"],
             )?,
-            records_processed: {
-                let c = IntCounter::new(
-                    "klaxon_records_processed_total",
-                    "Alerts and commands applied by the engines (after the repartition hop).",
-                )?;
-                registry.register(Box::new(c.clone()))?;
-                c
-            },
+            records_processed: plain_counter(
+                "klaxon_records_processed_total",
+                "Alerts and commands applied by the engines (after the repartition hop).",
+            )?,
             records_rejected: counter(
                 "klaxon_records_rejected_total",
                 "Records sent to the dead-letter topic, by reason.",
@@ -136,14 +137,10 @@ impl Metrics {
                 "klaxon_state_dedup_ids",
                 "Alert ids and command keys remembered for de-duplication.",
             )?,
-            dedup_evicted: {
-                let c = IntCounter::new(
-                    "klaxon_dedup_evicted_total",
-                    "Alert ids forgotten before state.dedup_window ended because state.max_dedup_ids was reached.",
-                )?;
-                registry.register(Box::new(c.clone()))?;
-                c
-            },
+            dedup_evicted: plain_counter(
+                "klaxon_dedup_evicted_total",
+                "Alert ids forgotten before state.dedup_window ended because state.max_dedup_ids was reached.",
+            )?,
             ready: gauge(
                 "klaxon_ready",
                 "1 when partitions are assigned, their state restored and a broker is reachable.",
