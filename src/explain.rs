@@ -86,12 +86,8 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input>, at: Option<Timestamp
     let _ = writeln!(
         s,
         "Asset: {} — kind {}",
-        inc.asset
-            .name
-            .as_deref()
-            .or(inc.asset.id.as_deref())
-            .unwrap_or("unknown"),
-        inc.asset.kind.as_deref().unwrap_or("unknown")
+        inc.asset.name().or(inc.asset.id()).unwrap_or("unknown"),
+        inc.asset.kind().unwrap_or("unknown")
     );
     if g.evidence.is_empty() {
         let _ = writeln!(s, "\nNo quantitative indicator of the guide is met: the incident is 一般 (general), with no reporting duty.");

@@ -8,7 +8,7 @@
 
 mod common;
 
-use klaxon::engine::correlate::{AssetInfo, Figures, Interval};
+use klaxon::engine::correlate::{AssetInfo, AssetParts, Figures, Interval};
 use klaxon::engine::grade::{evaluate, Grade};
 use klaxon::model::escalation::EvidenceValue;
 use klaxon::model::Level;
@@ -67,10 +67,10 @@ fn finding(figure: &str, v: &str) -> Figures {
 }
 
 fn asset(kind: &str, qualifier: Option<&str>) -> AssetInfo {
-    let mut a = AssetInfo {
+    let mut a = AssetParts {
         id: Some(format!("test-{kind}").into()),
         kind: Some(kind.into()),
-        ..AssetInfo::default()
+        ..AssetParts::default()
     };
     // Platforms have a size; portals and news sites an administrative level.
     if kind == "network_platform" {
@@ -78,7 +78,7 @@ fn asset(kind: &str, qualifier: Option<&str>) -> AssetInfo {
     } else {
         a.level = qualifier.map(Box::from);
     }
-    a
+    AssetInfo::from(a)
 }
 
 fn cii() -> AssetInfo {
@@ -157,7 +157,7 @@ fn figures_for(ind: &Indicator, p: &Probe) -> Figures {
 fn expected(ind: &Indicator, a: &AssetInfo, p: &Probe) -> Level {
     ind.thresholds
         .iter()
-        .filter(|th| th.applies(a.kind.as_deref(), a.level.as_deref(), a.size.as_deref()))
+        .filter(|th| th.applies(a.kind(), a.level(), a.size()))
         .filter(|th| match (&th.rule, p) {
             (Rule::AtLeast(v), Probe::Duration(ms)) => {
                 let unit = ind.unit.millis().expect("duration unit");
@@ -243,7 +243,11 @@ fn every_threshold_of_every_indicator_is_met_at_the_number_not_below_it() {
             let what = |p: &Probe| {
                 format!(
                     "{} {:?} on {:?}/{:?}/{:?}",
-                    ind.id, p, a.kind, a.level, a.size
+                    ind.id,
+                    p,
+                    a.kind(),
+                    a.level(),
+                    a.size()
                 )
             };
             for p in &at {

@@ -34,10 +34,10 @@ pub struct OperatorInfo {
     pub organ: Option<String>,
 }
 
-/// The resolved asset of an incident (shared like `OperatorInfo`). Boxed strings: assets can be
-/// one per incident (hosts), and `Box<str>` is 16 bytes where `String` is 24.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct AssetInfo {
+/// An asset's fields as resolved from an alert and the registry, before they are packed into
+/// the [`AssetInfo`] an incident holds. Also the changelog's shape of an asset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetParts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Box<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,12 +50,128 @@ pub struct AssetInfo {
     pub size: Option<Box<str>>,
 }
 
+/// The resolved asset of an incident, shared like `OperatorInfo`, and packed: its fields in one
+/// string with where each ends, so an asset is two allocations (56 + the text) instead of six
+/// (96 + one per field). Assets can be one per incident (hosts, as ECS's `host.name` gives), and
+/// at a million incidents this is what keeps each incident within 1 KiB.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "AssetParts")]
+pub struct AssetInfo {
+    /// The present fields, concatenated in the order of [`AssetParts`].
+    text: Box<str>,
+    /// Where each field ends in `text` (an absent field is empty).
+    ends: [u32; 5],
+    /// Bit `i` set: field `i` is present (an empty string is not an absent field).
+    present: u8,
+}
+
+impl From<AssetParts> for AssetInfo {
+    fn from(p: AssetParts) -> Self {
+        let fields = [p.id, p.name, p.kind, p.level, p.size];
+        let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
+        let mut ends = [0u32; 5];
+        let mut present = 0u8;
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(f) = f {
+                text.push_str(f);
+                present |= 1 << i;
+            }
+            // Assets come from Kafka records, far below 4 GiB; past it a field would read as
+            // absent rather than panic.
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        AssetInfo {
+            text: text.into_boxed_str(),
+            ends,
+            present,
+        }
+    }
+}
+
+impl AssetInfo {
+    fn field(&self, i: usize) -> Option<&str> {
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start as usize..self.ends[i] as usize)
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        self.field(0)
+    }
+    pub fn name(&self) -> Option<&str> {
+        self.field(1)
+    }
+    pub fn kind(&self) -> Option<&str> {
+        self.field(2)
+    }
+    /// The administrative level (of a portal or news site).
+    pub fn level(&self) -> Option<&str> {
+        self.field(3)
+    }
+    /// The size (of a network platform).
+    pub fn size(&self) -> Option<&str> {
+        self.field(4)
+    }
+
+    /// The fields, unpacked (to merge what a later alert adds).
+    pub fn parts(&self) -> AssetParts {
+        let owned = |i| self.field(i).map(Box::from);
+        AssetParts {
+            id: owned(0),
+            name: owned(1),
+            kind: owned(2),
+            level: owned(3),
+            size: owned(4),
+        }
+    }
+
+    /// The fields as the changelog writes them (the same text as an [`AssetParts`]).
+    fn view(&self) -> AssetView<'_> {
+        AssetView {
+            id: self.id(),
+            name: self.name(),
+            kind: self.kind(),
+            level: self.level(),
+            size: self.size(),
+        }
+    }
+}
+
+/// [`AssetParts`] borrowed, to serialize an [`AssetInfo`] without unpacking it.
+#[derive(Debug, Serialize)]
+struct AssetView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<&'a str>,
+}
+
+impl Serialize for AssetInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.view().serialize(s)
+    }
+}
+
+impl std::fmt::Debug for AssetInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.view().fmt(f)
+    }
+}
+
 /// The correlation key of an alert: its `incident_key`, else the `group_by` fields. The two
 /// namespaces are kept apart so an explicit key never collides with a derived one.
 pub fn correlation_key(
     alert: &Alert,
     op: &OperatorInfo,
-    asset: &AssetInfo,
+    asset: &AssetParts,
     group_by: &[String],
 ) -> String {
     if let Some(k) = alert.incident_key.as_deref().filter(|k| !k.is_empty()) {
@@ -421,5 +537,30 @@ mod tests {
             closed.reaches_at(DurationFigure::OutageWhole, Millis(2 * HOUR)),
             None
         );
+    }
+
+    /// Any mix of present, absent and empty fields packs and unpacks to itself, and the
+    /// changelog text is the plain struct's, so state written before packing restores.
+    #[test]
+    fn a_packed_asset_keeps_every_field_and_the_changelog_shape() {
+        use proptest::prelude::*;
+        let field = proptest::option::of(".{0,12}");
+        proptest!(|(f in proptest::array::uniform5(field))| {
+            let parts = AssetParts {
+                id: f[0].as_deref().map(Box::from),
+                name: f[1].as_deref().map(Box::from),
+                kind: f[2].as_deref().map(Box::from),
+                level: f[3].as_deref().map(Box::from),
+                size: f[4].as_deref().map(Box::from),
+            };
+            let packed = AssetInfo::from(parts.clone());
+            prop_assert_eq!(packed.parts(), parts.clone());
+            prop_assert_eq!(packed.id(), f[0].as_deref());
+            prop_assert_eq!(packed.size(), f[4].as_deref());
+            let json = serde_json::to_string(&packed).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&json, &serde_json::to_string(&parts).map_err(|e| TestCaseError::fail(e.to_string()))?);
+            let back: AssetInfo = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, packed);
+        });
     }
 }

@@ -112,15 +112,10 @@ pub fn explain_evidence(e: &Evidence) -> String {
 }
 
 fn describe_asset(a: &AssetInfo) -> String {
-    let mut s = a
-        .name
-        .as_deref()
-        .or(a.id.as_deref())
-        .unwrap_or(TO_COMPLETE)
-        .to_string();
-    if let Some(k) = &a.kind {
+    let mut s = a.name().or(a.id()).unwrap_or(TO_COMPLETE).to_string();
+    if let Some(k) = a.kind() {
         s.push_str(&format!("（类型 {k}"));
-        if let Some(l) = a.level.as_ref().or(a.size.as_ref()) {
+        if let Some(l) = a.level().or(a.size()) {
             s.push_str(&format!("，{l}"));
         }
         s.push('）');
@@ -143,7 +138,7 @@ pub fn draft(
         let (content, to_complete) = match n {
             1 => {
                 let known =
-                    op.name.is_some() && (inc.asset.name.is_some() || inc.asset.id.is_some());
+                    op.name.is_some() && (inc.asset.name().is_some() || inc.asset.id().is_some());
                 (
                     format!(
                         "{}（{}，{}）；涉事系统：{}",

@@ -152,11 +152,7 @@ pub fn next_crossing(
 }
 
 fn applies(t: &Threshold, asset: &AssetInfo) -> bool {
-    t.applies(
-        asset.kind.as_deref(),
-        asset.level.as_deref(),
-        asset.size.as_deref(),
-    )
+    t.applies(asset.kind(), asset.level(), asset.size())
 }
 
 fn to_millis(v: f64, unit_ms: i64) -> Millis {
@@ -215,7 +211,7 @@ fn floor2(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::correlate::Interval;
+    use crate::engine::correlate::{AssetParts, Interval};
     use crate::settings::ruleset::{AmountFigure, CategoryFigure, DurationFigure};
     use crate::time::HOUR;
 
@@ -277,12 +273,12 @@ mod tests {
         let mut seen = [0; 4];
         for _ in 0..20_000 {
             let q = quals[next(quals.len() as u64) as usize];
-            let asset = AssetInfo {
+            let asset = AssetInfo::from(AssetParts {
                 kind: kinds[next(kinds.len() as u64) as usize].map(Box::from),
                 level: q.map(Box::from),
                 size: q.map(Box::from),
-                ..AssetInfo::default()
-            };
+                ..AssetParts::default()
+            });
             let mut f = Figures::default();
             for _ in 0..next(3) {
                 let since = Timestamp(next(24) as i64 * HOUR);

@@ -24,7 +24,7 @@ use crate::settings::ruleset::{Figure, Ruleset, AMOUNT_FIGURES};
 use crate::settings::{Config, Registry};
 use crate::time::{Millis, Timestamp};
 use chrono::FixedOffset;
-use correlate::{AssetInfo, Figures, OperatorInfo};
+use correlate::{AssetInfo, AssetParts, Figures, OperatorInfo};
 use grade::{Crossing, Grade};
 use reporting::{Filed, Report, Step};
 use serde::{Deserialize, Serialize};
@@ -761,14 +761,14 @@ impl Engine {
         &mut self,
         inc: &mut Incident,
         alert: &mut Alert,
-        mut parties: Option<(OperatorInfo, AssetInfo)>,
+        mut parties: Option<(OperatorInfo, AssetParts)>,
         dedup: u128,
         expires: Timestamp,
     ) {
         let at = alert.timestamp;
         // Later alerts fill in what the first did not say.
         let known =
-            inc.operator.id.is_some() && (inc.asset.id.is_some() || inc.asset.kind.is_some());
+            inc.operator.id.is_some() && (inc.asset.id().is_some() || inc.asset.kind().is_some());
         let inline = match (&alert.operator, &alert.asset) {
             (Some(Ref::Inline(o)), _) if adds_operator(&inc.operator, o) => true,
             (_, Some(Ref::Inline(a))) => adds_asset(&inc.asset, a),
@@ -783,8 +783,9 @@ impl Engine {
             if merged != *inc.operator {
                 inc.operator = self.intern(merged);
             }
-            let mut merged = (*inc.asset).clone();
+            let mut merged = inc.asset.parts();
             merge_asset(&mut merged, asset);
+            let merged = AssetInfo::from(merged);
             if merged != *inc.asset {
                 inc.asset = self.intern_asset(merged);
             }
@@ -828,7 +829,7 @@ impl Engine {
         kh: u128,
         alert: &mut Alert,
         operator: OperatorInfo,
-        asset: AssetInfo,
+        asset: AssetParts,
     ) -> Box<Incident> {
         let day = alert.timestamp.ymd(self.opts.offset);
         let ts = alert.timestamp.0.to_le_bytes();
@@ -856,7 +857,7 @@ impl Engine {
             category: alert.category.take().map(String::into_boxed_str),
             sources: Box::default(),
             operator: self.intern(operator),
-            asset: self.intern_asset(asset),
+            asset: self.intern_asset(AssetInfo::from(asset)),
             figures: Figures::default(),
             alert_ids: Vec::new(),
             alert_count: 0,
@@ -1437,10 +1438,10 @@ impl Engine {
             class: inc.operator.class,
             province: inc.operator.province.clone(),
         });
-        ev.asset = inc.asset.id.as_deref().map(|id| AssetSummary {
+        ev.asset = inc.asset.id().map(|id| AssetSummary {
             id: id.to_owned(),
-            name: inc.asset.name.as_deref().map(str::to_owned),
-            kind: inc.asset.kind.as_deref().map(str::to_owned),
+            name: inc.asset.name().map(str::to_owned),
+            kind: inc.asset.kind().map(str::to_owned),
         });
         ev
     }
@@ -1476,8 +1477,8 @@ impl Engine {
 }
 
 /// Registry entry, then inline fields on top. An unknown operator is of class `other`.
-pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, AssetInfo) {
-    let mut asset = AssetInfo::default();
+pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, AssetParts) {
+    let mut asset = AssetParts::default();
     let mut asset_operator = None;
     match &alert.asset {
         Some(Ref::Id(id)) => {
@@ -1650,12 +1651,12 @@ fn adds_operator(known: &OperatorInfo, f: &crate::model::alert::OperatorFields) 
 
 /// Whether an inline asset says something the incident does not know yet.
 fn adds_asset(known: &AssetInfo, f: &crate::model::alert::AssetFields) -> bool {
-    let new = |have: &Option<Box<str>>, given: &Option<String>| given.is_some() && have.is_none();
-    (f.id.is_some() && f.id.as_deref() != known.id.as_deref())
-        || new(&known.name, &f.name)
-        || new(&known.kind, &f.kind)
-        || new(&known.level, &f.level)
-        || new(&known.size, &f.size)
+    let new = |have: Option<&str>, given: &Option<String>| given.is_some() && have.is_none();
+    (f.id.is_some() && f.id.as_deref() != known.id())
+        || new(known.name(), &f.name)
+        || new(known.kind(), &f.kind)
+        || new(known.level(), &f.level)
+        || new(known.size(), &f.size)
 }
 
 fn merge_info(into: &mut OperatorInfo, from: OperatorInfo) {
@@ -1671,7 +1672,7 @@ fn merge_info(into: &mut OperatorInfo, from: OperatorInfo) {
     }
 }
 
-fn merge_asset(into: &mut AssetInfo, from: AssetInfo) {
+fn merge_asset(into: &mut AssetParts, from: AssetParts) {
     if into.id.is_none() && into.kind.is_none() {
         *into = from;
         return;

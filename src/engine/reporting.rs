@@ -109,8 +109,8 @@ impl Report {
 /// The route an incident reports on: its operator's class, except that an incident on a CII
 /// asset takes the CII route whatever the operator says — the stricter deadline wins.
 pub fn route_class(rules: &Ruleset, op: &OperatorInfo, asset: &AssetInfo) -> OperatorClass {
-    match &asset.kind {
-        Some(k) if rules.cii_asset_kinds.iter().any(|c| **c == **k) => OperatorClass::Cii,
+    match asset.kind() {
+        Some(k) if rules.cii_asset_kinds.iter().any(|c| **c == *k) => OperatorClass::Cii,
         _ => op.class,
     }
 }
