@@ -1,0 +1,54 @@
+//! The core path of `benches/core.rs` once, without criterion, for instruction-exact profilers:
+//! `valgrind --tool=callgrind target/release/examples/core_profile [parse|engine|whole]`.
+//! (Criterion's timings swing by tens of percent on a shared machine; instruction counts do not.)
+
+use klaxon::decode::{decode, Expect};
+use klaxon::engine::Engine;
+use std::path::Path;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "whole".into());
+    let config = klaxon::settings::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))?;
+    let raw: Vec<Vec<u8>> = (0..20_000)
+        .map(|i| {
+            let ts = format!("2026-11-24T09:{:02}:{:02}+08:00", (i / 1000) % 60, i % 60);
+            klaxon::loadtest::alert_line(i, 2_000, &ts).into_bytes()
+        })
+        .collect();
+    let mut e = Engine::from_config(&config);
+    let mut out = 0usize;
+    match what.as_str() {
+        "parse" => {
+            for r in &raw {
+                out += decode(r, Expect::Alert, 0).is_ok() as usize;
+            }
+        }
+        "engine" => {
+            let inputs: Vec<_> = raw
+                .iter()
+                .filter_map(|r| decode(r, Expect::Alert, 0).ok())
+                .collect();
+            for i in inputs {
+                e.handle(i);
+                while e.poll_output().is_some() {
+                    out += 1;
+                }
+            }
+        }
+        _ => {
+            for r in &raw {
+                if let Ok(i) = decode(r, Expect::Alert, 0) {
+                    e.handle(i);
+                }
+                while let Some(ev) = e.poll_output() {
+                    out += ev.to_json().len();
+                }
+            }
+        }
+    }
+    println!("{what}: {out}");
+    Ok(())
+}
