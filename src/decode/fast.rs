@@ -164,8 +164,13 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// Whitespace is rare between tokens (SIEMs send compact JSON), so the first byte is
+    /// tested once against the whole class before the loop.
     #[inline]
     fn ws(&mut self) {
+        if self.b.get(self.i).is_none_or(|&c| c > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
             self.i += 1;
         }
