@@ -82,9 +82,13 @@ enum Cmd {
         /// Seconds of paced alerts in each latency phase.
         #[arg(long, default_value = "5")]
         latency_seconds: f64,
-        /// Alerts per second in the latency phases (default: half of Klaxon's measured peak).
+        /// Alerts per second in the latency phases (default: half of Klaxon's median peak).
         #[arg(long)]
         latency_rate: Option<f64>,
+        /// Throughput rounds, alternating passthrough and Klaxon on fresh backlogs; the ratio's
+        /// min/median/max over them is reported (a shared machine swings between runs).
+        #[arg(long, default_value = "3")]
+        rounds: usize,
         /// Open incidents in the scale phase (no broker).
         #[arg(long, default_value = "1000000")]
         scale_incidents: usize,
@@ -175,6 +179,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             keys,
             latency_seconds,
             latency_rate,
+            rounds,
             scale_incidents,
             restore_incidents,
             memory_phase,
@@ -211,6 +216,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 keys,
                 latency_seconds,
                 latency_rate,
+                rounds,
                 restore_incidents,
                 progress,
             };
