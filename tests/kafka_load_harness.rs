@@ -1,0 +1,65 @@
+//! The end-to-end load harness (`scripts/load.sh` runs `klaxon load-test`) on a tiny workload
+//! against the real broker: every phase runs and reports, so the README's benchmark command cannot
+//! rot unnoticed. Its figures are printed, never asserted: speed belongs to the benchmarks, not to
+//! tests. What is asserted is what must hold at any speed: every backlog is fully processed and
+//! every latency probe's incident is opened.
+
+mod kafka_support;
+
+use kafka_support::{brokers, root};
+use std::process::Command;
+
+/// `probes N/M` in a latency line: how many probes arrived of how many were sent.
+fn probes(line: &str) -> Option<(usize, usize)> {
+    let rest = line.split("probes ").nth(1)?;
+    let (got, rest) = rest.split_once('/')?;
+    let sent = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some((got.parse().ok()?, sent.parse().ok()?))
+}
+
+#[test]
+fn the_load_harness_runs_every_phase_and_reports_each() {
+    let out = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .args([
+            "load-test",
+            "--alerts",
+            "300",
+            "--keys",
+            "30",
+            "--rounds",
+            "2",
+        ])
+        .args(["--latency-seconds", "1", "--latency-rate", "200"])
+        .args(["--scale-incidents", "300", "--restore-incidents", "300"])
+        .env("KAFKA_BROKERS", brokers())
+        // The dedup phase fills the set to its bound and feeds as much again: keep it small.
+        .env("KLAXON__STATE__MAX_DEDUP_IDS", "1000")
+        .current_dir(root())
+        .output()
+        .expect("run klaxon load-test");
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("{report}");
+    assert!(
+        out.status.success(),
+        "load-test failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "round 1: passthrough ",
+        "round 2: passthrough ",
+        "klaxon / passthrough over 2 alternating rounds: min ",
+        "latency passthrough: ",
+        "latency klaxon: ",
+        "timer fire error (arrival − due), n=",
+        "restore through Kafka: 300 incidents",
+        "scale: 300 open reportable incidents",
+        "the same with an asset of its own per incident",
+        "dedup set bounded at 1000: ",
+    ] {
+        assert!(report.contains(expected), "no {expected:?} in:\n{report}");
+    }
+    for line in report.lines().filter(|l| l.starts_with("latency ")) {
+        let (got, sent) = probes(line).unwrap_or_else(|| panic!("no probe count in {line:?}"));
+        assert!(sent > 0 && got == sent, "probes lost: {line}");
+    }
+}
