@@ -76,8 +76,9 @@ impl From<AssetParts> for AssetInfo {
                 text.push_str(f);
                 present |= 1 << i;
             }
-            // Assets come from Kafka records, far below 4 GiB; past it a field would read as
-            // absent rather than panic.
+            // Assets come from records of at most `input.max_record_bytes` (a `usize`, but a
+            // Kafka record is far below 4 GiB). Past u32 a field would read cut or empty, never
+            // panic: `field` slices with `get`.
             ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
         AssetInfo {
