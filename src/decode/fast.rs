@@ -229,7 +229,8 @@ impl<'a> Cursor<'a> {
             // A key with an escape could spell a known field: leave it to serde.
             let key = self.string()?.ok()?;
             self.eat(b':')?;
-            self.ws();
+            // No `ws` here: every value parser starts with `peek`, which skips it (and serde,
+            // which `by_serde` hands a slice to, takes leading whitespace).
             on_member(self, key)?;
             match self.peek()? {
                 b',' => self.i += 1,
@@ -412,12 +413,33 @@ impl<'a> Cursor<'a> {
                 Some(Got::Value(None))
             }
             b'0'..=b'9' => {
-                let token = self.number()?;
-                Some(
-                    token
-                        .parse::<u64>()
-                        .map_or(Got::Unfit, |v| Got::Value(Some(v))),
-                )
+                // One pass for the usual plain integer; anything else goes through `number`'s
+                // grammar check and the standard parser, as before.
+                let start = self.i;
+                let (mut v, mut fits) = (0u64, true);
+                while let Some(&d) = self.b.get(self.i).filter(|d| d.is_ascii_digit()) {
+                    let (times_ten, o1) = v.overflowing_mul(10);
+                    let (sum, o2) = times_ten.overflowing_add(u64::from(d - b'0'));
+                    (v, fits) = (sum, fits && !o1 && !o2);
+                    self.i += 1;
+                }
+                if self.i - start > 1 && self.b.get(start) == Some(&b'0') {
+                    return None; // a leading zero: not JSON
+                }
+                if let Some(b'.' | b'e' | b'E') = self.b.get(self.i) {
+                    self.i = start;
+                    let token = self.number()?;
+                    return Some(
+                        token
+                            .parse::<u64>()
+                            .map_or(Got::Unfit, |v| Got::Value(Some(v))),
+                    );
+                }
+                Some(if fits {
+                    Got::Value(Some(v))
+                } else {
+                    Got::Unfit
+                })
             }
             _ => self.unfit(depth),
         }
