@@ -467,6 +467,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     };
     let first = backlog(0);
     let avg = first.iter().map(String::len).sum::<usize>() / first.len().max(1);
+    let mut first = Some(first); // round 1's backlog, taken rather than generated again
     report.push_str(&format!("alert size {avg} bytes on average\n"));
     let pt_in = format!("{prefix}.pt.in");
     let pt_out = format!("{prefix}.pt.out");
@@ -515,11 +516,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     let mut ratios = Vec::with_capacity(rounds);
     let mut peaks = Vec::with_capacity(rounds);
     for round in 0..rounds {
-        let lines = if round == 0 {
-            first.clone()
-        } else {
-            backlog(round)
-        };
+        let lines = first.take().unwrap_or_else(|| backlog(round));
         let base = pt_done.load(Ordering::Relaxed);
         let pt_rate = throughput(
             &brokers,

@@ -416,11 +416,9 @@ impl<'a> Cursor<'a> {
                 // One pass for the usual plain integer; anything else goes through `number`'s
                 // grammar check and the standard parser, as before.
                 let start = self.i;
-                let (mut v, mut fits) = (0u64, true);
+                let mut value = Some(0u64);
                 while let Some(&d) = self.b.get(self.i).filter(|d| d.is_ascii_digit()) {
-                    let (times_ten, o1) = v.overflowing_mul(10);
-                    let (sum, o2) = times_ten.overflowing_add(u64::from(d - b'0'));
-                    (v, fits) = (sum, fits && !o1 && !o2);
+                    value = value.and_then(|v| v.checked_mul(10)?.checked_add(u64::from(d - b'0')));
                     self.i += 1;
                 }
                 if self.i - start > 1 && self.b.get(start) == Some(&b'0') {
@@ -435,11 +433,7 @@ impl<'a> Cursor<'a> {
                             .map_or(Got::Unfit, |v| Got::Value(Some(v))),
                     );
                 }
-                Some(if fits {
-                    Got::Value(Some(v))
-                } else {
-                    Got::Unfit
-                })
+                Some(value.map_or(Got::Unfit, |v| Got::Value(Some(v))))
             }
             _ => self.unfit(depth),
         }
