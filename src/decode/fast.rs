@@ -10,7 +10,7 @@
 //! mutated records. Rare nested parts (outage, defacement, ransom, …) are handed to serde on
 //! their own slice of the text.
 
-use crate::model::alert::{AssetFields, Impact, OperatorFields, Ref};
+use crate::model::alert::{AssetFields, Impact, OperatorFields, Ref, Text};
 use crate::model::Alert;
 use crate::time::Timestamp;
 use serde::de::DeserializeOwned;
@@ -89,12 +89,12 @@ enum Got<T> {
 /// rejects duplicate fields).
 #[derive(Default)]
 struct AlertDraft {
-    id: Option<String>,
+    id: Option<Text>,
     timestamp: Option<Timestamp>,
-    source: Option<Option<String>>,
-    title: Option<Option<String>>,
-    category: Option<Option<String>>,
-    incident_key: Option<Option<String>>,
+    source: Option<Option<Text>>,
+    title: Option<Option<Text>>,
+    category: Option<Option<Text>>,
+    incident_key: Option<Option<Text>>,
     operator: Option<Option<Ref<OperatorFields>>>,
     asset: Option<Option<Ref<AssetFields>>>,
     impact: Option<Impact>,
@@ -374,26 +374,26 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn opt_string(&mut self) -> Option<Got<Option<String>>> {
+    fn opt_string(&mut self) -> Option<Got<Option<Text>>> {
         self.opt_string_at(2)
     }
 
-    /// `#[serde(default)] Option<String>`: a string or null.
-    fn opt_string_at(&mut self, depth: u32) -> Option<Got<Option<String>>> {
+    /// `#[serde(default)] Option<Text>`: a string or null.
+    fn opt_string_at<S: From<&'a str>>(&mut self, depth: u32) -> Option<Got<Option<S>>> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
             return Some(Got::Value(None));
         }
         Some(match self.plain(depth)? {
-            Got::Value(s) => Got::Value(Some(s.to_owned())),
+            Got::Value(s) => Got::Value(Some(S::from(s))),
             Got::Unfit => Got::Unfit,
         })
     }
 
     /// The alert id: a string that is not blank.
-    fn non_empty_string(&mut self) -> Option<Got<String>> {
+    fn non_empty_string(&mut self) -> Option<Got<Text>> {
         Some(match self.plain(1)? {
-            Got::Value(s) if !s.trim().is_empty() => Got::Value(s.to_owned()),
+            Got::Value(s) if !s.trim().is_empty() => Got::Value(Text::from(s)),
             _ => Got::Unfit,
         })
     }
@@ -543,7 +543,7 @@ impl<'a> Cursor<'a> {
                 Some(Got::Value(None))
             }
             b'"' => Some(match self.plain(1)? {
-                Got::Value(s) if !s.trim().is_empty() => Got::Value(Some(Ref::Id(s.to_owned()))),
+                Got::Value(s) if !s.trim().is_empty() => Got::Value(Some(Ref::Id(Text::from(s)))),
                 _ => Got::Unfit,
             }),
             b'{' => {
@@ -627,12 +627,12 @@ impl Finish for OperatorDraft {
 
 #[derive(Default)]
 struct AssetDraft {
-    id: Option<Option<String>>,
-    name: Option<Option<String>>,
-    kind: Option<Option<String>>,
-    level: Option<Option<String>>,
-    size: Option<Option<String>>,
-    operator: Option<Option<String>>,
+    id: Option<Option<Text>>,
+    name: Option<Option<Text>>,
+    kind: Option<Option<Text>>,
+    level: Option<Option<Text>>,
+    size: Option<Option<Text>>,
+    operator: Option<Option<Text>>,
 }
 
 impl Finish for AssetDraft {

@@ -15,7 +15,7 @@ pub mod grade;
 pub mod reporting;
 pub mod timers;
 
-use crate::model::alert::{Alert, Ransom, Ref};
+use crate::model::alert::{Alert, Ransom, Ref, Text};
 use crate::model::escalation::{
     AssetSummary, CommandEcho, EventType, Evidence, EvidenceValue, OperatorSummary, Upgrade,
 };
@@ -791,14 +791,14 @@ impl Engine {
             }
         }
         if inc.title.is_none() {
-            inc.title = alert.title.take().map(String::into_boxed_str);
+            inc.title = alert.title.take().map(boxed_text);
         }
         if inc.category.is_none() {
-            inc.category = alert.category.take().map(String::into_boxed_str);
+            inc.category = alert.category.take().map(boxed_text);
         }
         if let Some(src) = alert.source.take() {
             if !inc.sources.iter().any(|s| **s == *src) && inc.sources.len() < MAX_SOURCES {
-                push_boxed(&mut inc.sources, src.into_boxed_str());
+                push_boxed(&mut inc.sources, boxed_text(src));
             }
         }
         if alert.impact.ransom.is_some() {
@@ -809,7 +809,7 @@ impl Engine {
         if inc.alert_ids.len() < self.opts.max_alert_ids {
             push_small(
                 &mut inc.alert_ids,
-                std::mem::take(&mut alert.id).into_boxed_str(),
+                boxed_text(std::mem::take(&mut alert.id)),
                 self.opts.max_alert_ids,
             );
         }
@@ -853,8 +853,8 @@ impl Engine {
             opened_at: alert.timestamp,
             last_alert_at: alert.timestamp,
             last_activity: alert.timestamp,
-            title: alert.title.take().map(String::into_boxed_str),
-            category: alert.category.take().map(String::into_boxed_str),
+            title: alert.title.take().map(boxed_text),
+            category: alert.category.take().map(boxed_text),
             sources: Box::default(),
             operator: self.intern(operator),
             asset: self.intern_asset(AssetInfo::from(asset)),
@@ -883,7 +883,7 @@ impl Engine {
             String::new(),
             alert.timestamp,
         );
-        ev.alert_ids = vec![alert.id.clone()];
+        ev.alert_ids = vec![alert.id.to_string()];
         ev.level = Some(Level::General);
         ev.level_zh = Some(Level::General.zh());
         self.outbox.push_back(ev);
@@ -1483,21 +1483,24 @@ pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, Ass
     match &alert.asset {
         Some(Ref::Id(id)) => {
             asset.id = Some(id.as_str().into());
-            if let Some(e) = registry.assets.get(id) {
+            if let Some(e) = registry.assets.get(id.as_str()) {
                 asset.name = boxed(&e.name);
                 asset.kind = boxed(&e.kind);
                 asset.level = boxed(&e.level);
                 asset.size = boxed(&e.size);
-                asset_operator = e.operator.clone();
+                asset_operator = e.operator.as_deref().map(Text::from);
             }
         }
         Some(Ref::Inline(f)) => {
-            if let Some(e) = f.id.as_ref().and_then(|id| registry.assets.get(id)) {
+            if let Some(e) =
+                f.id.as_ref()
+                    .and_then(|id| registry.assets.get(id.as_str()))
+            {
                 asset.name = boxed(&e.name);
                 asset.kind = boxed(&e.kind);
                 asset.level = boxed(&e.level);
                 asset.size = boxed(&e.size);
-                asset_operator = e.operator.clone();
+                asset_operator = e.operator.as_deref().map(Text::from);
             }
             asset.id = boxed(&f.id).or(asset.id);
             asset.name = boxed(&f.name).or(asset.name);
@@ -1509,9 +1512,9 @@ pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, Ass
         None => {}
     }
     let (op_id, inline) = match &alert.operator {
-        Some(Ref::Id(id)) => (Some(id.clone()), None),
+        Some(Ref::Id(id)) => (Some(id.to_string()), None),
         Some(Ref::Inline(f)) => (f.id.clone(), Some(f)),
-        None => (asset_operator, None),
+        None => (asset_operator.map(Text::into_string), None),
     };
     let mut op = OperatorInfo {
         id: op_id.clone(),
@@ -1535,8 +1538,13 @@ pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, Ass
 }
 
 /// An optional string as an asset keeps it.
-fn boxed(s: &Option<String>) -> Option<Box<str>> {
-    s.as_deref().map(Box::from)
+fn boxed<S: AsRef<str>>(s: &Option<S>) -> Option<Box<str>> {
+    s.as_ref().map(|s| Box::from(s.as_ref()))
+}
+
+/// An alert's string as an incident keeps it (exactly sized, on the heap).
+fn boxed_text(s: Text) -> Box<str> {
+    Box::from(s.as_str())
 }
 
 /// The identity of a command for de-duplication: a hash of everything it says.
@@ -1651,7 +1659,7 @@ fn adds_operator(known: &OperatorInfo, f: &crate::model::alert::OperatorFields) 
 
 /// Whether an inline asset says something the incident does not know yet.
 fn adds_asset(known: &AssetInfo, f: &crate::model::alert::AssetFields) -> bool {
-    let new = |have: Option<&str>, given: &Option<String>| given.is_some() && have.is_none();
+    let new = |have: Option<&str>, given: &Option<Text>| given.is_some() && have.is_none();
     (f.id.is_some() && f.id.as_deref() != known.id())
         || new(known.name(), &f.name)
         || new(known.kind(), &f.kind)

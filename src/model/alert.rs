@@ -7,22 +7,27 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::marker::PhantomData;
 
+/// A string an alert carries. Most are short (ids, sources, categories, operator and asset ids)
+/// and dropped once the alert is applied, so they are kept inline (up to 24 bytes) rather than
+/// each costing an allocation and a free on every alert.
+pub type Text = compact_str::CompactString;
+
 /// One alert. Only `id` and `timestamp` are required; unknown fields are ignored so that SIEMs can
 /// send their own extras.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Alert {
     #[serde(deserialize_with = "non_empty")]
-    pub id: String,
+    pub id: Text,
     #[serde(deserialize_with = "timestamp")]
     pub timestamp: Timestamp,
     #[serde(default)]
-    pub source: Option<String>,
+    pub source: Option<Text>,
     #[serde(default)]
-    pub title: Option<String>,
+    pub title: Option<Text>,
     #[serde(default)]
-    pub category: Option<String>,
+    pub category: Option<Text>,
     #[serde(default)]
-    pub incident_key: Option<String>,
+    pub incident_key: Option<Text>,
     #[serde(default)]
     pub operator: Option<Ref<OperatorFields>>,
     #[serde(default)]
@@ -37,7 +42,7 @@ pub struct Alert {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Ref<T> {
-    Id(String),
+    Id(Text),
     Inline(Box<T>),
 }
 
@@ -61,20 +66,20 @@ pub struct OperatorFields {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct AssetFields {
     #[serde(default)]
-    pub id: Option<String>,
+    pub id: Option<Text>,
     #[serde(default)]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// What the guide's rows talk about: `cii_system`, `party_gov_portal`, … (vocabulary in config).
     #[serde(default)]
-    pub kind: Option<String>,
+    pub kind: Option<Text>,
     /// Administrative level of a portal or news site: `national`, `provincial`, `prefectural`, `county`.
     #[serde(default)]
-    pub level: Option<String>,
+    pub level: Option<Text>,
     /// Size of a network platform: `super_large`, `large`, `other`.
     #[serde(default)]
-    pub size: Option<String>,
+    pub size: Option<Text>,
     #[serde(default)]
-    pub operator: Option<String>,
+    pub operator: Option<Text>,
 }
 
 /// The measured figures the grading guide uses.
@@ -193,8 +198,8 @@ pub struct Finding {
 
 // ---- field deserializers: each error message names the problem; serde_path_to_error adds the field.
 
-fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+    let s = Text::deserialize(d)?;
     if s.trim().is_empty() {
         return Err(de::Error::custom("must be a non-empty string"));
     }
@@ -264,7 +269,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ref<T> {
                 if v.trim().is_empty() {
                     return Err(E::custom("must be a non-empty id or an object"));
                 }
-                Ok(Ref::Id(v.to_owned()))
+                Ok(Ref::Id(Text::from(v)))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 T::deserialize(de::value::MapAccessDeserializer::new(map))
