@@ -2,7 +2,9 @@
 //! alerts (max or sum for amounts, union of intervals for durations, set union for findings).
 
 use crate::model::alert::{Alert, OutageScope, Page, Span};
-use crate::settings::ruleset::{AmountFigure, CategoryFigure, DurationFigure, AMOUNT_FIGURES};
+use crate::settings::ruleset::{
+    AmountFigure, CategoryFigure, DurationFigure, AMOUNT_FIGURES, DURATION_FIGURES,
+};
 use crate::time::{Millis, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -346,6 +348,22 @@ impl Figures {
         for v in values {
             self.category(fig, v);
         }
+    }
+
+    /// The figures this incident has any value for, as a set of [`Figure::bit`]s: grading
+    /// looks only at indicators whose figure is here (most incidents have one or two of fifteen).
+    pub fn present(&self) -> u32 {
+        let mut bits = 0;
+        for (f, _) in &self.intervals {
+            bits |= 1 << *f;
+        }
+        for (f, _) in &self.amounts {
+            bits |= 1 << (DURATION_FIGURES + usize::from(*f));
+        }
+        for (f, _) in &self.categories {
+            bits |= 1 << (DURATION_FIGURES + AMOUNT_FIGURES + usize::from(*f));
+        }
+        bits
     }
 
     pub fn amount_of(&self, fig: AmountFigure) -> Option<f64> {

@@ -50,7 +50,8 @@ pub fn evaluate(rules: &Ruleset, asset: &AssetInfo, figures: &Figures, at: Times
 
 /// The level alone, without building evidence: the hot path, run on every alert. Only levels
 /// above `floor` are looked for (the caller keeps the higher of the two, as a computed level never
-/// falls), and each figure is read once per indicator rather than once per threshold. Agrees
+/// falls), only indicators whose figure the incident has are looked at, and each figure is read
+/// once per indicator rather than once per threshold. Agrees
 /// with `evaluate(..).level.max(floor)`.
 pub fn level_above(
     rules: &Ruleset,
@@ -60,7 +61,11 @@ pub fn level_above(
     floor: Level,
 ) -> Level {
     let mut level = floor;
+    let present = figures.present();
     for ind in &rules.indicators {
+        if present & ind.figure.bit() == 0 {
+            continue;
+        }
         // Sorted highest first: past the first threshold at or below `level`, nothing is better.
         let candidates = || ind.thresholds.iter().take_while(|t| t.level > level);
         let met = match ind.figure {
@@ -304,6 +309,14 @@ mod tests {
             let at = Timestamp(next(72) as i64 * HOUR);
             let floor = levels[next(4) as usize];
             seen[evaluate(&rules, &asset, &f, at).level.index()] += 1;
+            // The set `level_above` skips indicators by is exactly the figures present.
+            for ind in &rules.indicators {
+                assert_eq!(
+                    f.present() & ind.figure.bit() != 0,
+                    present(ind, &f),
+                    "{f:?}"
+                );
+            }
             assert_eq!(
                 level_above(&rules, &asset, &f, at, floor),
                 evaluate(&rules, &asset, &f, at).level.max(floor),

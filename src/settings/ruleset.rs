@@ -62,6 +62,18 @@ pub const DURATION_FIGURES: usize = 5;
 pub const AMOUNT_FIGURES: usize = 7;
 pub const CATEGORY_FIGURES: usize = 3;
 
+impl Figure {
+    /// This figure's bit in a set of figures (see `Figures::present`): durations, then amounts,
+    /// then categories.
+    pub fn bit(self) -> u32 {
+        1 << match self {
+            Figure::Duration(f) => f as usize,
+            Figure::Amount(f) => DURATION_FIGURES + f as usize,
+            Figure::Category(f) => DURATION_FIGURES + AMOUNT_FIGURES + f as usize,
+        }
+    }
+}
+
 impl FromStr for Figure {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
