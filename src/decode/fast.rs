@@ -132,12 +132,19 @@ const STOPS: [bool; 256] = {
     t
 };
 
-/// The index of the first `"`, `\` or control character at or after `from` (or the length):
-/// eight bytes at a time, as serde_json does, since string content is most of an alert.
+/// The index of the first `"`, `\` or control character at or after `from` (or the length),
+/// since string content is most of an alert: sixteen bytes at a time with SSE2 where there is
+/// room, then eight at a time (as serde_json does), then one.
 #[inline(always)]
 fn plain_run(b: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = ONES << 7;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
+    let from = match unsafe { sixteen_at_a_time(b, from) } {
+        Ok(stop) => return stop,
+        Err(tail) => tail,
+    };
     let mut i = from;
     while let Some(Ok(word)) = b.get(i..i + 8).map(<[u8; 8]>::try_from) {
         let x = u64::from_le_bytes(word);
@@ -155,6 +162,37 @@ fn plain_run(b: &[u8], from: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// [`plain_run`]'s SSE2 part: `Ok(stop)`, or `Err(i)` when fewer than sixteen bytes are left at
+/// `i` without a stop. Safe code only (the load is built from two `u64`s, which compiles to one
+/// unaligned load); `unsafe` is needed only to call it, as with any `target_feature` function.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn sixteen_at_a_time(b: &[u8], from: usize) -> Result<usize, usize> {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
+    };
+    let mut i = from;
+    while let Some((Ok(lo), Ok(hi))) = b
+        .get(i..i.saturating_add(16))
+        .map(|c| c.split_at(8))
+        .map(|(lo, hi)| (<[u8; 8]>::try_from(lo), <[u8; 8]>::try_from(hi)))
+    {
+        let v = _mm_set_epi64x(i64::from_le_bytes(hi), i64::from_le_bytes(lo));
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned: a byte is a control character when min(byte, 0x1f) is the byte itself.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        let mask = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control));
+        if mask != 0 {
+            return Ok(i + mask.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    Err(i)
 }
 
 struct Cursor<'a> {
@@ -856,7 +894,9 @@ mod tests {
 
     #[test]
     fn plain_runs_stop_at_the_first_quote_backslash_or_control_character() {
-        let text = "abcdefghijklmnopqrstuvwxyz0123456789中文";
+        // Space, DEL and UTF-8 bytes (all >= 0x80) are content; lengths cross the 16-byte and
+        // 8-byte steps at every offset.
+        let text = "abc defghijklmnopqrstuvwxyz\u{7f}0123456789中文";
         for stop in ["\"", "\\", "\n", "\u{1f}", "\u{0}"] {
             for at in 0..text.len() {
                 if !text.is_char_boundary(at) {
