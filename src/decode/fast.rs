@@ -219,13 +219,19 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The next significant byte, not consumed.
+    /// The next significant byte, not consumed. The byte at the cursor is read once: it is
+    /// the answer unless it is whitespace.
     #[inline]
     fn peek(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.i)?;
+        if c > b' ' {
+            return Some(c);
+        }
         self.ws();
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.i += 1)
     }
