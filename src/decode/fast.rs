@@ -176,12 +176,9 @@ fn sixteen_at_a_time(b: &[u8], from: usize) -> Result<usize, usize> {
         _mm_set_epi64x,
     };
     let mut i = from;
-    while let Some((Ok(lo), Ok(hi))) = b
-        .get(i..i.saturating_add(16))
-        .map(|c| c.split_at(8))
-        .map(|(lo, hi)| (<[u8; 8]>::try_from(lo), <[u8; 8]>::try_from(hi)))
-    {
-        let v = _mm_set_epi64x(i64::from_le_bytes(hi), i64::from_le_bytes(lo));
+    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        let x = u128::from_le_bytes(*chunk);
+        let v = _mm_set_epi64x((x >> 64) as i64, x as i64);
         let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
         let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
         // Unsigned: a byte is a control character when min(byte, 0x1f) is the byte itself.
@@ -193,6 +190,29 @@ fn sixteen_at_a_time(b: &[u8], from: usize) -> Result<usize, usize> {
         i += 16;
     }
     Err(i)
+}
+
+/// The index of the first byte at or after `from` that is not an ASCII digit (or the length):
+/// eight bytes at a time, since SIEMs send long numbers (flow ids, signature ids, byte counts).
+#[inline]
+fn digit_run(b: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let mut i = from;
+    while let Some(word) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        // After the xor a digit is a byte below 10: its high bit is clear, and adding 0x76 to
+        // its low seven bits leaves bit 7 clear (no carry crosses bytes: 0x7f + 0x76 < 0x100).
+        let x = u64::from_le_bytes(*word) ^ (ONES * u64::from(b'0'));
+        let not_digit = (x | ((x & !HIGH) + ONES * 0x76)) & HIGH;
+        if not_digit != 0 {
+            return i + (not_digit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
 }
 
 /// Where [`Cursor::member`] is in an object.
@@ -355,9 +375,7 @@ impl<'a> Cursor<'a> {
         let start = self.i;
         let digits = |c: &mut Self| {
             let from = c.i;
-            while c.b.get(c.i).is_some_and(u8::is_ascii_digit) {
-                c.i += 1;
-            }
+            c.i = digit_run(c.b, c.i);
             c.i > from
         };
         if self.b.get(self.i) == Some(&b'-') {
@@ -940,6 +958,26 @@ mod tests {
         }
         assert_eq!(plain_run(text.as_bytes(), 3), text.len());
         assert_eq!(plain_run(b"", 0), 0);
+    }
+
+    #[test]
+    fn digit_runs_stop_at_the_first_byte_that_is_not_a_digit() {
+        let digits = "01234567890123456789";
+        // Each neighbour of the digits in byte order, and bytes that differ by the high bit.
+        for stop in [
+            b'/', b':', b'.', b'e', b'-', b' ', 0, 0x7f, 0x80, 0xb0, 0xb9, 0xff,
+        ] {
+            for at in 0..=digits.len() {
+                let mut s = digits.as_bytes()[..at].to_vec();
+                s.push(stop);
+                s.extend_from_slice(&digits.as_bytes()[at..]);
+                for from in 0..=at {
+                    assert_eq!(digit_run(&s, from), at, "{s:?} from {from}");
+                }
+            }
+        }
+        assert_eq!(digit_run(digits.as_bytes(), 3), digits.len());
+        assert_eq!(digit_run(b"", 0), 0);
     }
 
     #[test]
