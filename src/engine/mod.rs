@@ -123,34 +123,52 @@ mod route_token_tests {
     }
 }
 
-/// A 128-bit FNV-1a hash of the parts, namespaced: the dedup set keeps these instead of the
-/// ids themselves (no allocation per alert; collisions are out of reach at 2^-64 odds).
-pub(crate) fn dedup_key(namespace: &[u8], parts: &[&[u8]]) -> u128 {
-    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    for p in std::iter::once(&namespace).chain(parts.iter()) {
-        for b in p.iter().chain(std::iter::once(&0xffu8)) {
-            h ^= u128::from(*b);
-            h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
-        }
+const FNV128_OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+const FNV128_PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+
+/// FNV-1a over `bytes`, from state `h`. A plain indexed loop, so that it also runs at compile
+/// time (the namespaces' prefixes below) and compiles without iterator adapters: it runs over
+/// every alert's id and key.
+#[inline]
+const fn fnv128(mut h: u128, bytes: &[u8]) -> u128 {
+    let mut i = 0;
+    while i < bytes.len() {
+        h = (h ^ bytes[i] as u128).wrapping_mul(FNV128_PRIME);
+        i += 1;
     }
     h
+}
+
+/// The state after the `alert` namespace and its separator, computed once at compile time.
+const ALERT_NAMESPACE: u128 = fnv128(fnv128(FNV128_OFFSET, b"alert"), &[0xff]);
+
+/// A 128-bit FNV-1a hash of the parts, namespaced: the dedup set keeps these instead of the
+/// ids themselves (no allocation per alert; collisions are out of reach at 2^-64 odds). Each
+/// part, the namespace first, is followed by a 0xff byte (which UTF-8 never contains).
+pub(crate) fn dedup_key(namespace: &[u8], parts: &[&[u8]]) -> u128 {
+    let mut h = fnv128(fnv128(FNV128_OFFSET, namespace), &[0xff]);
+    for p in parts {
+        h = fnv128(fnv128(h, p), &[0xff]);
+    }
+    h
+}
+
+/// `dedup_key(b"alert", &[id])`, from the namespace's precomputed state: it runs on every alert.
+pub(crate) fn alert_dedup_key(id: &[u8]) -> u128 {
+    fnv128(fnv128(ALERT_NAMESPACE, id), &[0xff])
 }
 
 /// The 128-bit hash a correlation key is indexed by (the maps never hold the strings).
 pub(crate) fn key_hash(key: &str) -> u128 {
-    key_hash_parts(&[key.as_bytes()])
+    fnv128(FNV128_OFFSET, key.as_bytes())
 }
 
-/// [`key_hash`] of the concatenation of `parts`, without building it.
-pub(crate) fn key_hash_parts(parts: &[&[u8]]) -> u128 {
-    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    for p in parts {
-        for b in *p {
-            h ^= u128::from(*b);
-            h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
-        }
-    }
-    h
+/// The state after an explicit key's `k:` prefix, computed once at compile time.
+const EXPLICIT_KEY_PREFIX: u128 = fnv128(FNV128_OFFSET, b"k:");
+
+/// [`key_hash`] of `k:` followed by an explicit `incident_key`, without building the string.
+pub(crate) fn explicit_key_hash(key: &str) -> u128 {
+    fnv128(EXPLICIT_KEY_PREFIX, key.as_bytes())
 }
 
 /// A hasher for keys that are already hashes.
@@ -686,7 +704,7 @@ impl Engine {
 
     /// Takes the alert mutably only to move its id into the incident instead of copying it.
     fn handle_alert(&mut self, alert: &mut Alert) {
-        let dedup = dedup_key(b"alert", &[alert.id.as_bytes()]);
+        let dedup = alert_dedup_key(alert.id.as_bytes());
         if self.seen.contains_key(&DedupId::from(dedup)) {
             self.counters.duplicates += 1;
             return;
@@ -700,7 +718,7 @@ impl Engine {
         let mut parties = None;
         let explicit = alert.incident_key.as_deref().filter(|k| !k.is_empty());
         let (derived, kh) = match explicit {
-            Some(k) => (None, key_hash_parts(&[b"k:", k.as_bytes()])),
+            Some(k) => (None, explicit_key_hash(k)),
             None => {
                 let (op, asset) = resolve_parties(&self.registry, alert);
                 let key = correlate::correlation_key(alert, &op, &asset, &self.opts.group_by);
@@ -1211,7 +1229,7 @@ impl Engine {
         if let Some(key) = given.strip_prefix('@') {
             return self
                 .latest_by_key
-                .get(&key_hash_parts(&[b"k:", key.as_bytes()]))
+                .get(&explicit_key_hash(key))
                 .copied()
                 .ok_or_else(|| format!("no incident with incident_key {key:?}"));
         }
@@ -1696,6 +1714,39 @@ fn merge_asset(into: &mut AssetParts, from: AssetParts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hashes are persisted (dedup ids in the changelog) and shape incident ids, so the
+    /// precomputed prefixes must give exactly the byte-by-byte FNV-1a of the old definition.
+    #[test]
+    fn hashes_with_precomputed_prefixes_equal_the_plain_definition() {
+        let reference = |parts: &[&[u8]], separated: bool| {
+            let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+            for p in parts {
+                let sep: &[u8] = if separated { &[0xff] } else { &[] };
+                for b in p.iter().chain(sep) {
+                    h ^= u128::from(*b);
+                    h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+                }
+            }
+            h
+        };
+        for id in ["", "a", "suricata-000123", "中文-ключ-🔑", &"x".repeat(300)] {
+            let b = id.as_bytes();
+            assert_eq!(alert_dedup_key(b), reference(&[b"alert", b], true));
+            assert_eq!(dedup_key(b"alert", &[b]), reference(&[b"alert", b], true));
+            assert_eq!(
+                dedup_key(b"command", &[b, b"x"]),
+                reference(&[b"command", b, b"x"], true)
+            );
+            assert_eq!(key_hash(id), reference(&[b], false));
+            assert_eq!(explicit_key_hash(id), reference(&[b"k:", b], false));
+        }
+        // Pinned (computed independently), so a change to the reference cannot hide one here.
+        assert_eq!(
+            alert_dedup_key(b"a-1"),
+            0xb571_9629_ad80_15c9_65fe_4bd2_07f8_df28_u128
+        );
+    }
 
     #[test]
     fn push_small_keeps_at_most_two_spare_slots_and_none_past_the_limit() {
