@@ -373,6 +373,12 @@ impl<'a> Cursor<'a> {
     /// A number token, checked against JSON's grammar (as serde's is).
     fn number(&mut self) -> Option<&'a str> {
         let start = self.i;
+        self.skip_number()?;
+        self.s.get(start..self.i)
+    }
+
+    /// [`Cursor::number`] without the token: what skipping needs.
+    fn skip_number(&mut self) -> Option<()> {
         let digits = |c: &mut Self| {
             let from = c.i;
             c.i = digit_run(c.b, c.i);
@@ -408,7 +414,7 @@ impl<'a> Cursor<'a> {
                 return None;
             }
         }
-        self.s.get(start..self.i)
+        Some(())
     }
 
     /// Skips any value, checking that it is well-formed.
@@ -440,7 +446,7 @@ impl<'a> Cursor<'a> {
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            _ => self.number().map(drop),
+            _ => self.skip_number(),
         }
     }
 
@@ -450,6 +456,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A plain string, as serde's `String` takes it (escaped ones are left to serde).
+    #[inline(always)]
     fn plain(&mut self, depth: u32) -> Option<Got<&'a str>> {
         if self.peek()? != b'"' {
             return self.unfit(depth);
@@ -465,6 +472,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `#[serde(default)] Option<Text>`: a string or null.
+    #[inline(always)]
     fn opt_string_at<S: From<&'a str>>(&mut self, depth: u32) -> Option<Got<Option<S>>> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
