@@ -500,6 +500,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `Option<u64>`: digits only (a sign, fraction or exponent is left to serde).
+    #[inline(always)]
     fn opt_count(&mut self, depth: u32) -> Option<Got<Option<u64>>> {
         match self.peek()? {
             b'n' => {
