@@ -165,7 +165,7 @@ fn plain_run(b: &[u8], from: usize) -> usize {
 }
 
 /// [`plain_run`]'s SSE2 part: `Ok(stop)`, or `Err(i)` when fewer than sixteen bytes are left at
-/// `i` without a stop. Safe code only (the load is built from two `u64`s, which compiles to one
+/// `i` without a stop. Safe code only (the vector is built from a `u128`, which compiles to one
 /// unaligned load); `unsafe` is needed only to call it, as with any `target_feature` function.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
@@ -471,7 +471,8 @@ impl<'a> Cursor<'a> {
         self.opt_string_at(2)
     }
 
-    /// `#[serde(default)] Option<Text>`: a string or null.
+    /// A `#[serde(default)]` optional string (`Text`, or `String` in an inline operator): a
+    /// string or null.
     #[inline(always)]
     fn opt_string_at<S: From<&'a str>>(&mut self, depth: u32) -> Option<Got<Option<S>>> {
         if self.peek()? == b'n' {

@@ -51,8 +51,7 @@ pub fn evaluate(rules: &Ruleset, asset: &AssetInfo, figures: &Figures, at: Times
 /// The level alone, without building evidence: the hot path, run on every alert. Only levels
 /// above `floor` are looked for (the caller keeps the higher of the two, as a computed level never
 /// falls), only indicators whose figure the incident has are looked at, and each figure is read
-/// once per indicator rather than once per threshold. Agrees
-/// with `evaluate(..).level.max(floor)`.
+/// once per indicator rather than once per threshold. Agrees with `evaluate(..).level.max(floor)`.
 pub fn level_above(
     rules: &Ruleset,
     asset: &AssetInfo,
