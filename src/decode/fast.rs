@@ -896,6 +896,27 @@ mod tests {
             agrees_with_serde(&text)?;
         }
 
+        /// The word-at-a-time scans against the obvious byte loops, on any bytes from anywhere
+        /// (mostly plain content, so that runs cross the 16- and 8-byte steps).
+        #[test]
+        fn scans_agree_with_byte_loops(
+            bytes in prop::collection::vec(prop_oneof![
+                8 => prop::sample::select(b"abc019 \x7f\xc3\xa9".to_vec()),
+                1 => any::<u8>(),
+            ], 0..80),
+            from in 0..80usize,
+        ) {
+            let from = from.min(bytes.len());
+            let stop = |c: &u8| *c == b'"' || *c == b'\\' || *c < 0x20;
+            let plain = bytes[from..].iter().position(stop).map_or(bytes.len(), |p| from + p);
+            prop_assert_eq!(plain_run(&bytes, from), plain);
+            let digits = bytes[from..]
+                .iter()
+                .position(|c| !c.is_ascii_digit())
+                .map_or(bytes.len(), |p| from + p);
+            prop_assert_eq!(digit_run(&bytes, from), digits);
+        }
+
         /// Real-shaped lines with bytes deleted, inserted or replaced.
         #[test]
         fn mutated_records_decode_as_serde_decodes_them(
