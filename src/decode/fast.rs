@@ -132,13 +132,15 @@ const STOPS: [bool; 256] = {
     t
 };
 
+/// A byte of ones in each lane, and each lane's high bit: the eight-bytes-at-a-time scans.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGH: u64 = ONES << 7;
+
 /// The index of the first `"`, `\` or control character at or after `from` (or the length),
 /// since string content is most of an alert: sixteen bytes at a time with SSE2 where there is
 /// room, then eight at a time (as serde_json does), then one.
 #[inline(always)]
 fn plain_run(b: &[u8], from: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
     let from = match unsafe { sixteen_at_a_time(b, from) } {
@@ -196,8 +198,6 @@ fn sixteen_at_a_time(b: &[u8], from: usize) -> Result<usize, usize> {
 /// eight bytes at a time, since SIEMs send long numbers (flow ids, signature ids, byte counts).
 #[inline]
 fn digit_run(b: &[u8], from: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
     let mut i = from;
     while let Some(word) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         // After the xor a digit is a byte below 10: its high bit is clear, and adding 0x76 to
