@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// The same allocator as the `klaxon` binary, so the numbers are the service's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: klaxon::allocator::Allocator = klaxon::allocator::Allocator;
 
 fn config() -> settings::Config {
     settings::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))

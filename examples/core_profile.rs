@@ -9,7 +9,7 @@ use klaxon::engine::Engine;
 use std::path::Path;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: klaxon::allocator::Allocator = klaxon::allocator::Allocator;
 
 fn main() -> anyhow::Result<()> {
     let what = std::env::args().nth(1).unwrap_or_else(|| "whole".into());

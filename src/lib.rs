@@ -19,7 +19,10 @@
 //! - [`replay`] — the event-time driver behind `klaxon replay`.
 //! - [`explain`] — `klaxon grade`: one incident's level in words a duty officer can paste.
 //! - [`time`] — instants, offsets and human durations.
+//! - [`allocator`] — the binaries' global allocator: mimalloc, called plainly where that is
+//!   aligned (the `mimalloc` crate's always-aligned calls over-allocated most blocks).
 
+pub mod allocator;
 pub mod decode;
 pub mod demo;
 pub mod engine;

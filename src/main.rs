@@ -2,10 +2,9 @@
 
 use anyhow::{Context, Result};
 
-/// mimalloc: the core allocates small strings per alert; glibc's malloc spent a fifth of the
-/// replay's time in malloc/free (profiled), mimalloc much less.
+/// mimalloc, called as `klaxon::allocator` explains.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: klaxon::allocator::Allocator = klaxon::allocator::Allocator;
 use clap::{Parser, Subcommand};
 use klaxon::engine::Engine;
 use klaxon::runtime::clock::Clock;
