@@ -437,6 +437,72 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// A histogram's cumulative bucket counts `(upper bound in seconds, count)`, its sample count
+/// and its sum: what is needed to describe the samples taken between two snapshots.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct HistogramSnapshot {
+    buckets: Vec<(f64, u64)>,
+    count: u64,
+    sum: f64,
+}
+
+impl HistogramSnapshot {
+    fn of(h: &prometheus::Histogram) -> Self {
+        use prometheus::core::Collector;
+        let families = h.collect();
+        let Some(m) = families.first().and_then(|f| f.get_metric().first()) else {
+            return Self::default();
+        };
+        let hist = m.get_histogram();
+        HistogramSnapshot {
+            buckets: hist
+                .get_bucket()
+                .iter()
+                .map(|b| (b.upper_bound(), b.cumulative_count()))
+                .collect(),
+            count: hist.get_sample_count(),
+            sum: hist.get_sample_sum(),
+        }
+    }
+
+    /// The samples taken since `earlier`: how many, their mean, and the bucket bound that the
+    /// fraction `q` of them stay within (`None` when there were none, infinity when past the
+    /// last bucket). Bucket bounds are what a Prometheus histogram can say.
+    fn since(&self, earlier: &Self, q: f64) -> Option<(u64, f64, f64)> {
+        let n = self.count.checked_sub(earlier.count).filter(|&n| n > 0)?;
+        let mean = (self.sum - earlier.sum) / n as f64;
+        let wanted = (q * n as f64).ceil() as u64;
+        let bound = self
+            .buckets
+            .iter()
+            .zip(
+                earlier
+                    .buckets
+                    .iter()
+                    .map(|b| b.1)
+                    .chain(std::iter::repeat(0)),
+            )
+            .find(|((_, now), then)| now.saturating_sub(*then) >= wanted)
+            .map_or(f64::INFINITY, |((upper, _), _)| *upper);
+        Some((n, mean, bound))
+    }
+}
+
+/// One report line for Klaxon's own share of the latency phase, from its processing-latency
+/// histogram: the end-to-end figures are mostly broker hops on the local broker.
+fn own_share(before: &HistogramSnapshot, after: &HistogramSnapshot) -> String {
+    let ms = |s: f64| s * 1000.0;
+    match (after.since(before, 0.5), after.since(before, 0.99)) {
+        (Some((n, mean, p50)), Some((_, _, p99))) => format!(
+            "  of which Klaxon's processor, from a batch's receipt to the broker's acknowledgement of its escalations ({n} batches): mean {:.1} ms, p50 ≤ {} ms, p99 ≤ {} ms (histogram bucket bounds)\n",
+            ms(mean),
+            ms(p50),
+            ms(p99)
+        ),
+        _ => "  (no batches in Klaxon's processing-latency histogram)\n".to_string(),
+    }
+}
+
 /// Runs every phase and returns the report as text.
 pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String> {
     let prefix = format!("klaxon-load-{}", crate::runtime::clock::wall_now().0);
@@ -579,6 +645,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     );
     let _ = pt_stop.send(true);
     let _ = pt.await;
+    let before = HistogramSnapshot::of(&metrics.latency);
     report.push_str(
         &feed
             .latency(
@@ -589,6 +656,10 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
             )
             .await?,
     );
+    report.push_str(&own_share(
+        &before,
+        &HistogramSnapshot::of(&metrics.latency),
+    ));
 
     let p: FutureProducer = client(&brokers)
         .set("linger.ms", "0")
@@ -889,7 +960,35 @@ pub fn scale(config: &Config, n: usize, progress: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::spread;
+    use super::{own_share, spread, HistogramSnapshot};
+
+    #[test]
+    fn the_latency_share_describes_only_the_samples_of_the_window() {
+        let h = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("t", "t").buckets(vec![0.001, 0.005, 0.01, 0.05]),
+        )
+        .unwrap();
+        h.observe(0.04); // before the window: must not count
+        let before = HistogramSnapshot::of(&h);
+        for _ in 0..98 {
+            h.observe(0.0008);
+        }
+        h.observe(0.007);
+        h.observe(0.2);
+        let after = HistogramSnapshot::of(&h);
+        let (n, mean, p50) = after.since(&before, 0.5).unwrap();
+        assert_eq!(n, 100);
+        assert!((mean - (98.0 * 0.0008 + 0.007 + 0.2) / 100.0).abs() < 1e-12);
+        assert_eq!(p50, 0.001);
+        assert_eq!(after.since(&before, 0.99).unwrap().2, 0.01);
+        assert_eq!(after.since(&before, 1.0).unwrap().2, f64::INFINITY);
+        assert_eq!(after.since(&after, 0.5), None);
+        let line = own_share(&before, &after);
+        assert!(
+            line.contains("(100 batches)") && line.contains("p99 ≤ 10 ms"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn spread_reports_min_median_max_of_the_rounds() {
