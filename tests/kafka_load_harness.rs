@@ -50,6 +50,7 @@ fn the_load_harness_runs_every_phase_and_reports_each() {
         "klaxon / passthrough over 2 alternating rounds: min ",
         "latency passthrough: ",
         "latency klaxon: ",
+        "of which Klaxon's processor, from a batch's receipt",
         "timer fire error (arrival − due), n=",
         "restore through Kafka: 300 incidents",
         "scale: 300 open reportable incidents",
