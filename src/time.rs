@@ -311,6 +311,54 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any instant of years 0000–9999, in any offset, with 0–9 fraction digits: the fast
+        /// parser answers, and as chrono does.
+        #[test]
+        fn the_fast_parser_agrees_with_chrono_on_any_instant(
+            secs in -62_135_596_800i64..253_402_300_799,
+            nanos in 0u32..1_000_000_000,
+            offset_min in -(23 * 60 + 59)..=(23 * 60 + 59i32),
+            digits in 0usize..10,
+            zulu in proptest::bool::ANY,
+        ) {
+            let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+            let t = chrono::DateTime::from_timestamp(secs, nanos).unwrap().with_timezone(&offset);
+            let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+            if digits > 0 {
+                s.push('.');
+                s.push_str(&format!("{:09}", nanos)[..digits]);
+            }
+            if zulu && offset_min == 0 {
+                s.push('Z');
+            } else {
+                s.push_str(&t.format("%:z").to_string());
+            }
+            let chrono = DateTime::parse_from_rfc3339(&s).unwrap().timestamp_millis();
+            proptest::prop_assert_eq!(fast_rfc3339(s.as_bytes()), Some(Timestamp(chrono)), "{}", s);
+        }
+
+        /// Mangled times: when the fast parser answers at all, chrono agrees.
+        #[test]
+        fn the_fast_parser_never_answers_differently_from_chrono(
+            edits in proptest::collection::vec(
+                (0usize..32, proptest::sample::select(b"09+-:.TtZz 5\x00".to_vec())),
+                1..4,
+            ),
+        ) {
+            let mut b = b"2024-02-29T23:59:59.999+08:00".to_vec();
+            for (at, byte) in edits {
+                let at = at % (b.len() + 1);
+                if at == b.len() { b.push(byte) } else { b[at] = byte }
+            }
+            if let Some(fast) = fast_rfc3339(&b) {
+                let s = std::str::from_utf8(&b).unwrap();
+                let chrono = DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_millis());
+                proptest::prop_assert_eq!(Ok(fast.0), chrono.map_err(|e| e.to_string()), "{}", s);
+            }
+        }
+    }
+
     #[test]
     fn rejects_times_without_offset() {
         assert!(Timestamp::parse_rfc3339("2026-11-24T08:00:00").is_err());
