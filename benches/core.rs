@@ -105,7 +105,9 @@ fn bench(c: &mut Criterion) {
     let reportable: Vec<Input> = (0..2_000)
         .map(|i| {
             let line = format!(r#"{{"id":"t-{i}","timestamp":"2026-11-24T08:{:02}:00+08:00","incident_key":"t-{i}","operator":"hz-ecom","impact":{{"personal_info_records":2000000}}}}"#, i % 60);
-            decode(line.as_bytes(), Expect::Alert, 0).expect("decodes")
+            decode(line.as_bytes(), Expect::Alert, 0)
+                .expect("decodes")
+                .into_owned()
         })
         .collect();
     g.throughput(Throughput::Elements(reportable.len() as u64));

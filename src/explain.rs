@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 /// Parses the input: JSON lines, one JSON object, or a JSON array of alerts. Native alerts only;
 /// [`parse_alerts_with`] also reads the formats of the config's field mappings.
-pub fn parse_alerts(text: &str, max_bytes: usize) -> Result<Vec<Input>, String> {
+pub fn parse_alerts(text: &str, max_bytes: usize) -> Result<Vec<Input<'static>>, String> {
     parse_alerts_with(text, max_bytes, &crate::decode::mapping::NATIVE_ONLY)
 }
 
@@ -19,7 +19,7 @@ pub fn parse_alerts_with(
     text: &str,
     max_bytes: usize,
     mappings: &Mappings,
-) -> Result<Vec<Input>, String> {
+) -> Result<Vec<Input<'static>>, String> {
     let trimmed = text.trim_start();
     let records: Vec<String> = if trimmed.starts_with('[') {
         let values: Vec<serde_json::Value> = serde_json::from_str(trimmed)
@@ -40,7 +40,7 @@ pub fn parse_alerts_with(
             Ok(Input::Alert(mut a)) => {
                 // One incident, whatever the alerts' own keys say.
                 a.incident_key = Some("klaxon-grade".into());
-                out.push(Input::Alert(a));
+                out.push(Input::Alert(Box::new(a.into_owned())));
             }
             Ok(Input::Command(_)) => {
                 return Err(format!("record {}: commands are not graded", i + 1))
@@ -55,7 +55,7 @@ pub fn parse_alerts_with(
 }
 
 /// Grades the alerts as one incident at `at` (default: the latest alert's time) and explains.
-pub fn explain(engine: &mut Engine, mut alerts: Vec<Input>, at: Option<Timestamp>) -> String {
+pub fn explain(engine: &mut Engine, mut alerts: Vec<Input<'_>>, at: Option<Timestamp>) -> String {
     alerts.sort_by_key(|a| a.time());
     let last = alerts.last().map(|a| a.time()).unwrap_or(Timestamp(0));
     let at = at.unwrap_or(last).max(last);

@@ -83,14 +83,22 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     on_progress: &mut dyn FnMut(usize, usize),
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
-    let mut records = Vec::new();
+    // The lines are read first and decoded after: a decoded alert borrows its strings from
+    // its line, and records are sorted by time before any is applied.
+    let mut lines = Vec::new();
     for (i, line) in input.split(b'\n').enumerate() {
-        let line = line?;
-        let trimmed = line.strip_suffix(b"\r").unwrap_or(&line);
-        if trimmed.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
+        let mut line = line?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
         }
-        match decode_with(trimmed, Expect::Either, max_bytes, mappings) {
+        if !line.iter().all(|b| b.is_ascii_whitespace()) {
+            lines.push((i, line));
+        }
+    }
+    let mut records = Vec::new();
+    for (i, line) in &lines {
+        let i = *i;
+        match decode_with(line, Expect::Either, max_bytes, mappings) {
             Ok(input) => records.push((input.time(), i + 1, input)),
             Err(error) => {
                 summary.rejected += 1;

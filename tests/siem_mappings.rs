@@ -79,7 +79,7 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn decode(line: &str) -> Result<Decoded, DecodeError> {
+fn decode(line: &str) -> Result<Decoded<'_>, DecodeError> {
     decode_record(
         line.as_bytes(),
         Expect::Either,
@@ -382,7 +382,7 @@ fn ecs_samples_map_the_fields_a_soc_relies_on() {
     let Some(root) = samples() else { return };
     let first = |rel: &str| lines(&root.join(rel)).remove(0);
     let alert = |line: &str| match decode(line).expect("decodes").input {
-        klaxon::model::Input::Alert(a) => a,
+        klaxon::model::Input::Alert(a) => a.into_owned(),
         other => panic!("not an alert: {other:?}"),
     };
     let k = alert(&first(
@@ -458,7 +458,9 @@ fn input_formats_choose_the_active_mappings() {
     let ecs = lines(&fixtures().join("ecs-wazuh.jsonl")).remove(0);
     let ocsf = lines(&fixtures().join("ocsf-prowler.jsonl")).remove(0);
     let native = lines(&fixtures().join("ecs-wazuh.native.jsonl")).remove(0);
-    let dec = |c: &Config, l: &str| decode_record(l.as_bytes(), Expect::Alert, 0, &c.mappings);
+    let dec = |c: &Config, l: &str| {
+        decode_record(l.as_bytes(), Expect::Alert, 0, &c.mappings).map(|d| d.input.into_owned())
+    };
 
     let d = config_copy();
     set_formats(d.path(), "[\"native\"]");

@@ -25,7 +25,7 @@ pub(crate) struct Scanned<'a> {
     pub command: bool,
     /// The alert, when the record is a native alert this pass fully understood (boxed as
     /// `Input` holds it, so that it is not copied again).
-    pub alert: Option<Box<Alert>>,
+    pub alert: Option<Box<Alert<'a>>>,
 }
 
 /// Scans `text`. `None`: the text is not something this path can vouch for (the caller decodes
@@ -88,20 +88,20 @@ enum Got<T> {
 /// Fields seen so far; `None` = not seen (a second sighting makes the record unfit, as serde
 /// rejects duplicate fields).
 #[derive(Default)]
-struct AlertDraft {
-    id: Option<Text>,
+struct AlertDraft<'a> {
+    id: Option<Text<'a>>,
     timestamp: Option<Timestamp>,
-    source: Option<Option<Text>>,
-    title: Option<Option<Text>>,
-    category: Option<Option<Text>>,
-    incident_key: Option<Option<Text>>,
-    operator: Option<Option<Ref<OperatorFields>>>,
-    asset: Option<Option<Ref<AssetFields>>>,
+    source: Option<Option<Text<'a>>>,
+    title: Option<Option<Text<'a>>>,
+    category: Option<Option<Text<'a>>>,
+    incident_key: Option<Option<Text<'a>>>,
+    operator: Option<Option<Ref<'a, OperatorFields>>>,
+    asset: Option<Option<Ref<'a, AssetFields<'a>>>>,
     impact: Option<Impact>,
 }
 
-impl AlertDraft {
-    fn finish(self) -> Option<Box<Alert>> {
+impl<'a> AlertDraft<'a> {
+    fn finish(self) -> Option<Box<Alert<'a>>> {
         Some(Box::new(Alert {
             id: self.id?,
             timestamp: self.timestamp?,
@@ -497,7 +497,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn opt_string(&mut self) -> Option<Got<Option<Text>>> {
+    fn opt_string(&mut self) -> Option<Got<Option<Text<'a>>>> {
         self.opt_string_at(2)
     }
 
@@ -516,7 +516,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The alert id: a string that is not blank.
-    fn non_empty_string(&mut self) -> Option<Got<Text>> {
+    fn non_empty_string(&mut self) -> Option<Got<Text<'a>>> {
         Some(match self.plain(1)? {
             Got::Value(s) if !s.trim().is_empty() => Got::Value(Text::from(s)),
             _ => Got::Unfit,
@@ -633,7 +633,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `operator`: a registry id, or an inline object.
-    fn operator(&mut self) -> Option<Got<Option<Ref<OperatorFields>>>> {
+    fn operator(&mut self) -> Option<Got<Option<Ref<'a, OperatorFields>>>> {
         self.reference(|c, f: &mut OperatorDraft, key| match key {
             "id" => c.set(&mut f.id, |c| c.opt_string_at(2)),
             "name" => c.set(&mut f.name, |c| c.opt_string_at(2)),
@@ -646,7 +646,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `asset`: a registry id, or an inline object.
-    fn asset(&mut self) -> Option<Got<Option<Ref<AssetFields>>>> {
+    fn asset(&mut self) -> Option<Got<Option<Ref<'a, AssetFields<'a>>>>> {
         self.reference(|c, f: &mut AssetDraft, key| match key {
             "id" => c.set(&mut f.id, |c| c.opt_string_at(2)),
             "name" => c.set(&mut f.name, |c| c.opt_string_at(2)),
@@ -662,7 +662,7 @@ impl<'a> Cursor<'a> {
     fn reference<D: Default + Finish>(
         &mut self,
         mut member: impl FnMut(&mut Self, &mut D, &'a str) -> Option<Got<()>>,
-    ) -> Option<Got<Option<Ref<D::Out>>>> {
+    ) -> Option<Got<Option<Ref<'a, D::Out>>>> {
         match self.peek()? {
             b'n' => {
                 self.literal(b"null")?;
@@ -752,18 +752,18 @@ impl Finish for OperatorDraft {
 }
 
 #[derive(Default)]
-struct AssetDraft {
-    id: Option<Option<Text>>,
-    name: Option<Option<Text>>,
-    kind: Option<Option<Text>>,
-    level: Option<Option<Text>>,
-    size: Option<Option<Text>>,
-    operator: Option<Option<Text>>,
+struct AssetDraft<'a> {
+    id: Option<Option<Text<'a>>>,
+    name: Option<Option<Text<'a>>>,
+    kind: Option<Option<Text<'a>>>,
+    level: Option<Option<Text<'a>>>,
+    size: Option<Option<Text<'a>>>,
+    operator: Option<Option<Text<'a>>>,
 }
 
-impl Finish for AssetDraft {
-    type Out = AssetFields;
-    fn finish(self) -> AssetFields {
+impl<'a> Finish for AssetDraft<'a> {
+    type Out = AssetFields<'a>;
+    fn finish(self) -> AssetFields<'a> {
         AssetFields {
             id: self.id.flatten(),
             name: self.name.flatten(),

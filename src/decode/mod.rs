@@ -82,7 +82,7 @@ pub enum Expect {
 }
 
 /// Decodes one native record. `max_bytes` of 0 means no limit.
-pub fn decode(bytes: &[u8], expect: Expect, max_bytes: usize) -> Result<Input, DecodeError> {
+pub fn decode(bytes: &[u8], expect: Expect, max_bytes: usize) -> Result<Input<'_>, DecodeError> {
     let text = prelude(bytes, max_bytes)?;
     if expect != Expect::Command {
         if let Some(fast::Scanned {
@@ -111,8 +111,8 @@ pub fn decode(bytes: &[u8], expect: Expect, max_bytes: usize) -> Result<Input, D
 
 /// A decoded record, and the native alert JSON when a mapping produced it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decoded {
-    pub input: Input,
+pub struct Decoded<'a> {
+    pub input: Input<'a>,
     pub mapped: Option<MappedRecord>,
 }
 
@@ -128,23 +128,23 @@ pub struct MappedRecord {
 /// Decodes one record of any accepted format: alerts of a shape an active mapping recognises
 /// are mapped onto the native model first; commands are always native. `max_bytes` of 0 means
 /// no limit.
-pub fn decode_with(
-    bytes: &[u8],
+pub fn decode_with<'a>(
+    bytes: &'a [u8],
     expect: Expect,
     max_bytes: usize,
     mappings: &Mappings,
-) -> Result<Input, DecodeError> {
+) -> Result<Input<'a>, DecodeError> {
     decode_record(bytes, expect, max_bytes, mappings).map(|d| d.input)
 }
 
 /// [`decode_with`], also returning the native JSON of a mapped record (the router forwards
 /// that, so that later stages read native records only).
-pub fn decode_record(
-    bytes: &[u8],
+pub fn decode_record<'a>(
+    bytes: &'a [u8],
     expect: Expect,
     max_bytes: usize,
     mappings: &Mappings,
-) -> Result<Decoded, DecodeError> {
+) -> Result<Decoded<'a>, DecodeError> {
     if mappings.active().is_empty() && mappings.accepts_native() {
         return decode(bytes, expect, max_bytes).map(|input| Decoded {
             input,
@@ -236,7 +236,7 @@ fn prelude(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
     Ok(text)
 }
 
-fn native(text: &str, expect: Expect) -> Result<Input, DecodeError> {
+fn native(text: &str, expect: Expect) -> Result<Input<'_>, DecodeError> {
     match expect {
         Expect::Command => parse::<Command>(text).map(|c| Input::Command(Box::new(c))),
         _ => parse::<Alert>(text).map(|a| Input::Alert(Box::new(a))),

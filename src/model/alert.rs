@@ -7,33 +7,80 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::marker::PhantomData;
 
-/// A string an alert carries. Most are short (ids, sources, categories, operator and asset ids)
-/// and dropped once the alert is applied, so they are kept inline (up to 24 bytes) rather than
-/// each costing an allocation and a free on every alert.
-pub type Text = compact_str::CompactString;
+/// A string an alert carries. Most are dropped once the alert is applied, so the fast decoder
+/// borrows them from the record instead of copying each (and allocating for the long ones:
+/// titles, asset names); what the engine keeps, it copies. Serde, the reference decoder for
+/// everything else, makes owned ones.
+pub type Text<'a> = std::borrow::Cow<'a, str>;
 
 /// One alert. Only `id` and `timestamp` are required; unknown fields are ignored so that SIEMs can
 /// send their own extras.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct Alert {
+pub struct Alert<'a> {
     #[serde(deserialize_with = "non_empty")]
-    pub id: Text,
+    pub id: Text<'a>,
     #[serde(deserialize_with = "timestamp")]
     pub timestamp: Timestamp,
     #[serde(default)]
-    pub source: Option<Text>,
+    pub source: Option<Text<'a>>,
     #[serde(default)]
-    pub title: Option<Text>,
+    pub title: Option<Text<'a>>,
     #[serde(default)]
-    pub category: Option<Text>,
+    pub category: Option<Text<'a>>,
     #[serde(default)]
-    pub incident_key: Option<Text>,
+    pub incident_key: Option<Text<'a>>,
     #[serde(default)]
-    pub operator: Option<Ref<OperatorFields>>,
+    pub operator: Option<Ref<'a, OperatorFields>>,
     #[serde(default)]
-    pub asset: Option<Ref<AssetFields>>,
+    pub asset: Option<Ref<'a, AssetFields<'a>>>,
     #[serde(default)]
     pub impact: Impact,
+}
+
+/// A string of the alert's own, to outlive the record it was decoded from.
+fn owned(t: Text<'_>) -> Text<'static> {
+    Text::Owned(t.into_owned())
+}
+
+impl Alert<'_> {
+    /// The alert with every string its own, to outlive the record it was decoded from (the
+    /// engine takes borrowed alerts; only callers that hold alerts across records need this).
+    pub fn into_owned(self) -> Alert<'static> {
+        Alert {
+            id: owned(self.id),
+            timestamp: self.timestamp,
+            source: self.source.map(owned),
+            title: self.title.map(owned),
+            category: self.category.map(owned),
+            incident_key: self.incident_key.map(owned),
+            operator: self.operator.map(|r| r.into_owned(|f| f)),
+            asset: self.asset.map(|r| r.into_owned(AssetFields::into_owned)),
+            impact: self.impact,
+        }
+    }
+}
+
+impl<T> Ref<'_, T> {
+    /// [`Alert::into_owned`] for a reference, `own` doing it for the inline object.
+    fn into_owned<U>(self, own: impl FnOnce(T) -> U) -> Ref<'static, U> {
+        match self {
+            Ref::Id(id) => Ref::Id(owned(id)),
+            Ref::Inline(f) => Ref::Inline(Box::new(own(*f))),
+        }
+    }
+}
+
+impl AssetFields<'_> {
+    fn into_owned(self) -> AssetFields<'static> {
+        AssetFields {
+            id: self.id.map(owned),
+            name: self.name.map(owned),
+            kind: self.kind.map(owned),
+            level: self.level.map(owned),
+            size: self.size.map(owned),
+            operator: self.operator.map(owned),
+        }
+    }
 }
 
 /// Either a registry id (`"gd-grid"`) or an inline object whose fields override the registry's.
@@ -41,8 +88,8 @@ pub struct Alert {
 /// way into the engine, so its size is paid in copies on every alert.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Ref<T> {
-    Id(Text),
+pub enum Ref<'a, T> {
+    Id(Text<'a>),
     Inline(Box<T>),
 }
 
@@ -64,22 +111,22 @@ pub struct OperatorFields {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct AssetFields {
+pub struct AssetFields<'a> {
     #[serde(default)]
-    pub id: Option<Text>,
+    pub id: Option<Text<'a>>,
     #[serde(default)]
-    pub name: Option<Text>,
+    pub name: Option<Text<'a>>,
     /// What the guide's rows talk about: `cii_system`, `party_gov_portal`, … (vocabulary in config).
     #[serde(default)]
-    pub kind: Option<Text>,
+    pub kind: Option<Text<'a>>,
     /// Administrative level of a portal or news site: `national`, `provincial`, `prefectural`, `county`.
     #[serde(default)]
-    pub level: Option<Text>,
+    pub level: Option<Text<'a>>,
     /// Size of a network platform: `super_large`, `large`, `other`.
     #[serde(default)]
-    pub size: Option<Text>,
+    pub size: Option<Text<'a>>,
     #[serde(default)]
-    pub operator: Option<Text>,
+    pub operator: Option<Text<'a>>,
 }
 
 /// The measured figures the grading guide uses.
@@ -198,12 +245,12 @@ pub struct Finding {
 
 // ---- field deserializers: each error message names the problem; serde_path_to_error adds the field.
 
-fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
-    let s = Text::deserialize(d)?;
+fn non_empty<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Text<'a>, D::Error> {
+    let s = String::deserialize(d)?;
     if s.trim().is_empty() {
         return Err(de::Error::custom("must be a non-empty string"));
     }
-    Ok(s)
+    Ok(Text::Owned(s))
 }
 
 pub(crate) fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
@@ -257,11 +304,11 @@ fn designation<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Level>, D::Erro
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ref<T> {
+impl<'de, 'a, T: Deserialize<'de>> Deserialize<'de> for Ref<'a, T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct RefVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for RefVisitor<T> {
-            type Value = Ref<T>;
+        struct RefVisitor<'a, T>(PhantomData<(Text<'a>, T)>);
+        impl<'de, 'a, T: Deserialize<'de>> Visitor<'de> for RefVisitor<'a, T> {
+            type Value = Ref<'a, T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a registry id string or an object")
             }
@@ -269,7 +316,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ref<T> {
                 if v.trim().is_empty() {
                     return Err(E::custom("must be a non-empty id or an object"));
                 }
-                Ok(Ref::Id(Text::from(v)))
+                Ok(Ref::Id(Text::Owned(v.to_owned())))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 T::deserialize(de::value::MapAccessDeserializer::new(map))

@@ -12,12 +12,20 @@ pub use level::{Level, OperatorClass, ReportKind};
 
 /// One decoded input record.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Input {
-    Alert(Box<Alert>),
+pub enum Input<'a> {
+    Alert(Box<Alert<'a>>),
     Command(Box<Command>),
 }
 
-impl Input {
+impl Input<'_> {
+    /// The input with every string its own (see [`Alert::into_owned`]).
+    pub fn into_owned(self) -> Input<'static> {
+        match self {
+            Input::Alert(a) => Input::Alert(Box::new(a.into_owned())),
+            Input::Command(c) => Input::Command(c),
+        }
+    }
+
     /// The event time of the record.
     pub fn time(&self) -> crate::time::Timestamp {
         match self {

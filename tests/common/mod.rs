@@ -52,14 +52,15 @@ pub fn ts(time: &str) -> Timestamp {
 }
 
 /// Decodes one JSON record (alert or command) the way the service does.
-pub fn alert(json: Value) -> Input {
+pub fn alert(json: Value) -> Input<'static> {
     let bytes = serde_json::to_vec(&json).expect("serialize test record");
     decode(&bytes, Expect::Either, 0)
         .unwrap_or_else(|e| panic!("test record must decode ({e}): {json}"))
+        .into_owned()
 }
 
 /// Same as [`alert`]; reads better for commands.
-pub fn command(json: Value) -> Input {
+pub fn command(json: Value) -> Input<'static> {
     alert(json)
 }
 
