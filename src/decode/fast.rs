@@ -1,6 +1,6 @@
 //! The fast path of native alert decoding: one pass over the text, no intermediate tree, each
-//! kept string copied once, and the top-level keys (which the format mappings look at) collected
-//! on the way instead of in a second pass.
+//! kept string borrowed from the text, and the top-level keys (which the format mappings look
+//! at) collected on the way instead of in a second pass.
 //!
 //! It is deliberately incomplete. On anything it is not sure of — an escape in a string it keeps,
 //! a duplicate field, a value of an unexpected type, a malformed document — it gives up, and the
