@@ -35,6 +35,34 @@ fn expected_path(name: &str) -> PathBuf {
         .join("expected.jsonl")
 }
 
+/// A file written on Windows (CRLF line ends), with blank lines and no final newline, replays
+/// to the same bytes, and bad lines are reported with their numbers in that file.
+#[test]
+fn line_ends_and_blank_lines_do_not_change_a_replay() {
+    const UNTIL: &str = "2026-11-25T00:00:00+08:00";
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/day.jsonl"),
+    )
+    .expect("the example day");
+    let lines = |r: &common::Replay| r.bad.iter().map(|b| b.line).collect::<Vec<_>>();
+    let plain = replay_text(&text, Some(UNTIL));
+    assert!(!plain.events.is_empty() && !plain.bad.is_empty());
+    // A blank line before each line: line n becomes line 2n.
+    let windows = format!("\r\n{}", text.trim_end().replace('\n', "\r\n\r\n"));
+    let messy = replay_text(&windows, Some(UNTIL));
+    assert_eq!(messy.bytes, plain.bytes);
+    let doubled: Vec<usize> = lines(&plain).iter().map(|n| 2 * n).collect();
+    assert_eq!(lines(&messy), doubled);
+    // A bad record on line 2: the rest shift by two.
+    let with_bad_line = format!("\n{{\"id\":\"x\"}}\r\n{text}");
+    let bad = replay_text(&with_bad_line, Some(UNTIL));
+    assert_eq!(bad.bytes, plain.bytes);
+    let shifted: Vec<usize> = std::iter::once(2)
+        .chain(lines(&plain).iter().map(|n| n + 2))
+        .collect();
+    assert_eq!(lines(&bad), shifted);
+}
+
 #[test]
 fn golden_replays_match_their_blessed_output() {
     let bless = std::env::var("BLESS").is_ok_and(|v| v == "1");
