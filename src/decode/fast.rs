@@ -42,7 +42,7 @@ pub(crate) fn scan(text: &str, want_keys: bool) -> Option<Scanned<'_>> {
         command: false,
         alert: None,
     };
-    let mut draft = AlertDraft::default();
+    let mut draft = AlertDraft::new();
     let mut fit = true;
     let mut members = c.open(1)?;
     while let Some(key) = c.member(&mut members)? {
@@ -52,16 +52,17 @@ pub(crate) fn scan(text: &str, want_keys: bool) -> Option<Scanned<'_>> {
         if key == "command" {
             out.command = true;
         }
+        let (seen, a) = (&mut draft.seen, &mut *draft.alert);
         let got = match key {
-            "id" => c.set(&mut draft.id, Cursor::non_empty_string),
-            "timestamp" => c.set(&mut draft.timestamp, Cursor::timestamp),
-            "source" => c.set(&mut draft.source, Cursor::opt_string),
-            "title" => c.set(&mut draft.title, Cursor::opt_string),
-            "category" => c.set(&mut draft.category, Cursor::opt_string),
-            "incident_key" => c.set(&mut draft.incident_key, Cursor::opt_string),
-            "operator" => c.set(&mut draft.operator, Cursor::operator),
-            "asset" => c.set(&mut draft.asset, Cursor::asset),
-            "impact" => c.set(&mut draft.impact, Cursor::impact),
+            "id" => c.put(seen, 1 << 0, &mut a.id, Cursor::non_empty_string),
+            "timestamp" => c.put(seen, 1 << 1, &mut a.timestamp, Cursor::timestamp),
+            "source" => c.put(seen, 1 << 2, &mut a.source, Cursor::opt_string),
+            "title" => c.put(seen, 1 << 3, &mut a.title, Cursor::opt_string),
+            "category" => c.put(seen, 1 << 4, &mut a.category, Cursor::opt_string),
+            "incident_key" => c.put(seen, 1 << 5, &mut a.incident_key, Cursor::opt_string),
+            "operator" => c.put(seen, 1 << 6, &mut a.operator, Cursor::operator),
+            "asset" => c.put(seen, 1 << 7, &mut a.asset, Cursor::asset),
+            "impact" => c.once(seen, 1 << 8, |c| c.impact(&mut a.impact)),
             _ => c.skip_field(1).map(|()| Got::Value(())),
         }?;
         if matches!(got, Got::Unfit) {
@@ -85,34 +86,38 @@ enum Got<T> {
     Unfit,
 }
 
-/// Fields seen so far; `None` = not seen (a second sighting makes the record unfit, as serde
-/// rejects duplicate fields).
-#[derive(Default)]
+/// The alert being decoded, written in place in the box `Input` will hold (an alert is ~400
+/// bytes: building it on the stack and moving it in cost a copy, and more for its impact), and
+/// which fields have been seen: a second sighting makes the record unfit, as serde rejects
+/// duplicate fields.
 struct AlertDraft<'a> {
-    id: Option<Text<'a>>,
-    timestamp: Option<Timestamp>,
-    source: Option<Option<Text<'a>>>,
-    title: Option<Option<Text<'a>>>,
-    category: Option<Option<Text<'a>>>,
-    incident_key: Option<Option<Text<'a>>>,
-    operator: Option<Option<Ref<'a, OperatorFields>>>,
-    asset: Option<Option<Ref<'a, AssetFields<'a>>>>,
-    impact: Option<Impact>,
+    alert: Box<Alert<'a>>,
+    /// One bit per field, in the order of `scan`'s match; `id` and `timestamp` are required.
+    seen: u32,
 }
 
 impl<'a> AlertDraft<'a> {
+    const REQUIRED: u32 = 0b11;
+
+    fn new() -> Self {
+        AlertDraft {
+            alert: Box::new(Alert {
+                id: Text::Borrowed(""),
+                timestamp: Timestamp(0),
+                source: None,
+                title: None,
+                category: None,
+                incident_key: None,
+                operator: None,
+                asset: None,
+                impact: Impact::default(),
+            }),
+            seen: 0,
+        }
+    }
+
     fn finish(self) -> Option<Box<Alert<'a>>> {
-        Some(Box::new(Alert {
-            id: self.id?,
-            timestamp: self.timestamp?,
-            source: self.source.flatten(),
-            title: self.title.flatten(),
-            category: self.category.flatten(),
-            incident_key: self.incident_key.flatten(),
-            operator: self.operator.flatten(),
-            asset: self.asset.flatten(),
-            impact: self.impact.unwrap_or_default(),
-        }))
+        (self.seen & Self::REQUIRED == Self::REQUIRED).then_some(self.alert)
     }
 }
 
@@ -259,6 +264,42 @@ impl<'a> Cursor<'a> {
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.i.checked_add(word.len())?;
         (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// Parses one field value into `slot`, unless its bit in `seen` says it came before.
+    #[inline(always)]
+    fn put<T>(
+        &mut self,
+        seen: &mut u32,
+        bit: u32,
+        slot: &mut T,
+        parse: impl FnOnce(&mut Self) -> Option<Got<T>>,
+    ) -> Option<Got<()>> {
+        self.once(seen, bit, |c| {
+            Some(match parse(c)? {
+                Got::Value(v) => {
+                    *slot = v;
+                    Got::Value(())
+                }
+                Got::Unfit => Got::Unfit,
+            })
+        })
+    }
+
+    /// Runs `parse` for a field whose bit is `bit`: unfit if the field came before.
+    #[inline(always)]
+    fn once(
+        &mut self,
+        seen: &mut u32,
+        bit: u32,
+        parse: impl FnOnce(&mut Self) -> Option<Got<()>>,
+    ) -> Option<Got<()>> {
+        let duplicate = *seen & bit != 0;
+        *seen |= bit;
+        Some(match parse(self)? {
+            Got::Value(()) if !duplicate => Got::Value(()),
+            _ => Got::Unfit,
+        })
     }
 
     /// Parses one field value into `slot`, which must not be filled yet.
@@ -600,36 +641,42 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn impact(&mut self) -> Option<Got<Impact>> {
+    /// `impact`, written in place into the draft's (default) impact.
+    fn impact(&mut self, d: &mut Impact) -> Option<Got<()>> {
         if self.peek()? != b'{' {
             return self.unfit(1);
         }
-        let mut d = ImpactDraft::default();
+        let mut seen = 0u32;
         let mut fit = true;
         self.object(2, |c, key| {
+            let s = &mut seen;
             let got = match key {
-                "outage" => c.set(&mut d.outage, |c| c.by_serde(2)),
-                "unreachable" => c.set(&mut d.unreachable, |c| c.by_serde(2)),
-                "defacement" => c.set(&mut d.defacement, |c| c.by_serde(2)),
-                "affected_population" => c.set(&mut d.affected_population, |c| c.opt_count(2)),
-                "affected_population_share" => {
-                    c.set(&mut d.affected_population_share, |c| c.by_serde(2))
+                "outage" => c.put(s, 1 << 0, &mut d.outage, |c| c.by_serde(2)),
+                "unreachable" => c.put(s, 1 << 1, &mut d.unreachable, |c| c.by_serde(2)),
+                "defacement" => c.put(s, 1 << 2, &mut d.defacement, |c| c.by_serde(2)),
+                "affected_population" => {
+                    c.put(s, 1 << 3, &mut d.affected_population, |c| c.opt_count(2))
                 }
-                "personal_info_records" => c.set(&mut d.personal_info_records, |c| c.opt_count(2)),
-                "economic_loss_cny" => c.set(&mut d.economic_loss_cny, |c| c.opt_amount(2)),
-                "data_leak" => c.set(&mut d.data_leak, |c| c.by_serde(2)),
-                "ransom" => c.set(&mut d.ransom, |c| c.by_serde(2)),
-                "finding" => c.set(&mut d.finding, |c| c.by_serde(2)),
+                "affected_population_share" => {
+                    c.put(s, 1 << 4, &mut d.affected_population_share, |c| {
+                        c.by_serde(2)
+                    })
+                }
+                "personal_info_records" => {
+                    c.put(s, 1 << 5, &mut d.personal_info_records, |c| c.opt_count(2))
+                }
+                "economic_loss_cny" => {
+                    c.put(s, 1 << 6, &mut d.economic_loss_cny, |c| c.opt_amount(2))
+                }
+                "data_leak" => c.put(s, 1 << 7, &mut d.data_leak, |c| c.by_serde(2)),
+                "ransom" => c.put(s, 1 << 8, &mut d.ransom, |c| c.by_serde(2)),
+                "finding" => c.put(s, 1 << 9, &mut d.finding, |c| c.by_serde(2)),
                 _ => c.skip(2).map(|()| Got::Value(())),
             }?;
             fit &= matches!(got, Got::Value(()));
             Some(())
         })?;
-        Some(if fit {
-            Got::Value(d.finish())
-        } else {
-            Got::Unfit
-        })
+        Some(if fit { Got::Value(()) } else { Got::Unfit })
     }
 
     /// `operator`: a registry id, or an inline object.
@@ -694,37 +741,6 @@ impl<'a> Cursor<'a> {
 trait Finish {
     type Out;
     fn finish(self) -> Self::Out;
-}
-
-#[derive(Default)]
-struct ImpactDraft {
-    outage: Option<Option<crate::model::alert::Outage>>,
-    unreachable: Option<Option<crate::model::alert::Span>>,
-    defacement: Option<Option<Box<crate::model::alert::Defacement>>>,
-    affected_population: Option<Option<u64>>,
-    affected_population_share: Option<Option<crate::model::alert::PopulationShare>>,
-    personal_info_records: Option<Option<u64>>,
-    economic_loss_cny: Option<Option<f64>>,
-    data_leak: Option<Option<Box<crate::model::alert::DataLeak>>>,
-    ransom: Option<Option<Box<crate::model::alert::Ransom>>>,
-    finding: Option<Option<crate::model::alert::Finding>>,
-}
-
-impl ImpactDraft {
-    fn finish(self) -> Impact {
-        Impact {
-            outage: self.outage.flatten(),
-            unreachable: self.unreachable.flatten(),
-            defacement: self.defacement.flatten(),
-            affected_population: self.affected_population.flatten(),
-            affected_population_share: self.affected_population_share.flatten(),
-            personal_info_records: self.personal_info_records.flatten(),
-            economic_loss_cny: self.economic_loss_cny.flatten(),
-            data_leak: self.data_leak.flatten(),
-            ransom: self.ransom.flatten(),
-            finding: self.finding.flatten(),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -1000,6 +1016,20 @@ mod tests {
                 assert_eq!(s.alert.map(|a| *a), reference, "{line}");
             }
         }
+    }
+
+    #[test]
+    fn a_record_without_its_required_fields_is_left_to_serde() {
+        for line in [
+            r#"{"timestamp":"2026-11-24T08:00:00Z","title":"t"}"#,
+            r#"{"id":"a","title":"t","impact":{"personal_info_records":5}}"#,
+            r#"{"title":"t"}"#,
+        ] {
+            let s = scan(line, false).unwrap_or_else(|| panic!("scanned: {line}"));
+            assert!(s.alert.is_none(), "{line}");
+        }
+        let s = scan(r#"{"timestamp":"2026-11-24T08:00:00Z","id":"a"}"#, false);
+        assert!(s.and_then(|s| s.alert).is_some());
     }
 
     #[test]
