@@ -302,22 +302,6 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Parses one field value into `slot`, which must not be filled yet.
-    fn set<T>(
-        &mut self,
-        slot: &mut Option<T>,
-        parse: impl FnOnce(&mut Self) -> Option<Got<T>>,
-    ) -> Option<Got<()>> {
-        let duplicate = slot.is_some();
-        Some(match parse(self)? {
-            Got::Value(v) if !duplicate => {
-                *slot = Some(v);
-                Got::Value(())
-            }
-            _ => Got::Unfit,
-        })
-    }
-
     /// The members of an object: `on_member` is called with each key, the cursor on its value.
     fn object(
         &mut self,
@@ -681,35 +665,36 @@ impl<'a> Cursor<'a> {
 
     /// `operator`: a registry id, or an inline object.
     fn operator(&mut self) -> Option<Got<Option<Ref<'a, OperatorFields>>>> {
-        self.reference(|c, f: &mut OperatorDraft, key| match key {
-            "id" => c.set(&mut f.id, |c| c.opt_string_at(2)),
-            "name" => c.set(&mut f.name, |c| c.opt_string_at(2)),
-            "class" => c.set(&mut f.class, |c| c.by_serde(2)),
-            "province" => c.set(&mut f.province, |c| c.opt_string_at(2)),
-            "sector" => c.set(&mut f.sector, |c| c.opt_string_at(2)),
-            "organ" => c.set(&mut f.organ, |c| c.opt_string_at(2)),
+        self.reference(|c, s, f: &mut OperatorFields, key| match key {
+            "id" => c.put(s, 1 << 0, &mut f.id, |c| c.opt_string_at(2)),
+            "name" => c.put(s, 1 << 1, &mut f.name, |c| c.opt_string_at(2)),
+            "class" => c.put(s, 1 << 2, &mut f.class, |c| c.by_serde(2)),
+            "province" => c.put(s, 1 << 3, &mut f.province, |c| c.opt_string_at(2)),
+            "sector" => c.put(s, 1 << 4, &mut f.sector, |c| c.opt_string_at(2)),
+            "organ" => c.put(s, 1 << 5, &mut f.organ, |c| c.opt_string_at(2)),
             _ => c.skip(2).map(|()| Got::Value(())),
         })
     }
 
     /// `asset`: a registry id, or an inline object.
     fn asset(&mut self) -> Option<Got<Option<Ref<'a, AssetFields<'a>>>>> {
-        self.reference(|c, f: &mut AssetDraft, key| match key {
-            "id" => c.set(&mut f.id, |c| c.opt_string_at(2)),
-            "name" => c.set(&mut f.name, |c| c.opt_string_at(2)),
-            "kind" => c.set(&mut f.kind, |c| c.opt_string_at(2)),
-            "level" => c.set(&mut f.level, |c| c.opt_string_at(2)),
-            "size" => c.set(&mut f.size, |c| c.opt_string_at(2)),
-            "operator" => c.set(&mut f.operator, |c| c.opt_string_at(2)),
+        self.reference(|c, s, f: &mut AssetFields<'a>, key| match key {
+            "id" => c.put(s, 1 << 0, &mut f.id, |c| c.opt_string_at(2)),
+            "name" => c.put(s, 1 << 1, &mut f.name, |c| c.opt_string_at(2)),
+            "kind" => c.put(s, 1 << 2, &mut f.kind, |c| c.opt_string_at(2)),
+            "level" => c.put(s, 1 << 3, &mut f.level, |c| c.opt_string_at(2)),
+            "size" => c.put(s, 1 << 4, &mut f.size, |c| c.opt_string_at(2)),
+            "operator" => c.put(s, 1 << 5, &mut f.operator, |c| c.opt_string_at(2)),
             _ => c.skip(2).map(|()| Got::Value(())),
         })
     }
 
-    /// `Option<Ref<T>>`: null, a non-blank id, or an object read member by member into `D`.
-    fn reference<D: Default + Finish>(
+    /// `Option<Ref<T>>`: null, a non-blank id, or an object read member by member straight
+    /// into its box (`member` gets the bit set of the fields seen).
+    fn reference<T: Default>(
         &mut self,
-        mut member: impl FnMut(&mut Self, &mut D, &'a str) -> Option<Got<()>>,
-    ) -> Option<Got<Option<Ref<'a, D::Out>>>> {
+        mut member: impl FnMut(&mut Self, &mut u32, &mut T, &'a str) -> Option<Got<()>>,
+    ) -> Option<Got<Option<Ref<'a, T>>>> {
         match self.peek()? {
             b'n' => {
                 self.literal(b"null")?;
@@ -720,73 +705,20 @@ impl<'a> Cursor<'a> {
                 _ => Got::Unfit,
             }),
             b'{' => {
-                let mut d = D::default();
+                let mut fields = Box::<T>::default();
+                let mut seen = 0u32;
                 let mut fit = true;
                 self.object(2, |c, key| {
-                    fit &= matches!(member(c, &mut d, key)?, Got::Value(()));
+                    fit &= matches!(member(c, &mut seen, &mut fields, key)?, Got::Value(()));
                     Some(())
                 })?;
                 Some(if fit {
-                    Got::Value(Some(Ref::Inline(Box::new(d.finish()))))
+                    Got::Value(Some(Ref::Inline(fields)))
                 } else {
                     Got::Unfit
                 })
             }
             _ => self.unfit(1),
-        }
-    }
-}
-
-/// A draft whose fields are `Option<field type>` (seen or not), turned into the model type.
-trait Finish {
-    type Out;
-    fn finish(self) -> Self::Out;
-}
-
-#[derive(Default)]
-struct OperatorDraft {
-    id: Option<Option<String>>,
-    name: Option<Option<String>>,
-    class: Option<Option<crate::model::OperatorClass>>,
-    province: Option<Option<String>>,
-    sector: Option<Option<String>>,
-    organ: Option<Option<String>>,
-}
-
-impl Finish for OperatorDraft {
-    type Out = OperatorFields;
-    fn finish(self) -> OperatorFields {
-        OperatorFields {
-            id: self.id.flatten(),
-            name: self.name.flatten(),
-            class: self.class.flatten(),
-            province: self.province.flatten(),
-            sector: self.sector.flatten(),
-            organ: self.organ.flatten(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct AssetDraft<'a> {
-    id: Option<Option<Text<'a>>>,
-    name: Option<Option<Text<'a>>>,
-    kind: Option<Option<Text<'a>>>,
-    level: Option<Option<Text<'a>>>,
-    size: Option<Option<Text<'a>>>,
-    operator: Option<Option<Text<'a>>>,
-}
-
-impl<'a> Finish for AssetDraft<'a> {
-    type Out = AssetFields<'a>;
-    fn finish(self) -> AssetFields<'a> {
-        AssetFields {
-            id: self.id.flatten(),
-            name: self.name.flatten(),
-            kind: self.kind.flatten(),
-            level: self.level.flatten(),
-            size: self.size.flatten(),
-            operator: self.operator.flatten(),
         }
     }
 }
