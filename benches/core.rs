@@ -59,7 +59,8 @@ fn bench(c: &mut Criterion) {
                 while e.poll_output().is_some() {
                     n += 1;
                 }
-                n
+                // Returned, so that criterion drops the engine outside the measurement.
+                (n, e)
             },
             BatchSize::LargeInput,
         )
@@ -77,7 +78,7 @@ fn bench(c: &mut Criterion) {
                         bytes += ev.to_json().len();
                     }
                 }
-                bytes
+                (bytes, e)
             },
             BatchSize::LargeInput,
         )
