@@ -40,7 +40,7 @@ pub fn parse_alerts_with(
             Ok(Input::Alert(mut a)) => {
                 // One incident, whatever the alerts' own keys say.
                 a.incident_key = Some("klaxon-grade".into());
-                out.push(Input::Alert(Box::new(a.into_owned())));
+                out.push(Input::Alert(a).into_owned());
             }
             Ok(Input::Command(_)) => {
                 return Err(format!("record {}: commands are not graded", i + 1))
