@@ -47,7 +47,7 @@ async fn follow_ups_run_after_the_acknowledgements_in_the_order_batches_were_sen
     let ran: Arc<Mutex<Vec<usize>>> = Arc::default();
     for step in 0..12 {
         let log = ran.clone();
-        let after = Box::new(move || log.lock().expect("log").push(step));
+        let after = Box::new(move |_| log.lock().expect("log").push(step));
         let records: Vec<OutRecord> = (0..50).map(|i| record(&topic, step * 100 + i)).collect();
         // Every third step is state: sent only once everything before it is acknowledged.
         let step_kind = if step % 3 == 2 {
@@ -73,7 +73,7 @@ async fn nothing_that_depends_on_an_acknowledgement_runs_when_the_broker_never_g
     pipeline
         .push(Step::Sent(
             flight,
-            Box::new(move || *flag.lock().expect("flag") = true),
+            Box::new(move |_| *flag.lock().expect("flag") = true),
         ))
         .await
         .expect("pipeline running");
@@ -87,5 +87,50 @@ async fn nothing_that_depends_on_an_acknowledgement_runs_when_the_broker_never_g
     assert!(
         !*stored.lock().expect("flag"),
         "offsets must not be stored for records the broker never acknowledged"
+    );
+}
+
+#[tokio::test]
+async fn a_step_is_told_when_its_own_records_were_acknowledged_not_when_the_steps_ahead_were() {
+    let brokers = brokers();
+    let topic = unique("own-acks");
+    let p = producer(&brokers, "30000");
+    let (_stop, shutdown) = watch::channel(false);
+    send_all(&p, vec![record(&topic, 0)], &shutdown)
+        .await
+        .expect("first record acknowledged");
+
+    let pipeline = AckPipeline::start(p.clone(), shutdown.clone(), 4);
+    let ran: Arc<Mutex<Vec<(usize, std::time::Instant)>>> = Arc::default();
+    // The first step's record went to a broker that is not there: it is acknowledged only after
+    // its delivery times out (1 s) and the pipeline re-sends it through its own producer.
+    let nowhere = producer("127.0.0.1:9", "1000");
+    let stuck = send(&nowhere, vec![record(&topic, 1)]).await;
+    let log = ran.clone();
+    pipeline
+        .push(Step::Sent(
+            stuck,
+            Box::new(move |at| log.lock().expect("log").push((1, at))),
+        ))
+        .await
+        .expect("pipeline running");
+    // The second goes straight to the broker, which acknowledges it long before.
+    let log = ran.clone();
+    pipeline
+        .push(Step::Sent(
+            send(&p, vec![record(&topic, 2)]).await,
+            Box::new(move |at| log.lock().expect("log").push((2, at))),
+        ))
+        .await
+        .expect("pipeline running");
+    pipeline.finish().await.expect("all acknowledged");
+    drop(nowhere);
+
+    let ran = ran.lock().expect("log");
+    let order: Vec<usize> = ran.iter().map(|(step, _)| *step).collect();
+    assert_eq!(order, [1, 2], "follow-ups still run in the order sent");
+    assert!(
+        ran[1].1 < ran[0].1,
+        "the second step's records were acknowledged before the first's, and its follow-up must say so"
     );
 }

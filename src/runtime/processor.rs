@@ -353,9 +353,11 @@ impl Processor {
         }
         let flight = send(&self.producer, out).await;
         let metrics = self.metrics.clone();
-        let after = Box::new(move || {
+        let after = Box::new(move |acknowledged: Instant| {
             if let Some(t) = received {
-                metrics.latency.observe(t.elapsed().as_secs_f64());
+                metrics
+                    .latency
+                    .observe(acknowledged.saturating_duration_since(t).as_secs_f64());
             }
             for (_, ev) in &events {
                 metrics
@@ -407,9 +409,9 @@ impl Processor {
                 .collect();
             self.flushing = None;
             let consumer = self.consumer.clone();
-            Box::new(move || store_offsets(&consumer, &offsets))
+            Box::new(move |_| store_offsets(&consumer, &offsets))
         } else {
-            Box::new(|| {})
+            Box::new(|_| {})
         };
         if self.acks.push(Step::SendAfter(state, after)).await.is_err() {
             tracing::warn!("state changes not acknowledged; offsets stay uncommitted");

@@ -66,7 +66,7 @@ pub async fn run(
         let flight = send(&producer, out).await;
         let offsets = highest_offsets(&batch);
         let consumer = consumer.clone();
-        let after = Box::new(move || store_offsets(&consumer, &offsets));
+        let after = Box::new(move |_| store_offsets(&consumer, &offsets));
         if acks.push(Step::Sent(flight, after)).await.is_err() {
             tracing::warn!("batch not acknowledged; its offsets stay uncommitted");
             break;

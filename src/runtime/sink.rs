@@ -2,8 +2,9 @@
 //!
 //! [`send_all`] sends a batch and returns when the broker has acknowledged every record. The
 //! stages do not wait like that on their hot path: they hand each batch to the [`AckPipeline`]
-//! and go on with the next one, and the pipeline waits for the acks in the background, in order,
-//! then runs what depends on them (storing offsets, counting escalations). Waiting per batch put
+//! and go on with the next one. Each batch's acks are awaited in the background as they come,
+//! and what depends on them (storing offsets, counting escalations) runs in the order the
+//! batches were sent, told when the batch's own records were acknowledged. Waiting per batch put
 //! a produce round trip (plus `linger.ms`) between every two fetches, and the once-a-second state
 //! flush stalled the stream for as long as the broker took to acknowledge it.
 //!
@@ -13,7 +14,7 @@
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -154,8 +155,11 @@ pub async fn send_all<C: rdkafka::client::ClientContext + 'static>(
         .await
 }
 
-/// What runs once a step's records are acknowledged: store the offsets they cover, count them.
-pub type AfterAck = Box<dyn FnOnce() + Send>;
+/// What runs once a step's records, and every step's before it, are acknowledged: store the
+/// offsets they cover, count them. It is given the instant the step's *own* records were
+/// acknowledged, which can be well before the steps ahead of it were (a state flush being
+/// acknowledged does not delay the escalations sent after it): what a latency metric wants.
+pub type AfterAck = Box<dyn FnOnce(Instant) + Send>;
 
 /// One unit of the pipeline. Steps complete strictly in the order they were pushed.
 pub enum Step {
@@ -167,12 +171,23 @@ pub enum Step {
     SendAfter(Vec<OutRecord>, AfterAck),
 }
 
-/// Waits for acknowledgements in the background, in push order, so a stage can fetch and
-/// process its next batch while the last one is on the wire. At most `depth` steps wait; a
-/// stage pushing more waits for room (back pressure).
+/// A step as the pipeline's task holds it: sent records are already being awaited by a task of
+/// their own, which answers with the instant they were acknowledged.
+enum Queued {
+    Awaited(JoinHandle<Result<Instant, SinkError>>, AfterAck),
+    SendAfter(Vec<OutRecord>, AfterAck),
+}
+
+/// Starts awaiting a flight's acknowledgements (re-sending failures) in a task of its own.
+type AwaitAcks = Box<dyn Fn(InFlight) -> JoinHandle<Result<Instant, SinkError>> + Send + Sync>;
+
+/// Waits for acknowledgements in the background so a stage can fetch and process its next batch
+/// while the last one is on the wire, and runs each step's follow-up in push order. At most
+/// `depth` steps wait; a stage pushing more waits for room (back pressure).
 pub struct AckPipeline {
-    tx: mpsc::Sender<Step>,
+    tx: mpsc::Sender<Queued>,
     task: JoinHandle<Result<(), SinkError>>,
+    await_acks: AwaitAcks,
 }
 
 impl AckPipeline {
@@ -181,25 +196,50 @@ impl AckPipeline {
         shutdown: watch::Receiver<bool>,
         depth: usize,
     ) -> AckPipeline {
-        let (tx, mut rx) = mpsc::channel::<Step>(depth.max(1));
+        let await_acks: AwaitAcks = {
+            let (producer, shutdown) = (producer.clone(), shutdown.clone());
+            Box::new(move |flight: InFlight| {
+                let (producer, shutdown) = (producer.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    flight.acknowledged(&producer, &shutdown).await?;
+                    Ok(Instant::now())
+                })
+            })
+        };
+        let (tx, mut rx) = mpsc::channel::<Queued>(depth.max(1));
         let task = tokio::spawn(async move {
             while let Some(step) = rx.recv().await {
-                let (flight, after) = match step {
-                    Step::Sent(flight, after) => (flight, after),
-                    Step::SendAfter(records, after) => (send(&producer, records).await, after),
+                let (acknowledged_at, after) = match step {
+                    Queued::Awaited(acks, after) => {
+                        (acks.await.map_err(|_| SinkError::PipelineStopped)??, after)
+                    }
+                    Queued::SendAfter(records, after) => {
+                        send(&producer, records)
+                            .await
+                            .acknowledged(&producer, &shutdown)
+                            .await?;
+                        (Instant::now(), after)
+                    }
                 };
-                flight.acknowledged(&producer, &shutdown).await?;
-                after();
+                after(acknowledged_at);
             }
             Ok(())
         });
-        AckPipeline { tx, task }
+        AckPipeline {
+            tx,
+            task,
+            await_acks,
+        }
     }
 
     /// Queues a step. Fails once the pipeline has stopped (it gave up at shutdown).
     pub async fn push(&self, step: Step) -> Result<(), SinkError> {
+        let queued = match step {
+            Step::Sent(flight, after) => Queued::Awaited((self.await_acks)(flight), after),
+            Step::SendAfter(records, after) => Queued::SendAfter(records, after),
+        };
         self.tx
-            .send(step)
+            .send(queued)
             .await
             .map_err(|_| SinkError::PipelineStopped)
     }
