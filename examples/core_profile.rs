@@ -1,5 +1,5 @@
 //! The core path of `benches/core.rs` once, without criterion, for instruction-exact profilers:
-//! `valgrind --tool=callgrind target/release/examples/core_profile [parse|engine|whole]`.
+//! `valgrind --tool=callgrind target/release/examples/core_profile [parse|engine|whole|restore]`.
 //! (Criterion's timings swing by tens of percent on a shared machine; instruction counts do not.)
 //! `core_profile best` times the whole path 40 times and prints the fastest and the median run:
 //! the fastest is the least disturbed by neighbours, for comparing two builds run alternately.
@@ -55,6 +55,17 @@ fn main() -> anyhow::Result<()> {
                 rates[rates.len() / 2] / 1e3
             );
         }
+        "restore" => {
+            // The CPU side of a changelog restore: the 2,000 incidents as records, then back.
+            // Count it alone with `--toggle-collect='*restore_all*'`.
+            whole_path(&mut e, &raw);
+            let records: Vec<Vec<u8>> = e
+                .incidents_sorted()
+                .into_iter()
+                .filter_map(|i| serde_json::to_vec(i).ok())
+                .collect();
+            out += restore_all(&config, &records);
+        }
         _ => out += whole_path(&mut e, &raw),
     }
     println!("{what}: {out}");
@@ -73,4 +84,18 @@ fn whole_path(e: &mut Engine, raw: &[Vec<u8>]) -> usize {
         }
     }
     out
+}
+
+/// Changelog records into a fresh engine, as a restore does; the incidents restored.
+#[inline(never)]
+fn restore_all(config: &klaxon::settings::Config, records: &[Vec<u8>]) -> usize {
+    let mut fresh = Engine::from_config(config);
+    let mut n = 0;
+    for r in records {
+        if let Ok(inc) = klaxon::runtime::changelog::incident_from_record(r) {
+            fresh.restore(inc);
+            n += 1;
+        }
+    }
+    n
 }

@@ -944,7 +944,7 @@ pub fn scale(config: &Config, n: usize, progress: bool) -> String {
     let t = Instant::now();
     let mut fresh = Engine::from_config(config);
     for r in &records {
-        if let Ok(inc) = serde_json::from_slice(r) {
+        if let Ok(inc) = crate::runtime::changelog::incident_from_record(r) {
             fresh.restore(inc);
         }
     }
