@@ -14,10 +14,15 @@ static GLOBAL: klaxon::allocator::Allocator = klaxon::allocator::Allocator;
 fn main() -> anyhow::Result<()> {
     let what = std::env::args().nth(1).unwrap_or_else(|| "whole".into());
     let config = klaxon::settings::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))?;
+    // `KEYS=20000` gives incidents of one or two alerts, as the load harness's scale phase has.
+    let keys = std::env::var("KEYS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(2_000);
     let raw: Vec<Vec<u8>> = (0..20_000)
         .map(|i| {
             let ts = format!("2026-11-24T09:{:02}:{:02}+08:00", (i / 1000) % 60, i % 60);
-            klaxon::loadtest::alert_line(i, 2_000, &ts).into_bytes()
+            klaxon::loadtest::alert_line(i, keys, &ts).into_bytes()
         })
         .collect();
     let mut e = Engine::from_config(&config);
