@@ -30,7 +30,6 @@ use reporting::{Filed, Report, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::hash::BuildHasherDefault;
 use std::str::FromStr;
 use std::sync::Arc;
 use timers::{TimerKind, TimerSet};
@@ -171,21 +170,62 @@ pub(crate) fn explicit_key_hash(key: &str) -> u128 {
     fnv128(EXPLICIT_KEY_PREFIX, key.as_bytes())
 }
 
-/// A hasher for keys that are already hashes.
-#[derive(Default)]
-pub(crate) struct PrehashedHasher(u64);
+/// Builds the bucket hashers of the engine's maps, whose keys are already hashes (128-bit FNV of
+/// a correlation key or an alert id) or an incident id. The keys come from alert content that an
+/// attacker can shape, and FNV is public: without a secret, keys that fall into the same buckets
+/// could be searched for offline and sent to turn every lookup into a long probe (hash
+/// flooding). So the bucket hash mixes in two keys drawn per engine from the process's random
+/// source, as std's `RandomState` does, with one 64×64-bit multiply. The keys only place entries
+/// in a table: nothing iterates these maps in an order that reaches an output, so replays stay
+/// byte-identical.
+#[derive(Clone)]
+pub(crate) struct SeededPrehash {
+    start: u64,
+    /// Odd, so the multiply loses no information.
+    multiplier: u64,
+}
+
+impl Default for SeededPrehash {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        let random = std::collections::hash_map::RandomState::new();
+        SeededPrehash {
+            start: random.hash_one(0u8),
+            multiplier: random.hash_one(1u8) | 1,
+        }
+    }
+}
+
+impl std::hash::BuildHasher for SeededPrehash {
+    type Hasher = PrehashedHasher;
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher {
+            state: self.start,
+            multiplier: self.multiplier,
+        }
+    }
+}
+
+/// A hasher for keys that are already hashes; see [`SeededPrehash`].
+pub(crate) struct PrehashedHasher {
+    state: u64,
+    multiplier: u64,
+}
 
 impl std::hash::Hasher for PrehashedHasher {
+    /// Both halves of the product: every bit of the state reaches the low bits that pick a
+    /// bucket, through a multiplier the sender of the keys cannot know.
     fn finish(&self) -> u64 {
-        self.0
+        let product = u128::from(self.state) * u128::from(self.multiplier);
+        (product as u64) ^ ((product >> 64) as u64)
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+            self.state = (self.state ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
     fn write_u128(&mut self, v: u128) {
-        self.0 ^= (v as u64) ^ ((v >> 64) as u64);
+        self.state ^= (v as u64) ^ ((v >> 64) as u64);
     }
     /// An `IncidentId` is a u32 and a u64: one multiply each instead of twelve bytewise steps
     /// (the map is looked up a few times per input; its iteration order is never observed).
@@ -193,7 +233,7 @@ impl std::hash::Hasher for PrehashedHasher {
         self.write_u64(u64::from(v));
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.state = (self.state ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -480,13 +520,13 @@ pub struct Engine {
     opts: EngineOptions,
     /// Boxed: an incident is taken out and put back for every input, and moving a pointer is
     /// cheaper than moving the incident.
-    incidents: HashMap<IncidentId, Box<Incident>, BuildHasherDefault<PrehashedHasher>>,
+    incidents: HashMap<IncidentId, Box<Incident>, SeededPrehash>,
     /// Correlation key (hashed) → the latest incident opened for it: the one that takes its
     /// alerts while open (a new one is opened only when the latest no longer takes alerts), and
     /// the one `@key` commands address.
-    latest_by_key: HashMap<u128, IncidentId, BuildHasherDefault<PrehashedHasher>>,
+    latest_by_key: HashMap<u128, IncidentId, SeededPrehash>,
     /// Alert ids seen within the dedup window, with the order they expire in.
-    seen: HashMap<DedupId, Timestamp, BuildHasherDefault<PrehashedHasher>>,
+    seen: HashMap<DedupId, Timestamp, SeededPrehash>,
     seen_order: VecDeque<(Timestamp, DedupId)>,
     /// Ids forgotten before their window ended because `max_dedup_ids` was reached, since the
     /// driver last asked.
@@ -1819,6 +1859,42 @@ mod tests {
             alert_dedup_key(b"a-1"),
             0xb571_9629_ad80_15c9_65fe_4bd2_07f8_df28_u128
         );
+    }
+
+    /// Keys an attacker searched for offline so that their hashes share the low 20 bits: with a
+    /// public bucket hash they would all fall into one bucket of any table up to a million
+    /// slots. Mixed with the engine's secret keys they spread as random keys would.
+    #[test]
+    fn keys_crafted_to_share_their_low_bits_still_spread_over_the_buckets() {
+        use std::hash::BuildHasher;
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // The halves' XOR is what the hasher takes: its low 20 bits are the same for every key.
+        let crafted: Vec<DedupId> = (0..4096)
+            .map(|_| {
+                let high = next();
+                let folded = next() << 20 | 0xa_bcde;
+                DedupId::from(u128::from(high) << 64 | u128::from(high ^ folded))
+            })
+            .collect();
+        let public = SeededPrehash {
+            start: 0,
+            multiplier: 1,
+        };
+        assert_eq!(
+            crafted.iter().map(|k| public.hash_one(k) & 0xfff).max(),
+            crafted.iter().map(|k| public.hash_one(k) & 0xfff).min(),
+            "without the secret they would share one bucket"
+        );
+        let seeded = SeededPrehash::default();
+        let buckets: HashSet<u64> = crafted.iter().map(|k| seeded.hash_one(k) & 0xfff).collect();
+        // 4,096 random keys fill ~2,590 of 4,096 buckets.
+        assert!(buckets.len() > 2_048, "{} buckets used", buckets.len());
     }
 
     #[test]
