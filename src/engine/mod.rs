@@ -345,9 +345,9 @@ pub struct Incident {
 /// `recent_ids` as the changelog has always held them (decimal JSON numbers), read faster.
 /// serde_json reads a 128-bit number by copying its digits into a buffer and parsing that with
 /// checked 128-bit arithmetic, a digit at a time: ~1,200 instructions an id, over a quarter of
-/// restoring an incident of ten alerts (callgrind). Here each number's raw text is taken as it stands in the record
-/// and read 19 digits at a time into a `u64`. The format is unchanged, so older and newer
-/// versions read each other's changelog.
+/// restoring an incident of ten alerts (callgrind). Here each number's raw text is taken as it
+/// stands in the record and read 19 digits at a time into a `u64`. The format is unchanged, so
+/// older and newer versions read each other's changelog.
 mod decimal_u128s {
     use serde::de::{Deserializer, Error, SeqAccess, Visitor};
     use serde_json::value::RawValue;
