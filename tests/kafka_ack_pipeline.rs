@@ -32,18 +32,24 @@ fn producer(brokers: &str, message_timeout_ms: &str) -> FutureProducer {
         .expect("producer")
 }
 
-#[tokio::test]
-async fn follow_ups_run_after_the_acknowledgements_in_the_order_batches_were_sent() {
-    let brokers = brokers();
-    let topic = unique("acks");
-    let p = producer(&brokers, "30000");
-    let (_stop, shutdown) = watch::channel(false);
-    // Creates the topic (the local broker creates topics on first use).
+/// A producer to the broker, a fresh topic with one record in it (the local broker creates
+/// topics on first use), the shutdown signal's sender, and a pipeline on that producer.
+async fn pipeline_on_a_new_topic(
+    name: &str,
+) -> (FutureProducer, String, watch::Sender<bool>, AckPipeline) {
+    let topic = unique(name);
+    let p = producer(&brokers(), "30000");
+    let (stop, shutdown) = watch::channel(false);
     send_all(&p, vec![record(&topic, 0)], &shutdown)
         .await
         .expect("first record acknowledged");
+    let pipeline = AckPipeline::start(p.clone(), shutdown, 4);
+    (p, topic, stop, pipeline)
+}
 
-    let pipeline = AckPipeline::start(p.clone(), shutdown.clone(), 4);
+#[tokio::test]
+async fn follow_ups_run_after_the_acknowledgements_in_the_order_batches_were_sent() {
+    let (p, topic, _stop, pipeline) = pipeline_on_a_new_topic("acks").await;
     let ran: Arc<Mutex<Vec<usize>>> = Arc::default();
     for step in 0..12 {
         let log = ran.clone();
@@ -92,15 +98,7 @@ async fn nothing_that_depends_on_an_acknowledgement_runs_when_the_broker_never_g
 
 #[tokio::test]
 async fn a_step_is_told_when_its_own_records_were_acknowledged_not_when_the_steps_ahead_were() {
-    let brokers = brokers();
-    let topic = unique("own-acks");
-    let p = producer(&brokers, "30000");
-    let (_stop, shutdown) = watch::channel(false);
-    send_all(&p, vec![record(&topic, 0)], &shutdown)
-        .await
-        .expect("first record acknowledged");
-
-    let pipeline = AckPipeline::start(p.clone(), shutdown.clone(), 4);
+    let (p, topic, _stop, pipeline) = pipeline_on_a_new_topic("own-acks").await;
     let ran: Arc<Mutex<Vec<(usize, std::time::Instant)>>> = Arc::default();
     // The first step's record went to a broker that is not there: it is acknowledged only after
     // its delivery times out (1 s) and the pipeline re-sends it through its own producer.
