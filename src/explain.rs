@@ -89,7 +89,10 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input<'_>>, at: Option<Times
         inc.asset.name().or(inc.asset.id()).unwrap_or("unknown"),
         inc.asset.kind().unwrap_or("unknown")
     );
-    if g.evidence.is_empty() {
+    let unassessed = grade::unassessed(&rules, op, &inc.asset, &inc.figures, level);
+    if g.evidence.is_empty() && !unassessed.is_empty() {
+        let _ = writeln!(s, "\nNo indicator of the guide is met on the known facts, but some rows could not be assessed (below): the incident is 一般 (general) only until the missing facts are known.");
+    } else if g.evidence.is_empty() {
         let _ = writeln!(s, "\nNo quantitative indicator of the guide is met: the incident is 一般 (general), with no reporting duty.");
     } else {
         let _ = writeln!(
@@ -104,6 +107,15 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input<'_>>, at: Option<Times
                 .map(|i| i.source.as_str())
                 .unwrap_or("");
             let _ = writeln!(s, "  - {}\n      source: {}", explain_evidence(e), source);
+        }
+    }
+    if !unassessed.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nNot assessed — a fact is missing, so the level may be higher than the known facts give:"
+        );
+        for u in &unassessed {
+            let _ = writeln!(s, "  - {} [{}]: {}", u.row, u.reason, u.detail);
         }
     }
     if level != g.level && inc.override_level.is_some() {

@@ -1,9 +1,10 @@
 //! Correlation: which incident an alert joins, and how an incident's figures combine over its
-//! alerts (max or sum for amounts, union of intervals for durations, set union for findings).
+//! alerts (max or sum for amounts, the longest continuous episode — or the sum of episodes — for
+//! durations, set union for findings).
 
 use crate::model::alert::{Alert, OutageScope, Page, Span};
 use crate::settings::ruleset::{
-    AmountFigure, CategoryFigure, DurationFigure, AMOUNT_FIGURES, DURATION_FIGURES,
+    AmountFigure, CategoryFigure, DurationFigure, Measure, AMOUNT_FIGURES, DURATION_FIGURES,
 };
 use crate::time::{Millis, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,10 @@ pub struct OperatorInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub class: crate::model::OperatorClass,
+    /// No class was given anywhere (no registry entry with one, none inline): `other` is assumed,
+    /// and a row that turns on the operator being CII says so (`unassessed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub class_unknown: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub province: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -460,8 +465,78 @@ impl Figures {
         self.intervals(fig).any(|iv| iv.until.is_none())
     }
 
-    /// Length of the union of a duration figure's intervals, measured up to `at`.
-    pub fn duration_at(&self, fig: DurationFigure, at: Timestamp) -> Millis {
+    /// A duration figure measured up to `at` (see [`Measure`]): the longest continuous episode,
+    /// or the length of the union of the intervals.
+    pub fn duration_at(&self, fig: DurationFigure, at: Timestamp, measure: Measure) -> Millis {
+        match measure {
+            Measure::Sum => self.union_at(fig, at),
+            Measure::LongestEpisode { flap_gap } => {
+                let mut longest = 0i64;
+                for (start, end) in self.episodes(fig, flap_gap, Some(at)) {
+                    longest = longest.max(end - start);
+                }
+                Millis(longest)
+            }
+        }
+    }
+
+    /// The instant at which the measure reaches `length` if every ongoing interval goes on
+    /// (None if it never does): where a growing duration crosses a threshold.
+    pub fn reaches_at(
+        &self,
+        fig: DurationFigure,
+        length: Millis,
+        measure: Measure,
+    ) -> Option<Timestamp> {
+        match measure {
+            Measure::Sum => self.union_reaches_at(fig, length),
+            Measure::LongestEpisode { flap_gap } => self
+                .episodes(fig, flap_gap, None)
+                .filter(|(start, end)| end.saturating_sub(*start) >= length.0)
+                .map(|(start, _)| Timestamp(start.saturating_add(length.0.max(0))))
+                .min(),
+        }
+    }
+
+    /// The episodes of a duration figure, as (start, end) in milliseconds, in order: intervals
+    /// that overlap, touch, or lie less than `flap_gap` apart are one episode, from its first
+    /// start to its last end. With `upto`, everything is cut at that instant (an ongoing interval
+    /// ends there; one that starts at or after it has not happened yet); without, an ongoing
+    /// interval never ends (`i64::MAX`).
+    fn episodes(
+        &self,
+        fig: DurationFigure,
+        flap_gap: Millis,
+        upto: Option<Timestamp>,
+    ) -> impl Iterator<Item = (i64, i64)> + '_ {
+        let limit = upto.map_or(i64::MAX, |t| t.0);
+        let mut ivs = self
+            .intervals(fig)
+            .filter(move |iv| iv.since.0 < limit)
+            .map(move |iv| {
+                let end = iv.until.map_or(limit, |u| u.0.min(limit));
+                (iv.since.0, end.max(iv.since.0))
+            })
+            .peekable();
+        std::iter::from_fn(move || {
+            let (start, mut end) = ivs.next()?;
+            // Sorted by start: the next interval joins while it starts before the episode's end
+            // plus the gap (strictly less: a gap of exactly `flap_gap` separates).
+            while let Some(&(s, e)) = ivs.peek() {
+                if s <= end || s - end < flap_gap.0 {
+                    end = end.max(e);
+                    ivs.next();
+                } else {
+                    break;
+                }
+            }
+            Some((start, end))
+        })
+    }
+
+    /// Length of the union of a duration figure's intervals, measured up to `at` (the `sum`
+    /// measure: separate episodes added up).
+    fn union_at(&self, fig: DurationFigure, at: Timestamp) -> Millis {
         let mut total = 0i64;
         let mut cursor = i64::MIN;
         for iv in self.intervals(fig) {
@@ -476,7 +551,7 @@ impl Figures {
     }
 
     /// The instant at which the union's length reaches `length` (None if it never does).
-    pub fn reaches_at(&self, fig: DurationFigure, length: Millis) -> Option<Timestamp> {
+    fn union_reaches_at(&self, fig: DurationFigure, length: Millis) -> Option<Timestamp> {
         let mut acc = 0i64;
         let mut cursor = i64::MIN;
         for iv in self.intervals(fig) {
@@ -502,7 +577,7 @@ impl Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::HOUR;
+    use crate::time::{HOUR, MINUTE};
 
     fn t(h: i64) -> Timestamp {
         Timestamp(h * HOUR)
@@ -523,39 +598,123 @@ mod tests {
         f
     }
 
-    #[test]
-    fn union_of_overlapping_intervals_counts_once() {
-        let f = figs(&[(0, Some(2)), (1, Some(3)), (5, Some(6))]);
-        assert_eq!(
-            f.duration_at(DurationFigure::OutageWhole, t(10)),
-            Millis(4 * HOUR)
+    const W: DurationFigure = DurationFigure::OutageWhole;
+    const LONGEST: Measure = Measure::LongestEpisode {
+        flap_gap: Millis(15 * MINUTE),
+    };
+
+    fn m(minutes: i64) -> Timestamp {
+        Timestamp(minutes * MINUTE)
+    }
+
+    fn figs_min(ivs: &[(i64, Option<i64>)]) -> Figures {
+        let mut f = Figures::default();
+        f.set_intervals(
+            W,
+            ivs.iter()
+                .map(|&(s, u)| Interval {
+                    since: m(s),
+                    until: u.map(m),
+                    revised: None,
+                })
+                .collect(),
         );
-        assert_eq!(
-            f.duration_at(DurationFigure::OutageWhole, t(2)),
-            Millis(2 * HOUR)
-        );
+        f
     }
 
     #[test]
-    fn ongoing_interval_grows_with_time_and_crossing_is_exact() {
+    fn sum_measures_the_union_of_overlapping_intervals_once() {
+        let f = figs(&[(0, Some(2)), (1, Some(3)), (5, Some(6))]);
+        assert_eq!(f.duration_at(W, t(10), Measure::Sum), Millis(4 * HOUR));
+        assert_eq!(f.duration_at(W, t(2), Measure::Sum), Millis(2 * HOUR));
+    }
+
+    #[test]
+    fn sum_grows_with_an_ongoing_interval_and_its_crossing_is_exact() {
         let f = figs(&[(0, Some(1)), (3, None)]);
+        assert_eq!(f.duration_at(W, t(5), Measure::Sum), Millis(3 * HOUR));
+        assert_eq!(f.reaches_at(W, Millis(3 * HOUR), Measure::Sum), Some(t(5)));
         assert_eq!(
-            f.duration_at(DurationFigure::OutageWhole, t(5)),
-            Millis(3 * HOUR)
-        );
-        assert_eq!(
-            f.reaches_at(DurationFigure::OutageWhole, Millis(3 * HOUR)),
-            Some(t(5))
-        );
-        assert_eq!(
-            f.reaches_at(DurationFigure::OutageWhole, Millis(HOUR / 2)),
+            f.reaches_at(W, Millis(HOUR / 2), Measure::Sum),
             Some(Timestamp(HOUR / 2))
         );
         let closed = figs(&[(0, Some(1))]);
-        assert_eq!(
-            closed.reaches_at(DurationFigure::OutageWhole, Millis(2 * HOUR)),
-            None
+        assert_eq!(closed.reaches_at(W, Millis(2 * HOUR), Measure::Sum), None);
+    }
+
+    /// 「中断运行…以上」 is continuous: overlapping intervals from several alerts are one episode;
+    /// episodes two hours apart are not added up.
+    #[test]
+    fn a_continuous_duration_is_the_longest_episode_not_the_sum() {
+        // Two 40-minute outages two hours apart: 40 minutes, not 80.
+        let f = figs_min(&[(0, Some(40)), (160, Some(200))]);
+        assert_eq!(f.duration_at(W, m(300), LONGEST), Millis(40 * MINUTE));
+        assert_eq!(f.duration_at(W, m(300), Measure::Sum), Millis(80 * MINUTE));
+        // Overlapping and touching intervals (several alerts about one outage) are one episode.
+        let f = figs_min(&[(0, Some(30)), (20, Some(50)), (50, Some(70))]);
+        assert_eq!(f.duration_at(W, m(100), LONGEST), Millis(70 * MINUTE));
+    }
+
+    /// A system that flaps is one interruption: episodes less than the flap gap apart merge,
+    /// gap included; exactly the gap apart they do not.
+    #[test]
+    fn episodes_closer_than_the_flap_gap_merge_and_at_the_gap_they_do_not() {
+        let under = figs_min(&[(0, Some(30)), (44, Some(70))]);
+        assert_eq!(under.duration_at(W, m(100), LONGEST), Millis(70 * MINUTE));
+        let at_gap = figs_min(&[(0, Some(30)), (45, Some(70))]);
+        assert_eq!(at_gap.duration_at(W, m(100), LONGEST), Millis(30 * MINUTE));
+        // 14m59.999s apart: still one.
+        let mut f = figs_min(&[(0, Some(30))]);
+        f.set_intervals(
+            W,
+            vec![
+                Interval {
+                    since: m(0),
+                    until: Some(m(30)),
+                    revised: None,
+                },
+                Interval {
+                    since: Timestamp(45 * MINUTE - 1),
+                    until: Some(m(70)),
+                    revised: None,
+                },
+            ],
         );
+        assert_eq!(f.duration_at(W, m(100), LONGEST), Millis(70 * MINUTE));
+        // A zero gap merges only what overlaps or touches.
+        let zero = Measure::LongestEpisode {
+            flap_gap: Millis(0),
+        };
+        let touching = figs_min(&[(0, Some(30)), (30, Some(40)), (41, Some(42))]);
+        assert_eq!(touching.duration_at(W, m(100), zero), Millis(40 * MINUTE));
+    }
+
+    /// The regrade instant follows the same measure: an ongoing episode crosses a threshold at its
+    /// (merged) start plus the threshold, never at the earlier episodes' sum.
+    #[test]
+    fn an_ongoing_episode_crosses_at_its_own_start_plus_the_threshold() {
+        // 40 minutes down, then down again two hours later and still down.
+        let f = figs_min(&[(0, Some(40)), (160, None)]);
+        assert_eq!(f.duration_at(W, m(190), LONGEST), Millis(40 * MINUTE));
+        assert_eq!(f.reaches_at(W, Millis(60 * MINUTE), LONGEST), Some(m(220)));
+        assert_eq!(
+            f.reaches_at(W, Millis(60 * MINUTE), Measure::Sum),
+            Some(m(180))
+        );
+        // Already reached by a closed episode: that instant (in the past).
+        assert_eq!(f.reaches_at(W, Millis(30 * MINUTE), LONGEST), Some(m(30)));
+        // Flapping back within the gap: the episode began with the first outage.
+        let flap = figs_min(&[(0, Some(40)), (50, None)]);
+        assert_eq!(flap.duration_at(W, m(55), LONGEST), Millis(55 * MINUTE));
+        assert_eq!(
+            flap.reaches_at(W, Millis(60 * MINUTE), LONGEST),
+            Some(m(60))
+        );
+        // Closed and short: never.
+        let closed = figs_min(&[(0, Some(40)), (160, Some(200))]);
+        assert_eq!(closed.reaches_at(W, Millis(60 * MINUTE), LONGEST), None);
+        // Measured at an instant, an interval that has not begun counts nothing.
+        assert_eq!(f.duration_at(W, m(100), LONGEST), Millis(40 * MINUTE));
     }
 
     /// Any mix of present, absent and empty fields packs and unpacks to itself, and the

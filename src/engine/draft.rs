@@ -172,6 +172,20 @@ pub fn draft(
                     );
                     s.push('；');
                 }
+                let unassessed =
+                    super::grade::unassessed(rules, &inc.operator, &inc.asset, &inc.figures, level);
+                if !unassessed.is_empty() {
+                    s.push_str("未能评估的指标（缺少事实，级别可能更高）：");
+                    s.push_str(
+                        &unassessed
+                            .iter()
+                            .map(|u| format!("{}（{}：{}）", u.row, u.reason, u.detail))
+                            .collect::<Vec<_>>()
+                            .join("；"),
+                    );
+                    s.push_str(TO_COMPLETE);
+                    s.push('；');
+                }
                 if let Some(r) = &inc.ransom {
                     s.push_str(&format!(
                         "勒索信息：金额 {} {}，支付方式 {}，时间 {}；",

@@ -1,8 +1,8 @@
 //! Grading: the ruleset's indicators applied to an incident's figures at an instant. Returns the
 //! level and the evidence; also finds the next instant an ongoing duration lifts the level.
 
-use super::correlate::{AssetInfo, Figures};
-use crate::model::escalation::{Evidence, EvidenceValue};
+use super::correlate::{AssetInfo, Figures, OperatorInfo};
+use crate::model::escalation::{Evidence, EvidenceValue, Unassessed};
 use crate::model::Level;
 use crate::settings::ruleset::{Figure, Indicator, Rule, Ruleset, Threshold, Unit};
 use crate::time::{Millis, Timestamp};
@@ -75,7 +75,7 @@ pub fn level_above(
             },
             Figure::Duration(f) => match ind.unit.millis() {
                 Some(unit_ms) if figures.has_intervals(f) => {
-                    let d = figures.duration_at(f, at);
+                    let d = figures.duration_at(f, at, ind.measure);
                     candidates().find(|t| {
                         matches!(t.rule, Rule::AtLeast(v) if d >= to_millis(v, unit_ms))
                             && applies(t, asset)
@@ -132,7 +132,7 @@ pub fn next_crossing(
             .filter(|t| t.level > current && applies(t, asset))
         {
             let Rule::AtLeast(v) = th.rule else { continue };
-            let Some(when) = figures.reaches_at(fig, to_millis(v, unit_ms)) else {
+            let Some(when) = figures.reaches_at(fig, to_millis(v, unit_ms), ind.measure) else {
                 continue;
             };
             if when <= at {
@@ -155,6 +155,128 @@ pub fn next_crossing(
     best
 }
 
+/// The administrative levels of SPEC §1: a kind whose qualifiers are these has a `level`; any
+/// other qualified kind (platforms) has a `size`.
+const ADMINISTRATIVE_LEVELS: [&str; 4] = ["national", "provincial", "prefectural", "county"];
+
+/// The rows the known facts could not assess, and why: no silent 一般.
+///
+/// A row is unassessed when its figure is present, and one of its thresholds above `level` (the
+/// level the known facts give) does not apply to the asset as known but would apply to some
+/// completion of a missing fact: the asset's `kind` (any row that names sites or systems), or its
+/// administrative `level` / platform `size` (rows whose higher levels name them). When the kind
+/// of a CII row (its sites all `cii_asset_kinds`) is missing and the operator's class is unknown
+/// too, the reason is `operator_class_unknown`: neither fact that would say "CII" is known. The
+/// level stays what the known facts give; the event says which fact is missing.
+pub fn unassessed(
+    rules: &Ruleset,
+    op: &OperatorInfo,
+    asset: &AssetInfo,
+    figures: &Figures,
+    level: Level,
+) -> Vec<Unassessed> {
+    let mut out = Vec::new();
+    for ind in rules.indicators.iter().filter(|i| present(i, figures)) {
+        let mut reason = None;
+        let mut lowest: Option<Level> = None;
+        let mut kinds: Vec<&str> = Vec::new();
+        for th in ind.thresholds.iter().filter(|t| t.level > level) {
+            let Some(selectors) = &th.assets else {
+                continue;
+            };
+            if applies(th, asset) {
+                continue;
+            }
+            let missing = match asset.kind() {
+                None => Some(MissingFact::Kind),
+                Some(kind) => {
+                    let quals = rules.asset_kinds.get(kind).map_or(&[][..], |q| &q[..]);
+                    let known = [asset.level(), asset.size()]
+                        .into_iter()
+                        .flatten()
+                        .any(|q| quals.iter().any(|x| x == q));
+                    let needs = selectors
+                        .iter()
+                        .any(|s| s.kind == kind && s.qualifier.is_some());
+                    (needs && !known).then(|| {
+                        if quals
+                            .iter()
+                            .any(|q| ADMINISTRATIVE_LEVELS.contains(&q.as_str()))
+                        {
+                            MissingFact::Level
+                        } else {
+                            MissingFact::Size
+                        }
+                    })
+                }
+            };
+            let Some(m) = missing else { continue };
+            reason = Some(m);
+            lowest = Some(lowest.map_or(th.level, |l| l.min(th.level)));
+            for sel in selectors {
+                if !kinds.contains(&sel.kind.as_str()) {
+                    kinds.push(&sel.kind);
+                }
+            }
+        }
+        let (Some(m), Some(lowest)) = (reason, lowest) else {
+            continue;
+        };
+        let could = format!("it could give {}（{}）or above", lowest, lowest.zh());
+        let cii_row = kinds
+            .iter()
+            .all(|k| rules.cii_asset_kinds.iter().any(|c| c == k));
+        let (code, detail) = match m {
+            MissingFact::Kind if cii_row && op.class_unknown => (
+                "operator_class_unknown",
+                format!(
+                    "the operator's class is unknown (not in the registry, none given) and the asset has no `kind`: this row applies only to {}; {could}",
+                    kinds.join(", ")
+                ),
+            ),
+            MissingFact::Kind => (
+                "asset_kind_missing",
+                format!(
+                    "{} asset has no `kind`: this row applies only to {}; {could}",
+                    match op.class {
+                        crate::model::OperatorClass::Cii if !op.class_unknown => "a CII operator's",
+                        _ => "the",
+                    },
+                    kinds.join(", ")
+                ),
+            ),
+            MissingFact::Level | MissingFact::Size => {
+                let field = if m == MissingFact::Level { "level" } else { "size" };
+                let kind = asset.kind().unwrap_or_default();
+                let quals = rules.asset_kinds.get(kind).map(|q| q.join("|")).unwrap_or_default();
+                (
+                    if m == MissingFact::Level {
+                        "asset_level_missing"
+                    } else {
+                        "asset_size_missing"
+                    },
+                    format!(
+                        "the {kind} has no `{field}` ({quals}): this row's higher levels depend on it; {could}"
+                    ),
+                )
+            }
+        };
+        out.push(Unassessed {
+            row: ind.id.clone(),
+            reason: code,
+            detail,
+        });
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MissingFact {
+    Kind,
+    Level,
+    Size,
+}
+
 fn applies(t: &Threshold, asset: &AssetInfo) -> bool {
     t.applies(asset.kind(), asset.level(), asset.size())
 }
@@ -173,7 +295,7 @@ fn meets(
     match (&th.rule, ind.figure) {
         (Rule::AtLeast(v), Figure::Duration(fig)) => {
             let unit_ms = ind.unit.millis()?;
-            let d = figures.duration_at(fig, at);
+            let d = figures.duration_at(fig, at, ind.measure);
             (d >= to_millis(*v, unit_ms)).then(|| {
                 (
                     EvidenceValue::Number(floor2(d.0 as f64 / unit_ms as f64)),

@@ -483,8 +483,9 @@ pub struct Counters {
 pub struct Stats {
     pub incidents: usize,
     pub open_by_level: [usize; 4],
-    pub reports_due: [usize; 3],
-    pub reports_overdue: [usize; 3],
+    /// Indexed by `ReportKind as usize`.
+    pub reports_due: [usize; 4],
+    pub reports_overdue: [usize; 4],
     pub nearest_deadline: Option<Timestamp>,
     pub dedup_ids: usize,
     pub timers: usize,
@@ -501,7 +502,7 @@ pub fn stats_total<'a>(engines: impl Iterator<Item = &'a Engine>, now: Timestamp
         for i in 0..4 {
             total.open_by_level[i] += s.open_by_level[i];
         }
-        for i in 0..3 {
+        for i in 0..ReportKind::ALL.len() {
             total.reports_due[i] += s.reports_due[i];
             total.reports_overdue[i] += s.reports_overdue[i];
         }
@@ -877,8 +878,23 @@ impl Engine {
                     .take()
                     .unwrap_or_else(|| resolve_parties(&self.registry, alert));
                 let key = derived.unwrap_or_else(|| format!("k:{}", explicit.unwrap_or_default()));
+                let opened = self.outbox.len();
                 let mut inc = self.open_incident(key, kh, alert, op, asset);
                 self.apply_alert(&mut inc, alert, None, dedup, expires);
+                // `incident.opened` says which rows its first alert leaves unassessed.
+                if let Some(ev) = self
+                    .outbox
+                    .get_mut(opened)
+                    .filter(|e| e.kind == EventType::IncidentOpened)
+                {
+                    ev.unassessed = grade::unassessed(
+                        &self.rules,
+                        &inc.operator,
+                        &inc.asset,
+                        &inc.figures,
+                        inc.level,
+                    );
+                }
                 self.incidents.insert(inc.id, inc);
             }
         }
@@ -1057,6 +1073,13 @@ impl Engine {
                 Some(e) => vec![e.clone()],
                 None => grade.evidence.clone(),
             };
+            ev.unassessed = grade::unassessed(
+                &self.rules,
+                &inc.operator,
+                &inc.asset,
+                &inc.figures,
+                inc.level,
+            );
             ev.alert_ids = inc.alert_ids.iter().map(|id| id.to_string()).collect();
             ev.alert_count = Some(inc.alert_count);
             self.outbox.push_back(ev);
@@ -1142,6 +1165,13 @@ impl Engine {
             Some(e) => vec![e.clone()],
             None => grade.evidence.clone(),
         };
+        ev.unassessed = grade::unassessed(
+            &self.rules,
+            &inc.operator,
+            &inc.asset,
+            &inc.figures,
+            inc.level,
+        );
         ev.alert_ids = inc.alert_ids.iter().map(|id| id.to_string()).collect();
         ev.alert_count = Some(inc.alert_count);
         ev.draft = Some(draft::draft(
@@ -1649,18 +1679,25 @@ pub fn resolve_parties(registry: &Registry, alert: &Alert) -> (OperatorInfo, Ass
     };
     let mut op = OperatorInfo {
         id: op_id.clone(),
+        class_unknown: true,
         ..OperatorInfo::default()
     };
     if let Some(e) = op_id.as_ref().and_then(|id| registry.operators.get(id)) {
         op.name = e.name.clone();
-        op.class = e.class;
+        if let Some(c) = e.class {
+            op.class = c;
+            op.class_unknown = false;
+        }
         op.province = e.province.clone();
         op.sector = e.sector.clone();
         op.organ = e.organ.clone();
     }
     if let Some(f) = inline {
         op.name = f.name.clone().or(op.name);
-        op.class = f.class.unwrap_or(op.class);
+        if let Some(c) = f.class {
+            op.class = c;
+            op.class_unknown = false;
+        }
         op.province = f.province.clone().or(op.province);
         op.sector = f.sector.clone().or(op.sector);
         op.organ = f.organ.clone().or(op.organ);
@@ -1782,6 +1819,7 @@ fn required(v: &Option<String>, name: &str) -> Result<String, String> {
 fn adds_operator(known: &OperatorInfo, f: &crate::model::alert::OperatorFields) -> bool {
     let new = |have: &Option<String>, given: &Option<String>| given.is_some() && have.is_none();
     (f.id.is_some() && f.id != known.id)
+        || (f.class.is_some() && known.class_unknown)
         || new(&known.name, &f.name)
         || new(&known.province, &f.province)
         || new(&known.sector, &f.sector)
@@ -1805,6 +1843,11 @@ fn merge_info(into: &mut OperatorInfo, from: OperatorInfo) {
     }
     if into.id == from.id {
         into.name = into.name.take().or(from.name);
+        // A class learnt later replaces the one assumed.
+        if into.class_unknown && !from.class_unknown {
+            into.class = from.class;
+            into.class_unknown = false;
+        }
         into.province = into.province.take().or(from.province);
         into.sector = into.sector.take().or(from.sector);
         into.organ = into.organ.take().or(from.organ);

@@ -109,6 +109,10 @@ pub struct Escalation {
     pub upgrade: Option<Upgrade>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matched: Vec<Evidence>,
+    /// Rows that could not be assessed for a missing fact (incident.opened, incident.graded,
+    /// report.due).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unassessed: Vec<Unassessed>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alert_ids: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,6 +160,7 @@ impl Escalation {
             channels: Vec::new(),
             upgrade: None,
             matched: Vec::new(),
+            unassessed: Vec::new(),
             alert_ids: Vec::new(),
             alert_count: None,
             operator: None,
@@ -279,6 +284,27 @@ pub struct CommandEcho {
     pub reference: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// A row of the guide the known facts could not assess (a fact it depends on is missing): the
+/// level stays what the known facts give, and the duty officer sees which fact to find.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Unassessed {
+    /// The indicator id (a row of the guide, as `grading.toml` names it).
+    pub row: String,
+    /// A code from [`Unassessed::REASONS`] (also the metric label).
+    pub reason: &'static str,
+    /// In words.
+    pub detail: String,
+}
+
+impl Unassessed {
+    pub const REASONS: [&'static str; 4] = [
+        "asset_kind_missing",
+        "asset_level_missing",
+        "asset_size_missing",
+        "operator_class_unknown",
+    ];
 }
 
 /// The pre-filled report (Measures art. 7): one entry per item, with what Klaxon knows and

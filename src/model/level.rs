@@ -90,6 +90,9 @@ pub enum ReportKind {
     FollowUp,
     /// 总结报告: the summary after handling ended.
     Summary,
+    /// 补报: the rest of a report filed with items （一）（二） only (art. 7: cause, impact or trend
+    /// could not be established in time).
+    Supplement,
 }
 
 impl ReportKind {
@@ -98,8 +101,17 @@ impl ReportKind {
             ReportKind::Initial => "initial",
             ReportKind::FollowUp => "follow_up",
             ReportKind::Summary => "summary",
+            ReportKind::Supplement => "supplement",
         }
     }
+
+    /// Every kind, in index order (`kind as usize`).
+    pub const ALL: [ReportKind; 4] = [
+        ReportKind::Initial,
+        ReportKind::FollowUp,
+        ReportKind::Summary,
+        ReportKind::Supplement,
+    ];
 }
 
 impl FromStr for ReportKind {
@@ -109,9 +121,10 @@ impl FromStr for ReportKind {
             "initial" => ReportKind::Initial,
             "follow_up" => ReportKind::FollowUp,
             "summary" => ReportKind::Summary,
+            "supplement" => ReportKind::Supplement,
             _ => {
                 return Err(format!(
-                    "unknown report_kind {s:?} (expected initial, follow_up or summary)"
+                    "unknown report_kind {s:?} (expected initial, follow_up, summary or supplement)"
                 ))
             }
         })

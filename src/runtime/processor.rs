@@ -364,6 +364,7 @@ impl Processor {
                     .escalations
                     .with_label_values(&[ev.kind.key()])
                     .inc();
+                metrics.grading_event(ev);
                 tracing::info!(event_id = %ev.event_id, r#type = ev.kind.key(), incident_id = %ev.incident_id, level = ev.level.map(|l| l.key()).unwrap_or(""), "escalation");
             }
         });

@@ -23,8 +23,10 @@ pub struct Registry {
 #[serde(deny_unknown_fields)]
 pub struct OperatorEntry {
     pub name: Option<String>,
+    /// None: not given (the operator is treated as `other`, and grading says the class is unknown
+    /// where it matters).
     #[serde(default)]
-    pub class: OperatorClass,
+    pub class: Option<OperatorClass>,
     pub province: Option<String>,
     pub sector: Option<String>,
     pub organ: Option<String>,

@@ -205,11 +205,31 @@ impl Threshold {
     }
 }
 
+/// How a duration figure's intervals (from one or several alerts) are measured.
+///
+/// The Guide's durations are continuous — 「持续…以上」, 「中断运行…以上」, 「不能访问…以上」 — so the
+/// shipped guide measures the longest continuous episode: two separate 40-minute CII outages are
+/// not a one-hour outage. Intervals that overlap, touch, or lie less than `flap_gap` apart are one
+/// episode, measured from its first start to its last end (a system that flaps is down, as far as
+/// its users are concerned, from the first failure to the last recovery, and missing a report costs
+/// more than an extra one). `Sum` adds the separate episodes up (the length of the union): a
+/// per-indicator option for a regime whose durations are cumulative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    LongestEpisode { flap_gap: Millis },
+    Sum,
+}
+
+/// The default flap gap: episodes closer than this are one interruption.
+pub const DEFAULT_FLAP_GAP: Millis = Millis(15 * MINUTE);
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Indicator {
     pub id: String,
     pub figure: Figure,
     pub unit: Unit,
+    /// How the figure is measured, for durations (ignored for amounts and categories).
+    pub measure: Measure,
     /// Where the row comes from, for the explanation.
     pub source: String,
     /// Highest level first.
@@ -231,6 +251,9 @@ pub struct OnwardRule {
     pub from_level: Level,
     pub within: Millis,
     pub to_roles: Vec<String>,
+    /// Roles the first recipient notifies (通报) alongside its onward report, with no deadline of
+    /// their own (the "other" route: 同级有关部门).
+    pub notify_roles: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -268,11 +291,14 @@ pub struct Ruleset {
     pub floor: Level,
     pub clock_starts: ClockStart,
     pub upgrade_warning_lead: Millis,
+    /// Duration episodes closer than this merge (`[durations] flap_gap` in grading.toml).
+    pub flap_gap: Millis,
     /// Asset kinds that put an incident on the `cii` route whatever the operator's class.
     pub cii_asset_kinds: Vec<String>,
     /// Indexed by `OperatorClass as usize`: cii, central_state_organ, other.
     pub routes: [Route; 3],
-    pub reports: [ReportRule; 3],
+    /// Indexed by `ReportKind as usize`: initial, follow_up, summary, supplement.
+    pub reports: [ReportRule; 4],
     pub channels: Vec<(String, String)>,
     pub draft_titles: Vec<String>,
     pub recipients: Vec<RecipientEntry>,
@@ -341,7 +367,15 @@ impl Ruleset {
 struct GradingFile {
     ruleset: RulesetHeader,
     asset_kinds: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    durations: Option<RawDurations>,
     indicator: Vec<RawIndicator>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDurations {
+    flap_gap: String,
 }
 
 #[derive(Deserialize)]
@@ -358,6 +392,8 @@ struct RawIndicator {
     figure: String,
     unit: String,
     source: String,
+    /// Durations only: "longest_episode" (default) or "sum".
+    episodes: Option<String>,
     threshold: Vec<RawThreshold>,
 }
 
@@ -398,6 +434,8 @@ struct RawOnward {
     from_level: String,
     within: String,
     to: Vec<String>,
+    #[serde(default)]
+    notify: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -459,7 +497,7 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Ruleset> {
             list: issues,
         },
     );
-    let indicators = validate_grading(
+    let (indicators, flap_gap) = validate_grading(
         &grading,
         &mut Issues {
             file: &gfile,
@@ -489,6 +527,7 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Ruleset> {
         floor,
         clock_starts,
         upgrade_warning_lead: lead,
+        flap_gap,
         cii_asset_kinds,
         routes,
         reports,
@@ -524,12 +563,27 @@ fn validate_recipients(file: RecipientsFile, issues: &mut Issues) -> Vec<Recipie
     out
 }
 
-fn validate_grading(g: &GradingFile, issues: &mut Issues) -> Vec<Indicator> {
+fn validate_grading(g: &GradingFile, issues: &mut Issues) -> (Vec<Indicator>, Millis) {
     let mut out = Vec::new();
     let mut ids = BTreeSet::new();
     if g.ruleset.id.trim().is_empty() {
         issues.add("ruleset.id", "must be non-empty");
     }
+    // Zero is allowed: then only overlapping or touching intervals merge.
+    let flap_gap = match &g.durations {
+        None => DEFAULT_FLAP_GAP,
+        Some(d) => match Millis::parse_human(&d.flap_gap) {
+            Ok(m) if m.0 >= 0 => m,
+            Ok(_) => {
+                issues.add("durations.flap_gap", "must not be negative");
+                DEFAULT_FLAP_GAP
+            }
+            Err(e) => {
+                issues.add("durations.flap_gap", e);
+                DEFAULT_FLAP_GAP
+            }
+        },
+    };
     for (i, raw) in g.indicator.iter().enumerate() {
         let key = format!("indicator[{i}] ({})", raw.id);
         if !ids.insert(raw.id.as_str()) {
@@ -560,6 +614,24 @@ fn validate_grading(g: &GradingFile, issues: &mut Issues) -> Vec<Indicator> {
                 None
             }
             _ => None,
+        };
+        let measure = match (raw.episodes.as_deref(), figure) {
+            (None | Some("longest_episode"), _) => Measure::LongestEpisode { flap_gap },
+            (Some("sum"), Some(Figure::Duration(_))) => Measure::Sum,
+            (Some("sum"), Some(_)) => {
+                issues.add(
+                    format!("{key}.episodes"),
+                    "only a duration figure has episodes (amounts combine through correlation.combine)",
+                );
+                Measure::Sum
+            }
+            (Some(other), _) => {
+                issues.add(
+                    format!("{key}.episodes"),
+                    format!("expected \"longest_episode\" or \"sum\", got {other:?}"),
+                );
+                Measure::LongestEpisode { flap_gap }
+            }
         };
         let mut thresholds = Vec::new();
         let mut levels_seen = BTreeSet::new();
@@ -680,12 +752,13 @@ fn validate_grading(g: &GradingFile, issues: &mut Issues) -> Vec<Indicator> {
                 id: raw.id.clone(),
                 figure,
                 unit,
+                measure,
                 source: raw.source.clone(),
                 thresholds,
             });
         }
     }
-    out
+    (out, flap_gap)
 }
 
 type ReportingParts = (
@@ -694,7 +767,7 @@ type ReportingParts = (
     Millis,
     Vec<String>,
     [Route; 3],
-    [ReportRule; 3],
+    [ReportRule; 4],
     Vec<(String, String)>,
     Vec<String>,
 );
@@ -780,10 +853,14 @@ fn validate_reporting(
                 Level::Major
             });
             check_roles(format!("{key}.onward.to"), &o.to, issues);
+            if !o.notify.is_empty() {
+                check_roles(format!("{key}.onward.notify"), &o.notify, issues);
+            }
             OnwardRule {
                 from_level,
                 within: dur(&format!("{key}.onward.within"), &o.within, issues),
                 to_roles: o.to.clone(),
+                notify_roles: o.notify.clone(),
             }
         });
         routes.push(Route {
@@ -802,8 +879,19 @@ fn validate_reporting(
         }
     }
     let mut reports = Vec::new();
-    for kind in ["initial", "follow_up", "summary"] {
+    for kind in ["initial", "follow_up", "summary", "supplement"] {
         let key = format!("reports.{kind}");
+        // 补报 came later than the other three: a ruleset without its own rules uses the initial
+        // report's reminders and overdue repeats, and the route's window.
+        if kind == "supplement" && !r.reports.contains_key(kind) {
+            if let Some(initial) = reports.first().cloned() {
+                reports.push(ReportRule {
+                    window: None,
+                    ..initial
+                });
+            }
+            continue;
+        }
         let Some(raw) = r.reports.get(kind) else {
             issues.add(
                 &key,
@@ -836,10 +924,10 @@ fn validate_reporting(
         });
     }
     for k in r.reports.keys() {
-        if !["initial", "follow_up", "summary"].contains(&k.as_str()) {
+        if !["initial", "follow_up", "summary", "supplement"].contains(&k.as_str()) {
             issues.add(
                 format!("reports.{k}"),
-                "unknown report kind (expected initial, follow_up, summary)",
+                "unknown report kind (expected initial, follow_up, summary, supplement)",
             );
         }
     }
@@ -850,7 +938,7 @@ fn validate_reporting(
         );
     }
     let routes: [Route; 3] = routes.try_into().ok()?;
-    let reports: [ReportRule; 3] = reports.try_into().ok()?;
+    let reports: [ReportRule; 4] = reports.try_into().ok()?;
     let channels = r.channels.into_iter().map(|c| (c.kind, c.value)).collect();
     Some((
         floor,

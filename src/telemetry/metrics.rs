@@ -31,6 +31,9 @@ pub struct Metrics {
     pub dedup_evicted: IntCounter,
     pub ready: IntGauge,
     pub kafka_errors: IntCounterVec,
+    /// Grading events (incident.opened, incident.graded) that left a row unassessed, by row
+    /// (an indicator id of the ruleset: a bounded set) and reason code.
+    pub unassessed: IntCounterVec,
     assigned: AtomicBool,
     restored: AtomicBool,
     brokers_up: AtomicBool,
@@ -150,6 +153,11 @@ impl Metrics {
                 "Kafka client errors, by kind.",
                 &["kind"],
             )?,
+            unassessed: counter(
+                "klaxon_grading_unassessed_total",
+                "Grading events (incident.opened, incident.graded) with a guide row that could not be assessed for a missing fact, by row and reason.",
+                &["row", "reason"],
+            )?,
             registry,
             assigned: AtomicBool::new(false),
             restored: AtomicBool::new(false),
@@ -165,11 +173,7 @@ impl Metrics {
         for l in Level::DESCENDING {
             m.incidents_open.with_label_values(&[l.key()]);
         }
-        for k in [
-            ReportKind::Initial,
-            ReportKind::FollowUp,
-            ReportKind::Summary,
-        ] {
+        for k in ReportKind::ALL {
             m.reports_due.with_label_values(&[k.key()]);
             m.reports_overdue.with_label_values(&[k.key()]);
         }
@@ -210,6 +214,18 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts the unassessed rows a grading event carries (no silent 一般).
+    pub fn grading_event(&self, ev: &crate::model::Escalation) {
+        if matches!(
+            ev.kind,
+            EventType::IncidentOpened | EventType::IncidentGraded
+        ) {
+            for u in &ev.unassessed {
+                self.unassessed.with_label_values(&[&u.row, u.reason]).inc();
+            }
+        }
+    }
+
     /// Sets the state gauges from engine statistics (summed over partitions by the caller).
     pub fn set_state(&self, s: &Stats, now: Timestamp) {
         for l in Level::DESCENDING {
@@ -217,11 +233,7 @@ impl Metrics {
                 .with_label_values(&[l.key()])
                 .set(s.open_by_level[l.index()] as i64);
         }
-        for k in [
-            ReportKind::Initial,
-            ReportKind::FollowUp,
-            ReportKind::Summary,
-        ] {
+        for k in ReportKind::ALL {
             self.reports_due
                 .with_label_values(&[k.key()])
                 .set(s.reports_due[k as usize] as i64);
@@ -264,7 +276,7 @@ impl Metrics {
 }
 
 /// Every metric name, for tests that check dashboards and alert rules only use real series.
-pub const EXPORTED: [&str; 16] = [
+pub const EXPORTED: [&str; 17] = [
     "klaxon_alerts_consumed_total",
     "klaxon_records_processed_total",
     "klaxon_records_rejected_total",
@@ -281,6 +293,7 @@ pub const EXPORTED: [&str; 16] = [
     "klaxon_dedup_evicted_total",
     "klaxon_ready",
     "klaxon_kafka_errors_total",
+    "klaxon_grading_unassessed_total",
 ];
 
 #[cfg(test)]
@@ -297,6 +310,9 @@ mod tests {
             .inc();
         m.command("ack", true);
         m.kafka_errors.with_label_values(&["transport"]).inc();
+        m.unassessed
+            .with_label_values(&["cii_whole_outage_minutes", "asset_kind_missing"])
+            .inc();
         let text = m.render();
         for name in EXPORTED {
             assert!(text.contains(name), "{name} missing from /metrics");
