@@ -256,6 +256,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         c.registry.assets.len(),
                         c.ruleset.recipients.len()
                     );
+                    println!("{}", c.mappings.describe());
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {

@@ -63,6 +63,7 @@ pub(crate) fn scan(text: &str, want_keys: bool) -> Option<Scanned<'_>> {
             "operator" => c.put(seen, 1 << 6, &mut a.operator, Cursor::operator),
             "asset" => c.put(seen, 1 << 7, &mut a.asset, Cursor::asset),
             "impact" => c.once(seen, 1 << 8, |c| c.impact(&mut a.impact)),
+            "detail" => c.put(seen, 1 << 9, &mut a.detail, Cursor::opt_string),
             _ => c.skip_field(1).map(|()| Got::Value(())),
         }?;
         if matches!(got, Got::Unfit) {
@@ -108,6 +109,7 @@ impl<'a> AlertDraft<'a> {
                 title: None,
                 category: None,
                 incident_key: None,
+                detail: None,
                 operator: None,
                 asset: None,
                 impact: Impact::default(),
@@ -759,6 +761,7 @@ mod tests {
         "title",
         "category",
         "incident_key",
+        "detail",
         "operator",
         "asset",
         "impact",

@@ -23,7 +23,8 @@
 
 use super::DecodeError;
 use crate::settings::{line_of, read_toml, Issue, Issues};
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use crate::time::{parse_zone, TimeProblem, Timestamp};
+use chrono::FixedOffset;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -35,13 +36,14 @@ pub const DIR: &str = "mappings";
 pub const NATIVE: &str = "native";
 
 /// The native fields a mapping may fill (SPEC §1), as dotted paths into the native alert.
-pub const TARGETS: [&str; 44] = [
+pub const TARGETS: [&str; 45] = [
     "id",
     "timestamp",
     "source",
     "title",
     "category",
     "incident_key",
+    "detail",
     "operator.id",
     "operator.name",
     "operator.class",
@@ -314,8 +316,10 @@ impl Source {
 /// Simple conversions from a source value to what the native field takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {
-    /// An RFC 3339 string, also with a `+hhmm` offset or a space before the time; or epoch
-    /// seconds / milliseconds as a number, told apart by magnitude (below 10^11 is seconds).
+    /// A time as text, in the forms [`Timestamp::parse`] reads (RFC 3339, also `+hhmm`
+    /// offsets or a space before the time), or without an offset when the field declares the
+    /// source's `zone`; or epoch seconds / milliseconds as a number, told apart by magnitude
+    /// (below 10^11 is seconds).
     Timestamp,
     /// Epoch milliseconds (number or string of digits) → RFC 3339.
     EpochMs,
@@ -356,10 +360,11 @@ impl Transform {
             })
     }
 
-    fn apply(self, v: &Value) -> Result<Value, Problem> {
+    /// `zone`: the source's declared zone, for times written without an offset.
+    fn apply(self, v: &Value, zone: Option<FixedOffset>) -> Result<Value, Problem> {
         match self {
             Transform::Timestamp => match v {
-                Value::String(s) => time_text(s).map(Value::String),
+                Value::String(s) => time_text(s, zone).map(Value::String),
                 Value::Number(_) => epoch(v, Unit::Auto).map(Value::String),
                 other => Err(Problem::Type(format!(
                     "expected a time (RFC 3339 text or epoch number), got {}",
@@ -420,32 +425,22 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn rfc3339(t: DateTime<chrono::FixedOffset>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-/// Normalises a time with an offset to RFC 3339; a time without one is an error (the instant
-/// would be a guess).
-fn time_text(s: &str) -> Result<String, Problem> {
+/// A time for the native alert, read by the one parser of every path ([`Timestamp::parse`]).
+/// A time with an offset is passed on as it was written (the native decoder reads the same
+/// forms); one without is read in the mapping's declared `zone` and written in it, or
+/// rejected (the instant would be a guess).
+fn time_text(s: &str, zone: Option<FixedOffset>) -> Result<String, Problem> {
     let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(rfc3339(t));
+    match Timestamp::parse(s) {
+        Ok(_) => Ok(s.to_string()),
+        Err(e) if e.problem == TimeProblem::NoOffset => match zone {
+            Some(z) => Timestamp::parse_in(s, Some(z))
+                .map(|t| t.format(z))
+                .map_err(|e| Problem::Value(e.to_string())),
+            None => Err(Problem::Value(e.to_string())),
+        },
+        Err(e) => Err(Problem::Value(e.to_string())),
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
-        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Ok(rfc3339(t));
-        }
-    }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-        if NaiveDateTime::parse_from_str(s, fmt).is_ok() {
-            return Err(Problem::Value(format!(
-                "time {s:?} has no UTC offset (need Z, +08:00 or +0800)"
-            )));
-        }
-    }
-    Err(Problem::Value(format!(
-        "{s:?} is not a time (RFC 3339 with an offset, e.g. 2026-11-24T08:00:00+08:00)"
-    )))
 }
 
 #[derive(Clone, Copy)]
@@ -457,7 +452,11 @@ enum Unit {
 }
 
 fn epoch(v: &Value, unit: Unit) -> Result<String, Problem> {
-    let bad = |what: String| Problem::Value(format!("epoch time {what} is out of range"));
+    let bad = |what: String| {
+        Problem::Value(format!(
+            "epoch time {what} is out of range (years 0000 to 9999)"
+        ))
+    };
     let n: f64 = match v {
         Value::Number(n) => n
             .as_f64()
@@ -472,25 +471,19 @@ fn epoch(v: &Value, unit: Unit) -> Result<String, Problem> {
             )))
         }
     };
-    let seconds = match unit {
-        Unit::Seconds => true,
-        Unit::Millis => false,
-        Unit::Auto => n.abs() < 1e11,
+    let unit_ms = match unit {
+        Unit::Seconds => 1000,
+        Unit::Millis => 1,
+        Unit::Auto if n.abs() < 1e11 => 1000,
+        Unit::Auto => 1,
     };
     // Integers stay exact; fractions of a millisecond are dropped.
-    let ms = match v.as_i64() {
-        Some(i) if seconds => i.checked_mul(1000),
-        Some(i) => Some(i),
-        None => {
-            let ms = if seconds { n * 1000.0 } else { n };
-            (ms.is_finite() && ms.abs() < 9.0e15).then_some(ms.floor() as i64)
-        }
+    let t = match v.as_i64() {
+        Some(i) => Timestamp::from_epoch_int(i, unit_ms),
+        None => Timestamp::from_epoch(n, unit_ms),
     }
     .ok_or_else(|| bad(v.to_string()))?;
-    match Utc.timestamp_millis_opt(ms).single() {
-        Some(t) => Ok(rfc3339(t.fixed_offset())),
-        None => Err(bad(v.to_string())),
-    }
+    Ok(t.format(chrono::Offset::fix(&chrono::Utc)))
 }
 
 fn integer(v: &Value) -> Result<Value, Problem> {
@@ -550,6 +543,8 @@ struct FieldRule {
     sources: Vec<Source>,
     default: Option<Value>,
     transform: Option<Transform>,
+    /// The source's zone for times written without an offset (`timestamp` transform only).
+    zone: Option<FixedOffset>,
 }
 
 impl FieldRule {
@@ -568,7 +563,9 @@ impl FieldRule {
         for src in &self.sources {
             if let Some(v) = src.eval(record) {
                 let v = match self.transform {
-                    Some(t) => t.apply(&v).map_err(|p| (src.text().to_string(), p))?,
+                    Some(t) => t
+                        .apply(&v, self.zone)
+                        .map_err(|p| (src.text().to_string(), p))?,
                     None => v,
                 };
                 return Ok(Some((v, src.text().to_string())));
@@ -584,6 +581,10 @@ pub struct Mapping {
     name: String,
     all: Vec<SourcePath>,
     any: Vec<SourcePath>,
+    /// Paths a record of this shape never has (present and not null: not this shape).
+    none: Vec<SourcePath>,
+    /// Objects that may hold a record of this shape (`_source` of an indexer document).
+    envelope: Vec<SourcePath>,
     require: Vec<(SourcePath, Vec<Value>)>,
     fields: Vec<FieldRule>,
 }
@@ -612,27 +613,91 @@ impl Mapping {
                         .is_some_and(|rest| rest.starts_with('.'))
             })
         };
-        self.all.iter().all(has) && (self.any.is_empty() || self.any.iter().any(has))
+        (self.all.iter().all(has) && (self.any.is_empty() || self.any.iter().any(has)))
+            || self.envelope.iter().any(has)
     }
 
-    /// Is the record of this shape?
+    /// Is the record of this shape (itself, or inside one of the mapping's envelopes)?
     pub fn recognises(&self, record: &Value) -> bool {
+        self.view(record).is_some()
+    }
+
+    /// The object of this shape: the record itself, or the first envelope that holds one
+    /// (with the envelope's path, to name fields in rejections).
+    fn view<'v>(&self, record: &'v Value) -> Option<(&'v Value, Option<&SourcePath>)> {
+        if self.shape_of(record) {
+            return Some((record, None));
+        }
+        self.envelope.iter().find_map(|e| {
+            e.get(record)
+                .filter(|inner| self.shape_of(inner))
+                .map(|inner| (inner, Some(e)))
+        })
+    }
+
+    fn shape_of(&self, record: &Value) -> bool {
         let has = |p: &SourcePath| p.get(record).is_some_and(|v| !v.is_null());
         record.is_object()
             && self.all.iter().all(has)
             && (self.any.is_empty() || self.any.iter().any(has))
+            && !self.none.iter().any(has)
+    }
+
+    /// The conditions of recognition, per way of recognising a record (itself; each
+    /// envelope): paths that must all be present, one of which must be, none of which may be.
+    fn views(&self) -> Vec<(Vec<&str>, Vec<&str>, Vec<&str>)> {
+        fn text(v: &[SourcePath]) -> Vec<&str> {
+            v.iter().map(SourcePath::as_str).collect()
+        }
+        let mut out = vec![(text(&self.all), text(&self.any), text(&self.none))];
+        for e in &self.envelope {
+            out.push((vec![e.as_str()], Vec::new(), Vec::new()));
+        }
+        out
+    }
+
+    /// `None` when no record can be of both shapes (some path one requires, the other
+    /// forbids); else where they may meet, for the message.
+    pub fn may_overlap(&self, other: &Mapping) -> Option<String> {
+        let apart = |a: &(Vec<&str>, Vec<&str>, Vec<&str>),
+                     b: &(Vec<&str>, Vec<&str>, Vec<&str>)| {
+            a.0.iter().any(|p| b.2.contains(p))
+                || (!a.1.is_empty() && a.1.iter().all(|p| b.2.contains(p)))
+        };
+        for (i, a) in self.views().iter().enumerate() {
+            for (j, b) in other.views().iter().enumerate() {
+                if !apart(a, b) && !apart(b, a) {
+                    let how = |m: &Mapping, k: usize| match k {
+                        0 => format!("{} records", m.name),
+                        k => format!(
+                            "{} records inside `{}`",
+                            m.name,
+                            m.envelope.get(k - 1).map_or("", SourcePath::as_str)
+                        ),
+                    };
+                    return Some(format!("{} and {}", how(self, i), how(other, j)));
+                }
+            }
+        }
+        None
     }
 
     /// The native alert JSON for a record of this shape (pure: no I/O, no clock).
     pub fn to_native(&self, record: &Value) -> Result<Mapped, DecodeError> {
+        let (record, envelope) = self.view(record).unwrap_or((record, None));
+        // A field inside an envelope is named by its whole path.
+        let within = |p: &str| match envelope {
+            Some(e) => format!("{}.{p}", e.as_str()),
+            None => p.to_string(),
+        };
         for (path, allowed) in &self.require {
             let got = path.get(record);
             if !got.is_some_and(|v| allowed.contains(v)) {
                 let allowed: Vec<String> = allowed.iter().map(Value::to_string).collect();
                 return Err(match got {
-                    None | Some(Value::Null) => DecodeError::MissingField(path.as_str().into()),
+                    None | Some(Value::Null) => DecodeError::MissingField(within(path.as_str())),
                     Some(v) => DecodeError::BadValue {
-                        field: path.as_str().into(),
+                        field: within(path.as_str()),
                         problem: format!(
                             "{v} is not accepted by the {} mapping (accepted: {})",
                             self.name,
@@ -651,19 +716,24 @@ impl Mapping {
                     let src = if src.is_empty() {
                         format!("mappings/{}.toml fields.{}.default", self.name, f.target)
                     } else {
-                        src
+                        within(&src)
                     };
                     provenance.push((f.target.clone(), src));
                 }
                 Ok(None) if f.required() => {
+                    let mut sources = f.sources_text();
+                    if let Some(e) = envelope {
+                        sources.push_str(&format!(" (inside `{}`)", e.as_str()));
+                    }
                     return Err(DecodeError::MappedMissing {
                         format: self.name.clone(),
                         field: f.target.clone(),
-                        sources: f.sources_text(),
-                    })
+                        sources,
+                    });
                 }
                 Ok(None) => {}
                 Err((field, p)) => {
+                    let field = within(&field);
                     let note = format!("({} mapping → `{}`)", self.name, f.target);
                     return Err(match p {
                         Problem::Type(problem) => DecodeError::WrongType {
@@ -781,6 +851,10 @@ impl Mapped {
 pub struct Mappings {
     native: bool,
     active: Vec<Mapping>,
+    /// Mappings found in mappings/ but not listed in `input.formats`: a record of their shape
+    /// is rejected as of a format not accepted, not read as a native alert by chance (a Wazuh
+    /// alert has an `id` and a `timestamp`, all a native alert needs).
+    inactive: Vec<Mapping>,
 }
 
 impl Default for Mappings {
@@ -797,6 +871,7 @@ impl Mappings {
         Mappings {
             native: true,
             active: Vec::new(),
+            inactive: Vec::new(),
         }
     }
 
@@ -806,6 +881,28 @@ impl Mappings {
 
     pub fn active(&self) -> &[Mapping] {
         &self.active
+    }
+
+    /// Mappings loaded but not listed in `input.formats`.
+    pub fn inactive(&self) -> &[Mapping] {
+        &self.inactive
+    }
+
+    /// The active formats in a line for `check-config`: the mappings (each recognising a
+    /// shape no other active one does), then what becomes of other records.
+    pub fn describe(&self) -> String {
+        let names: Vec<&str> = self.active.iter().map(Mapping::name).collect();
+        let mapped = if names.is_empty() {
+            "no mapping".to_string()
+        } else {
+            format!("mappings {}", names.join(", "))
+        };
+        let rest = if self.native {
+            "other records are read as native alerts"
+        } else {
+            "other records are dead-lettered (unknown_format)"
+        };
+        format!("input formats: {mapped} (no record fits two); {rest}")
     }
 
     /// The accepted formats, in order (`native` last: it is the fallback).
@@ -836,6 +933,10 @@ struct RecogniseFile {
     all: Vec<String>,
     #[serde(default)]
     any: Vec<String>,
+    #[serde(default)]
+    none: Vec<String>,
+    #[serde(default)]
+    envelope: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -847,6 +948,9 @@ struct FieldFile {
     default: Option<Value>,
     #[serde(default)]
     transform: Option<String>,
+    /// The zone of times the source writes without an offset: `+08:00`, `+0800`, `Z`, `UTC`.
+    #[serde(default)]
+    zone: Option<String>,
 }
 
 /// Parses and validates one mapping file's text; problems are reported with their keys.
@@ -905,6 +1009,8 @@ fn validate(name: &str, raw: MappingFile, issues: &mut Issues<'_>) -> Option<Map
     }
     let all = paths(&raw.recognise.all, "recognise.all", issues);
     let any = paths(&raw.recognise.any, "recognise.any", issues);
+    let none = paths(&raw.recognise.none, "recognise.none", issues);
+    let envelope = paths(&raw.recognise.envelope, "recognise.envelope", issues);
     if raw.recognise.all.is_empty() && raw.recognise.any.is_empty() {
         issues.add(
             "recognise",
@@ -939,6 +1045,23 @@ fn validate(name: &str, raw: MappingFile, issues: &mut Issues<'_>) -> Option<Map
                 None
             }
         };
+        let zone = match (&f.zone, transform) {
+            (None, _) => None,
+            (Some(z), Some(Transform::Timestamp)) => match parse_zone(z) {
+                Ok(z) => Some(z),
+                Err(e) => {
+                    issues.add(format!("{key}.zone"), e);
+                    None
+                }
+            },
+            (Some(_), _) => {
+                issues.add(
+                    format!("{key}.zone"),
+                    "a zone applies to times: use it with transform = \"timestamp\"",
+                );
+                None
+            }
+        };
         let mut sources = Vec::new();
         for (i, s) in f.from.iter().enumerate() {
             match Source::parse(s) {
@@ -949,7 +1072,7 @@ fn validate(name: &str, raw: MappingFile, issues: &mut Issues<'_>) -> Option<Map
         let default = match f.default {
             None => None,
             Some(d @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => match transform {
-                Some(t) => match t.apply(&d) {
+                Some(t) => match t.apply(&d, zone) {
                     Ok(v) => Some(v),
                     Err(Problem::Type(p) | Problem::Value(p)) => {
                         issues.add(format!("{key}.default"), p);
@@ -974,6 +1097,7 @@ fn validate(name: &str, raw: MappingFile, issues: &mut Issues<'_>) -> Option<Map
             sources,
             default,
             transform,
+            zone,
         });
     }
     for r in REQUIRED {
@@ -988,6 +1112,8 @@ fn validate(name: &str, raw: MappingFile, issues: &mut Issues<'_>) -> Option<Map
         name: name.to_string(),
         all,
         any,
+        none,
+        envelope,
         require,
         fields,
     })
@@ -1052,7 +1178,7 @@ pub(crate) fn load(
         }
     }
     let (native, active) = match formats {
-        None => (true, loaded),
+        None => (true, std::mem::take(&mut loaded)),
         Some(list) => {
             let mut native = false;
             let mut active = Vec::new();
@@ -1093,10 +1219,35 @@ pub(crate) fn load(
             (native, active)
         }
     };
+    // Detection must not depend on the order formats are tried in: any two active mappings
+    // must exclude each other, by a path one requires and the other lists in recognise.none.
+    for (i, a) in active.iter().enumerate() {
+        for b in &active[i + 1..] {
+            if let Some(both) = a.may_overlap(b) {
+                issues.push(Issue {
+                    file: mdir.join(format!("{}.toml", b.name)).display().to_string(),
+                    key: "recognise.none".into(),
+                    problem: format!(
+                        "one record could be taken for both {both}: list in one mapping's \
+                         recognise.none a path the other's recognise.all requires (or all \
+                         of its recognise.any)"
+                    ),
+                });
+            }
+        }
+    }
     if issues.len() > before {
         return None;
     }
-    Some(Mappings { native, active })
+    let inactive = loaded
+        .into_iter()
+        .filter(|m| !active.iter().any(|a| a.name == m.name))
+        .collect();
+    Some(Mappings {
+        native,
+        active,
+        inactive,
+    })
 }
 
 #[cfg(test)]
@@ -1152,52 +1303,72 @@ mod tests {
 
     #[test]
     fn time_transforms() {
-        let t = |v: Value| Transform::Timestamp.apply(&v);
+        let t = |v: Value| Transform::Timestamp.apply(&v, None);
+        // Times with an offset pass as written: the native decoder reads the same forms.
         assert_eq!(
             t(json!("2022-11-17T19:17:42.694+0200")),
-            Ok(json!("2022-11-17T19:17:42.694+02:00"))
+            Ok(json!("2022-11-17T19:17:42.694+0200"))
         );
         assert_eq!(
-            t(json!("2018-10-03T14:42:44.836744+0000")),
-            Ok(json!("2018-10-03T14:42:44.836744Z"))
+            t(json!(" 2018-10-03T14:42:44.836744+0000 ")),
+            Ok(json!("2018-10-03T14:42:44.836744+0000"))
         );
-        assert_eq!(t(json!(1739539623)), Ok(json!("2025-02-14T13:27:03Z")));
+        assert_eq!(t(json!(1739539623)), Ok(json!("2025-02-14T13:27:03+00:00")));
         assert_eq!(
             t(json!(1739539623123_i64)),
-            Ok(json!("2025-02-14T13:27:03.123Z"))
+            Ok(json!("2025-02-14T13:27:03.123+00:00"))
         );
         assert!(
             matches!(t(json!("2023-06-30 10:28:55.297615")), Err(Problem::Value(p)) if p.contains("no UTC offset"))
         );
+        assert!(
+            matches!(t(json!("2023-02-29T10:28:55Z")), Err(Problem::Value(p)) if p.contains("day of the month is out of range"))
+        );
         assert!(matches!(t(json!(["x"])), Err(Problem::Type(_))));
+        // A declared zone reads a time without an offset, and only such a time.
+        let cst = crate::time::parse_zone("+08:00").ok();
         assert_eq!(
-            Transform::EpochS.apply(&json!("1739539623")),
-            Ok(json!("2025-02-14T13:27:03Z"))
+            Transform::Timestamp.apply(&json!("2023-06-30 10:28:55.297615"), cst),
+            Ok(json!("2023-06-30T10:28:55.297+08:00"))
         );
         assert_eq!(
-            Transform::EpochMs.apply(&json!(1739539623000_i64)),
-            Ok(json!("2025-02-14T13:27:03Z"))
+            Transform::Timestamp.apply(&json!("2023-06-30T10:28:55Z"), cst),
+            Ok(json!("2023-06-30T10:28:55Z"))
         );
-        assert!(Transform::EpochMs.apply(&json!(1e300)).is_err());
+        assert_eq!(
+            Transform::EpochS.apply(&json!("1739539623"), None),
+            Ok(json!("2025-02-14T13:27:03+00:00"))
+        );
+        assert_eq!(
+            Transform::EpochMs.apply(&json!(1739539623000_i64), None),
+            Ok(json!("2025-02-14T13:27:03+00:00"))
+        );
+        assert!(Transform::EpochMs.apply(&json!(1e300), None).is_err());
+        assert!(Transform::EpochS
+            .apply(&json!(253_402_300_800_i64), None)
+            .is_err());
     }
 
     #[test]
     fn number_transforms() {
         assert_eq!(
-            Transform::Integer.apply(&json!("1200000")),
+            Transform::Integer.apply(&json!("1200000"), None),
             Ok(json!(1200000))
         );
-        assert_eq!(Transform::Integer.apply(&json!(5.0)), Ok(json!(5)));
-        assert!(Transform::Integer.apply(&json!("-3")).is_err());
-        assert!(Transform::Integer.apply(&json!("lots")).is_err());
-        assert_eq!(Transform::Number.apply(&json!("2.5")), Ok(json!(2.5)));
-        assert_eq!(Transform::Boolean.apply(&json!("TRUE")), Ok(json!(true)));
+        assert_eq!(Transform::Integer.apply(&json!(5.0), None), Ok(json!(5)));
+        assert!(Transform::Integer.apply(&json!("-3"), None).is_err());
+        assert!(Transform::Integer.apply(&json!("lots"), None).is_err());
+        assert_eq!(Transform::Number.apply(&json!("2.5"), None), Ok(json!(2.5)));
         assert_eq!(
-            Transform::Lowercase.apply(&json!("Suricata")),
+            Transform::Boolean.apply(&json!("TRUE"), None),
+            Ok(json!(true))
+        );
+        assert_eq!(
+            Transform::Lowercase.apply(&json!("Suricata"), None),
             Ok(json!("suricata"))
         );
         assert_eq!(
-            Transform::String.apply(&json!(2013028)),
+            Transform::String.apply(&json!(2013028), None),
             Ok(json!("2013028"))
         );
     }

@@ -39,6 +39,9 @@ pub enum DecodeError {
         field: String,
         sources: String,
     },
+    /// The record is of a shape a loaded mapping recognises, but `input.formats` leaves it out.
+    #[error("record is in the {format} format, which `input.formats` does not list (accepted: {accepted})")]
+    InactiveFormat { format: String, accepted: String },
     /// No active mapping recognises the record, and native records are not accepted.
     #[error("record is in none of the accepted formats ({accepted}; see input.formats)")]
     UnknownFormat { accepted: String },
@@ -55,7 +58,9 @@ impl DecodeError {
             DecodeError::MissingField(_) | DecodeError::MappedMissing { .. } => "missing_field",
             DecodeError::WrongType { .. } => "wrong_type",
             DecodeError::BadValue { .. } => "bad_value",
-            DecodeError::UnknownFormat { .. } => "unknown_format",
+            DecodeError::UnknownFormat { .. } | DecodeError::InactiveFormat { .. } => {
+                "unknown_format"
+            }
         }
     }
 
@@ -145,7 +150,7 @@ pub fn decode_record<'a>(
     max_bytes: usize,
     mappings: &Mappings,
 ) -> Result<Decoded<'a>, DecodeError> {
-    if mappings.active().is_empty() && mappings.accepts_native() {
+    if mappings.active().is_empty() && mappings.inactive().is_empty() && mappings.accepts_native() {
         return decode(bytes, expect, max_bytes).map(|input| Decoded {
             input,
             mapped: None,
@@ -189,6 +194,22 @@ pub fn decode_record<'a>(
                 native: native_text,
             }),
         });
+    }
+    // A shape whose mapping is loaded but not listed is not read as native by chance.
+    for m in mappings.inactive() {
+        if !m.may_recognise(&keys) {
+            continue;
+        }
+        let value = match &record {
+            Some(v) => v,
+            None => record.insert(serde_json::from_str(text).map_err(classify_plain)?),
+        };
+        if m.recognises(value) {
+            return Err(DecodeError::InactiveFormat {
+                format: m.name().to_string(),
+                accepted: mappings.formats().join(", "),
+            });
+        }
     }
     if mappings.accepts_native() {
         if let Some(alert) = fast_alert {

@@ -415,6 +415,17 @@ pub const RECENT_IDS: usize = 32;
 /// How many distinct alert sources an incident lists.
 const MAX_SOURCES: usize = 16;
 
+/// How many characters of an alert's `detail` an incident keeps beside its source.
+const MAX_DETAIL: usize = 120;
+
+/// The first `max` characters of `s`, and `…` if there were more.
+fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..i])),
+        None => std::borrow::Cow::Borrowed(s),
+    }
+}
+
 impl Incident {
     pub fn is_open(&self) -> bool {
         self.status == Status::Open
@@ -942,6 +953,12 @@ impl Engine {
             inc.category = alert.category.take().map(boxed_text);
         }
         if let Some(src) = alert.source.take() {
+            // With the source's own word on the detection (a rule's level, a severity): the
+            // draft shows it beside the source, and nothing grades on it.
+            let src = match alert.detail.take() {
+                Some(d) => Text::Owned(format!("{src}（{}）", clip(&d, MAX_DETAIL))),
+                None => src,
+            };
             if !inc.sources.iter().any(|s| **s == *src) && inc.sources.len() < MAX_SOURCES {
                 push_boxed(&mut inc.sources, boxed_text(src));
             }

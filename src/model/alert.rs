@@ -29,6 +29,11 @@ pub struct Alert<'a> {
     pub category: Option<Text<'a>>,
     #[serde(default)]
     pub incident_key: Option<Text<'a>>,
+    /// What the source says of its own detection (its rule and the rule's rating: a Wazuh rule
+    /// level, a Suricata severity), for the person who files the report. Shown beside the
+    /// source in the report draft; never graded: the guide grades on impact.
+    #[serde(default)]
+    pub detail: Option<Text<'a>>,
     #[serde(default)]
     pub operator: Option<Ref<'a, OperatorFields>>,
     #[serde(default)]
@@ -53,6 +58,7 @@ impl Alert<'_> {
             title: self.title.map(owned),
             category: self.category.map(owned),
             incident_key: self.incident_key.map(owned),
+            detail: self.detail.map(owned),
             operator: self.operator.map(|r| r.into_owned(|f| f)),
             asset: self.asset.map(|r| r.into_owned(AssetFields::into_owned)),
             impact: self.impact,
