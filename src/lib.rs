@@ -9,8 +9,8 @@
 //!
 //! - [`model`] — plain data: alerts, commands, levels, escalation events.
 //! - [`decode`] — bytes → input, or a rejection whose code is the dead-letter reason; SIEM
-//!   shapes (ECS, OCSF) are mapped onto the native alert by the field mappings of
-//!   [`decode::mapping`].
+//!   shapes (ECS, OCSF, Suricata EVE, Wazuh) are mapped onto the native alert by the field
+//!   mappings of [`decode::mapping`].
 //! - [`settings`] — loading and validating config: service settings, the ruleset (grading guide
 //!   and reporting rules), the registry.
 //! - [`engine`] — the sans-IO core: correlation ([`engine::correlate`]), grading

@@ -96,6 +96,11 @@ fn check_config_accepts_the_shipped_config() {
         stderr(&o)
     );
     assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("input formats: mappings ecs, ocsf, eve, wazuh (no record fits two)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

@@ -213,6 +213,46 @@ async fn an_alert_from_the_past_fires_its_past_due_timers_at_once() {
     assert!(k.sigterm().success());
 }
 
+/// A time as Suricata and Wazuh write it: microseconds, and an offset without its colon
+/// (`2026-11-24T10:02:44.123456+0800`), which was dead-lettered before issue #20.
+fn as_products_write(rfc3339: &str) -> String {
+    let (time, offset) = rfc3339.split_at(rfc3339.len() - 6);
+    format!("{time}.123456{}", offset.replace(':', ""))
+}
+
+/// A raw Suricata EVE alert line, with the labels a SOC's shipper adds.
+fn eve_alert(flow_id: u64, at: &str, since: &str) -> String {
+    serde_json::json!({
+        "timestamp": as_products_write(at), "flow_id": flow_id, "in_iface": "ens1f0",
+        "event_type": "alert", "src_ip": "203.0.113.77", "src_port": 40116,
+        "dest_ip": "198.18.20.15", "dest_port": 502, "proto": "TCP", "tx_id": 0,
+        "alert": {"action": "allowed", "gid": 1, "signature_id": 1000411, "rev": 1,
+                  "signature": "LOCAL SCADA Modbus write to dispatch PLC", "category": "",
+                  "severity": 1},
+        "app_proto": "modbus",
+        "labels": {"klaxon_operator": "gd-grid", "klaxon_asset": "gd-grid-scada",
+                   "klaxon_incident_key": "dlq-eve", "klaxon_outage_scope": "whole",
+                   "klaxon_outage_since": since}
+    })
+    .to_string()
+}
+
+/// A raw Wazuh `alerts.json` line, with the operator and asset as agent labels.
+fn wazuh_alert(id: &str, at: &str) -> String {
+    serde_json::json!({
+        "timestamp": as_products_write(at),
+        "rule": {"level": 12, "description": "Member API: bulk export of customer records",
+                 "id": "100512", "firedtimes": 1, "mail": true, "groups": ["data_exfiltration"]},
+        "agent": {"id": "027", "name": "member-api-03",
+                  "labels": {"klaxon_operator": "hz-ecom", "klaxon_asset": "hz-ecom-member"}},
+        "manager": {"name": "wazuh-manager-01"}, "id": id,
+        "decoder": {"name": "json"}, "location": "/var/log/member-api/audit.json",
+        "labels": {"klaxon_incident_key": "dlq-wazuh",
+                   "klaxon_personal_info_records": "1350000"}
+    })
+    .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_flow() {
     let t = Topics::new(&unique("dlq"));
@@ -238,6 +278,12 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_flow(
         cii_outage("good-1", "dlq-1", &at(-900), &at(0)).as_bytes(),
     )
     .await;
+    // Records as Suricata and Wazuh write them flow too (before the bad ones: a dead-lettered
+    // one would come first on the DLQ and fail the reasons below).
+    let eve = eve_alert(2_191_386_088_856_669, &at(0), &at(-900));
+    produce(&p, &t.alerts, None, eve.as_bytes()).await;
+    let wazuh = wazuh_alert(&format!("{}.50453", t.prefix), &at(0));
+    produce(&p, &t.alerts, None, wazuh.as_bytes()).await;
     for (_, payload) in &bad {
         produce(&p, &t.alerts, Some("original-key"), payload).await;
     }
@@ -267,14 +313,26 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_flow(
     }
     let c = consumer(&t.escalations);
     let got = read_until(&c, Duration::from_secs(30), |r| {
-        types(r).iter().filter(|t| *t == "report.due").count() >= 2
+        types(r).iter().filter(|t| *t == "report.due").count() >= 4
     })
     .await;
     assert_eq!(
         types(&got).iter().filter(|t| *t == "report.due").count(),
-        2,
-        "both good records processed"
+        4,
+        "the two native, the EVE and the Wazuh records processed"
     );
+    let ids: Vec<serde_json::Value> = got
+        .iter()
+        .map(Record::json)
+        .filter(|e| e["type"] == "report.due")
+        .map(|e| e["alert_ids"][0].clone())
+        .collect();
+    for id in [
+        "suricata-2191386088856669-0-1:1000411".to_string(),
+        format!("wazuh-{}.50453", t.prefix),
+    ] {
+        assert!(ids.contains(&serde_json::json!(id)), "{id} not in {ids:?}");
+    }
     let (code, metrics) = http_get(k.metrics_port, "/metrics").unwrap();
     assert_eq!(code, 200);
     for (reason, _) in &bad {
@@ -286,7 +344,7 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_flow(
         );
     }
     assert!(
-        metrics.contains("klaxon_escalations_emitted_total{type=\"report.due\"} 2"),
+        metrics.contains("klaxon_escalations_emitted_total{type=\"report.due\"} 4"),
         "{metrics}"
     );
     assert_eq!(http_get(k.metrics_port, "/healthz").unwrap().0, 200);

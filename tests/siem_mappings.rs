@@ -728,6 +728,46 @@ fn input_formats_choose_the_active_mappings() {
 }
 
 #[test]
+fn two_mappings_that_could_take_one_record_are_refused() {
+    // A home-made mapping for Wazuh-like records beside the shipped wazuh.toml: a record
+    // could fit both, and which one read it would depend on their order.
+    let d = config_copy();
+    std::fs::write(
+        d.path().join("mappings/hids.toml"),
+        "[recognise]\nall = [\"timestamp\", \"rule.id\"]\n[fields.id]\nfrom = [\"id\"]\n\
+         [fields.timestamp]\nfrom = [\"timestamp\"]\ntransform = \"timestamp\"\n",
+    )
+    .expect("write");
+    set_formats(d.path(), "[\"native\", \"wazuh\", \"hids\"]");
+    let err = load(d.path()).expect_err("overlapping mappings");
+    assert!(
+        err.contains("hids.toml: recognise.none")
+            && err.contains("both wazuh records and hids records"),
+        "{err}"
+    );
+    // Excluding the other's shape settles it.
+    std::fs::write(
+        d.path().join("mappings/hids.toml"),
+        "[recognise]\nall = [\"timestamp\", \"rule.id\"]\nnone = [\"manager.name\", \"_source\"]\n\
+         [fields.id]\nfrom = [\"id\"]\n[fields.timestamp]\nfrom = [\"timestamp\"]\n\
+         transform = \"timestamp\"\n",
+    )
+    .expect("write");
+    let c = load(d.path()).expect("loads");
+    assert_eq!(c.mappings.formats(), ["wazuh", "hids", "native"]);
+    // A Wazuh alert is Wazuh's, a bare one the home-made mapping's.
+    let w = lines(&fixtures().join("wazuh-alerts.jsonl")).remove(0);
+    let fmt = |l: &str| {
+        decode_record(l.as_bytes(), Expect::Alert, 0, &c.mappings)
+            .map(|d| d.mapped.map(|m| m.format))
+            .expect("decodes")
+    };
+    assert_eq!(fmt(&w).as_deref(), Some("wazuh"));
+    let bare = r#"{"timestamp":"2026-11-24T08:00:00+0800","rule":{"id":"1"},"id":"h-1"}"#;
+    assert_eq!(fmt(bare).as_deref(), Some("hids"));
+}
+
+#[test]
 fn broken_mapping_files_are_reported_with_file_and_key() {
     let d = config_copy();
     let p = d.path().join("mappings/ecs.toml");

@@ -3,13 +3,17 @@
 //!
 //! A mapping is data, `<config dir>/mappings/<name>.toml`:
 //!
-//! - `[recognise]` — how to tell the shape: `all` paths must be present, and at least one of
-//!   `any` (when given).
+//! - `[recognise]` — how to tell the shape: `all` paths must be present, at least one of `any`
+//!   (when given), and none of `none`; `envelope` names objects that may hold a record of the
+//!   shape (`_source` of an indexer document). Loading refuses two active mappings unless one
+//!   lists in `none` a path the other requires, so that no record fits two formats, whatever
+//!   their order.
 //! - `[require]` — values a recognised record must have (`class_uid = [2001, 2004]`); a record of
 //!   the shape with another value is rejected, naming the field.
 //! - `[fields."<native field>"]` — for each native field (`id`, `timestamp`, `operator.id`,
 //!   `impact.outage.since`, …): `from`, an ordered list of sources (the first present one wins),
-//!   an optional literal `default`, and an optional `transform`.
+//!   an optional literal `default`, an optional `transform`, and for times an optional `zone`
+//!   (the source's zone, for times it writes without an offset).
 //!
 //! A source is a dotted path (`kibana.alert.rule.name`, `resources[0].uid`) that reads nested
 //! objects and flat dotted keys alike (`{"kibana.alert.rule.name": …}` and
