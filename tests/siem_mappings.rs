@@ -728,6 +728,58 @@ fn input_formats_choose_the_active_mappings() {
 }
 
 #[test]
+fn a_mapping_that_declares_its_sources_zone_reads_times_without_an_offset() {
+    // Prowler 3.6.1 wrote `"time": "2023-06-30 10:28:55.297615"`: rejected by the shipped
+    // OCSF mapping (the instant would be a guess), read once the mapping says Prowler wrote UTC.
+    let line =
+        lines(&fixtures().join("../samples/ocsf/prowler-3.6.1_docs_security_finding_2001.jsonl"))
+            .remove(0);
+    let e = decode(&line).expect_err("no offset");
+    assert_names(&e, "bad_value", "time", "no UTC offset");
+    assert!(
+        e.to_string().contains("+0800"),
+        "the accepted forms are listed: {e}"
+    );
+
+    let d = config_copy();
+    let p = d.path().join("mappings/ocsf.toml");
+    let text = std::fs::read_to_string(&p).expect("read");
+    let from = "[fields.timestamp]\nfrom = [\"time\", \"time_dt\"]\ntransform = \"timestamp\"\n";
+    assert!(text.contains(from));
+    std::fs::write(&p, text.replace(from, &format!("{from}zone = \"UTC\"\n"))).expect("write");
+    let c = load(d.path()).expect("loads");
+    let got = decode_record(line.as_bytes(), Expect::Alert, 0, &c.mappings).expect("maps");
+    let klaxon::model::Input::Alert(a) = got.input else {
+        panic!("not an alert")
+    };
+    assert_eq!(
+        a.timestamp,
+        klaxon::time::Timestamp::parse("2023-06-30T10:28:55.297Z").expect("time")
+    );
+
+    // A zone is checked when the mapping loads.
+    std::fs::write(
+        &p,
+        text.replace(from, &format!("{from}zone = \"Asia/Shanghai\"\n")),
+    )
+    .expect("write");
+    let err = load(d.path()).expect_err("bad zone");
+    assert!(
+        err.contains("fields.timestamp.zone") && err.contains("+0800"),
+        "{err}"
+    );
+    let title = "[fields.title]\nfrom = [\"finding_info.title\", \"finding.title\", \"message\"]\n";
+    assert!(text.contains(title));
+    std::fs::write(
+        &p,
+        text.replace(title, &format!("{title}zone = \"+08:00\"\n")),
+    )
+    .expect("write");
+    let err = load(d.path()).expect_err("a zone on text");
+    assert!(err.contains("fields.title.zone"), "{err}");
+}
+
+#[test]
 fn two_mappings_that_could_take_one_record_are_refused() {
     // A home-made mapping for Wazuh-like records beside the shipped wazuh.toml: a record
     // could fit both, and which one read it would depend on their order.
