@@ -248,13 +248,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             match settings::load(&dir) {
                 Ok(c) => {
                     println!(
-                        "{}: ok — ruleset {} ({} indicators), {} operators, {} assets, {} recipients",
+                        "{}: ok — ruleset {} ({} indicators), {} operators, {} assets, {} recipients, {} escalation policies",
                         dir.display(),
                         c.ruleset.id,
                         c.ruleset.indicators.len(),
                         c.registry.operators.len(),
                         c.registry.assets.len(),
-                        c.ruleset.recipients.len()
+                        c.ruleset.recipients.len(),
+                        c.ruleset.escalation.policies.len()
                     );
                     println!("{}", c.mappings.describe());
                     Ok(ExitCode::SUCCESS)

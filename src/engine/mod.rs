@@ -11,15 +11,18 @@
 
 pub mod correlate;
 pub mod draft;
+pub mod escalation_policy;
 pub mod grade;
 pub mod reporting;
 pub mod timers;
 
 use crate::model::alert::{Alert, Ransom, Ref, Text};
 use crate::model::escalation::{
-    AssetSummary, CommandEcho, EventType, Evidence, EvidenceValue, OperatorSummary, Upgrade,
+    AssetSummary, CommandEcho, EventType, Evidence, EvidenceValue, OperatorSummary, PageTarget,
+    Upgrade,
 };
 use crate::model::{Command, Escalation, Input, Level, ReportKind};
+use crate::settings::escalation::OnEvent;
 use crate::settings::ruleset::{Figure, Ruleset, AMOUNT_FIGURES};
 use crate::settings::{Config, Registry};
 use crate::time::{Millis, Timestamp};
@@ -1129,13 +1132,13 @@ impl Engine {
                 crate::settings::ruleset::ClockStart::FirstAlert => inc.opened_at.min(at),
             };
             inc.reportable_at = Some(t0);
-            let r = Report::new(
+            let mut r = Report::new(
                 ReportKind::Initial,
                 0,
                 t0,
                 reporting::window(&self.rules, route, ReportKind::Initial),
             );
-            self.report_due(inc, &r, at, grade, analyst);
+            self.report_due(inc, &mut r, at, grade, analyst);
             push_boxed(&mut inc.reports, r);
             return;
         }
@@ -1156,21 +1159,23 @@ impl Engine {
                 .filter(|r| r.kind == ReportKind::FollowUp)
                 .count() as u32
                 + 1;
-            let r = Report::new(
+            let mut r = Report::new(
                 ReportKind::FollowUp,
                 seq,
                 at,
                 reporting::window(&self.rules, route, ReportKind::FollowUp),
             );
-            self.report_due(inc, &r, at, grade, analyst);
+            self.report_due(inc, &mut r, at, grade, analyst);
             push_boxed(&mut inc.reports, r);
         }
     }
 
+    /// Announces a report that fell due, then starts its escalation (SPEC §10): the policy it
+    /// follows, and the pages of its `on = "report.due"` steps, after the `report.due` event.
     fn report_due(
         &mut self,
         inc: &Incident,
-        r: &Report,
+        r: &mut Report,
         at: Timestamp,
         grade: &Grade,
         analyst: Option<&Evidence>,
@@ -1199,6 +1204,48 @@ impl Engine {
             self.opts.offset,
         ));
         self.outbox.push_back(ev);
+        let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
+        r.paging = escalation_policy::select(&self.rules.escalation, inc.level, r.kind, route)
+            .map(|p| Box::new(escalation_policy::Paging::new(p)));
+        self.page_on(inc, r, OnEvent::Due, String::new(), at);
+    }
+
+    /// Pages the `on` steps of report `r` that fire with its event `on`; `extra` tells repeats
+    /// of the event apart in the event ids (`/2` for the second overdue, `/10m` for a reminder).
+    fn page_on(&mut self, inc: &Incident, r: &Report, on: OnEvent, extra: String, at: Timestamp) {
+        for step in escalation_policy::on_steps(&self.rules.escalation, r, on) {
+            self.page(inc, r, step, &extra, at);
+        }
+    }
+
+    /// Emits the `escalation.page` of step `step` of the policy report `r` follows.
+    fn page(&mut self, inc: &Incident, r: &Report, step: usize, extra: &str, at: Timestamp) {
+        let rules = self.rules.clone();
+        let Some(policy) = escalation_policy::policy_of(&rules.escalation, r) else {
+            return;
+        };
+        let Some(s) = policy.steps.get(step) else {
+            return;
+        };
+        let suffix = format!("/{}/{}{extra}", r.label(), step + 1);
+        let mut ev = self.report_event(inc, EventType::EscalationPage, r, suffix, at);
+        ev.policy = Some(policy.name.clone());
+        ev.step = Some(step as u32 + 1);
+        ev.targets = s
+            .notify
+            .iter()
+            .map(|id| {
+                let t = rules.escalation.targets.get(id);
+                PageTarget {
+                    id: id.clone(),
+                    name: t.and_then(|t| t.name.clone()),
+                    labels: t.map(|t| t.labels.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        ev.reason = Some(escalation_policy::reason(s, r, at, self.opts.offset));
+        self.address(inc, r, &mut ev);
+        self.outbox.push_back(ev);
     }
 
     /// Computes the timers an incident wants and puts them in the set.
@@ -1218,6 +1265,9 @@ impl Engine {
         for (n, r) in inc.reports.iter().enumerate() {
             if let Some((at, _)) = r.next_step(self.rules.report_rule(r.kind)) {
                 wanted.push((at, TimerKind::Report(n as u16)));
+            }
+            if let Some((at, _)) = escalation_policy::next_timed(&self.rules.escalation, r) {
+                wanted.push((at, TimerKind::Page(n as u16)));
             }
         }
         // An incident leaves the state only when nothing is owed and nothing is still going on.
@@ -1300,8 +1350,33 @@ impl Engine {
                 // The level may have risen since the report fell due: the onward duty follows it.
                 self.address(inc, &r, &mut ev);
                 self.outbox.push_back(ev);
+                let (on, extra) = match step {
+                    Step::Reminder { lead, .. } => (OnEvent::Reminder, format!("/{lead}")),
+                    Step::Overdue { count } => (OnEvent::Overdue, format!("/{count}")),
+                };
+                self.page_on(inc, &r, on, extra, at);
                 if let Some(r) = inc.reports.get_mut(n as usize) {
                     r.advance(step);
+                }
+            }
+            TimerKind::Page(n) => {
+                let Some(r) = inc.reports.get(n as usize).cloned() else {
+                    return true;
+                };
+                // Fires only the step that is due: the timer was armed from the same state.
+                let Some((due, step)) = escalation_policy::next_timed(&self.rules.escalation, &r)
+                else {
+                    return true;
+                };
+                if due <= at {
+                    self.page(inc, &r, step, "", at);
+                    if let Some(p) = inc
+                        .reports
+                        .get_mut(n as usize)
+                        .and_then(|r| r.paging.as_mut())
+                    {
+                        p.mark_fired(step);
+                    }
                 }
             }
             TimerKind::Expire => {
@@ -1409,6 +1484,12 @@ impl Engine {
         match cmd.command.as_str() {
             "ack" => {
                 inc.acks += 1;
+                // Ends the `unless = "acknowledged"` steps of the reports now due (SPEC §10).
+                for r in inc.reports.iter_mut().filter(|r| r.outstanding()) {
+                    if let Some(p) = r.paging.as_mut() {
+                        p.acknowledged = true;
+                    }
+                }
                 let mut ev = self.event(inc, EventType::IncidentAcknowledged, format!("/{}", inc.acks), at);
                 ev.command = Some(echo(cmd));
                 self.outbox.push_back(ev);
@@ -1454,9 +1535,9 @@ impl Engine {
                 self.outbox.push_back(ev);
                 if inc.reportable_at.is_some() {
                     let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
-                    let r = Report::new(ReportKind::Summary, 0, at, reporting::window(&self.rules, route, ReportKind::Summary));
+                    let mut r = Report::new(ReportKind::Summary, 0, at, reporting::window(&self.rules, route, ReportKind::Summary));
                     let grade = grade::evaluate(&self.rules, &inc.asset, &inc.figures, at);
-                    self.report_due(inc, &r, at, &grade, None);
+                    self.report_due(inc, &mut r, at, &grade, None);
                     push_boxed(&mut inc.reports, r);
                 }
             }

@@ -35,6 +35,9 @@ pub struct Report {
     pub filed: Option<Box<Filed>>,
     /// Stopped by `dismiss` or folded away by `merge`.
     pub cancelled: bool,
+    /// The escalation policy the report follows and its steps fired (SPEC §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paging: Option<Box<super::escalation_policy::Paging>>,
 }
 
 /// The next thing a report's timer does.
@@ -55,6 +58,7 @@ impl Report {
             overdue_count: 0,
             filed: None,
             cancelled: false,
+            paging: None,
         }
     }
 

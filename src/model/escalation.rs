@@ -33,10 +33,12 @@ pub enum EventType {
     IncidentMerged,
     #[serde(rename = "command.rejected")]
     CommandRejected,
+    #[serde(rename = "escalation.page")]
+    EscalationPage,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::IncidentOpened,
         EventType::IncidentGraded,
         EventType::UpgradeWarning,
@@ -49,6 +51,7 @@ impl EventType {
         EventType::IncidentDismissed,
         EventType::IncidentMerged,
         EventType::CommandRejected,
+        EventType::EscalationPage,
     ];
 
     pub fn key(self) -> &'static str {
@@ -65,6 +68,7 @@ impl EventType {
             EventType::IncidentDismissed => "incident.dismissed",
             EventType::IncidentMerged => "incident.merged",
             EventType::CommandRejected => "command.rejected",
+            EventType::EscalationPage => "escalation.page",
         }
     }
 }
@@ -99,6 +103,14 @@ pub struct Escalation {
     pub reminder_before: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overdue_count: Option<u32>,
+    /// `escalation.page`: the policy and the step (1-based, in the policy's order) that fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    /// `escalation.page`: who is paged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<PageTarget>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<Recipient>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,6 +167,9 @@ impl Escalation {
             seconds_remaining: None,
             reminder_before: None,
             overdue_count: None,
+            policy: None,
+            step: None,
+            targets: Vec::new(),
             recipients: Vec::new(),
             onward: None,
             channels: Vec::new(),
@@ -178,6 +193,17 @@ impl Escalation {
         serde_json::to_string(self)
             .unwrap_or_else(|e| format!("{{\"serialize_error\":{:?}}}", e.to_string()))
     }
+}
+
+/// One target of a page: its key in `escalation.toml`, its readable name, and the labels the
+/// delivery stage puts on its Alertmanager alert.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PageTarget {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

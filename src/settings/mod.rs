@@ -6,6 +6,7 @@
 //! Validation reports every problem at once, each with its file and key, so that `klaxon
 //! check-config` can be fixed in one pass.
 
+pub mod escalation;
 pub mod registry;
 pub mod ruleset;
 pub mod service;
@@ -96,12 +97,16 @@ pub fn load(dir: &Path) -> Result<Config, SettingsError> {
     let settings = service::load(dir, &mut issues);
     let ruleset = ruleset::load(dir, &mut issues);
     let registry = registry::load(dir, &mut issues);
+    let escalation = escalation::load(dir, &mut issues);
     let formats = settings.as_ref().and_then(|s| s.input.formats.clone());
     let settings_file = dir.join(service::FILE).display().to_string();
     let mappings =
         crate::decode::mapping::load(dir, formats.as_deref(), &settings_file, &mut issues);
     match (settings, ruleset, registry, mappings) {
-        (Some(settings), Some(ruleset), Some(registry), Some(mappings)) if issues.is_empty() => {
+        (Some(settings), Some(mut ruleset), Some(registry), Some(mappings))
+            if issues.is_empty() =>
+        {
+            ruleset.escalation = escalation.unwrap_or_default();
             let mut cross = Vec::new();
             registry.check_against(&ruleset, &mut cross);
             if cross.is_empty() {

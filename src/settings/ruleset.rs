@@ -302,6 +302,8 @@ pub struct Ruleset {
     pub channels: Vec<(String, String)>,
     pub draft_titles: Vec<String>,
     pub recipients: Vec<RecipientEntry>,
+    /// Escalation policies (`escalation.toml`), loaded beside the ruleset.
+    pub escalation: super::escalation::EscalationPolicies,
 }
 
 impl Ruleset {
@@ -534,6 +536,7 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Ruleset> {
         channels,
         draft_titles,
         recipients,
+        escalation: Default::default(),
     })
 }
 
