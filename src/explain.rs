@@ -2,7 +2,7 @@
 //! the level in words a duty officer can paste into a report.
 
 use crate::decode::{decode_with, Expect, Mappings};
-use crate::engine::draft::{explain_evidence, onward, recipients};
+use crate::engine::draft::{explain_evidence, onward, recipients, recipients_of};
 use crate::engine::{grade, reporting, Engine};
 use crate::model::{Input, Level};
 use crate::time::Timestamp;
@@ -137,11 +137,12 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input<'_>>, at: Option<Times
         );
     }
     if level >= rules.floor {
-        let route = reporting::route_class(&rules, op, &inc.asset);
+        let routes = reporting::routes(&rules, op, &inc.asset);
+        let route = routes[0];
         let r = rules.route(route);
         let t0 = inc.reportable_at.unwrap_or(at);
         let deadline = t0.plus(r.window);
-        let to: Vec<String> = recipients(&rules, route, op)
+        let to: Vec<String> = recipients_of(&rules, &routes, op)
             .into_iter()
             .map(|r| r.name)
             .collect();
@@ -158,15 +159,42 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input<'_>>, at: Option<Times
             t0.format(offset),
             deadline.format(offset)
         );
+        if routes.len() > 1 {
+            let _ = writeln!(
+                s,
+                "  {} routes apply: the report goes to every route's recipients, and the strictest deadline ({}) binds:",
+                routes.len(),
+                r.window
+            );
+            for other in &routes {
+                let names: Vec<String> = recipients(&rules, *other, op)
+                    .into_iter()
+                    .map(|r| r.name)
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "    route {}: within {} to {}",
+                    other.key(),
+                    rules.route(*other).window,
+                    names.join("；")
+                );
+            }
+        }
         let _ = writeln!(s, "  to: {}", to.join("；"));
         if let Some(o) = onward(&rules, route, op, level, deadline, offset) {
             let names: Vec<String> = o.to.into_iter().map(|r| r.name).collect();
+            let notify: Vec<String> = o.notify.into_iter().map(|r| r.name).collect();
             let _ = writeln!(
                 s,
-                "  onward ({} and above): the recipient reports to {} within {} minutes",
+                "  onward ({} and above): the recipient reports to {} within {} minutes of receiving the report{}",
                 Level::Major,
                 names.join("、"),
-                o.within_minutes
+                o.within_minutes,
+                if notify.is_empty() {
+                    String::new()
+                } else {
+                    format!(", and notifies {}", notify.join("、"))
+                }
             );
         }
         let channels: Vec<String> = rules

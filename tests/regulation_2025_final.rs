@@ -591,3 +591,411 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+// ------------------------------------------------------------------ 5. routes
+
+fn leak_on(id: &str, at: &str, key: &str, operator: Value, asset: Value, records: u64) -> Value {
+    json!({"id": id, "timestamp": t(at), "incident_key": key, "operator": operator,
+           "asset": asset, "impact": {"personal_info_records": records}})
+}
+
+fn cmd(command: &str, key: &str, at: &str, extra: Value) -> Value {
+    let mut v =
+        json!({"command": command, "incident_id": format!("@{key}"), "at": t(at), "by": "oncall"});
+    if let (Some(o), Some(more)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, x) in more {
+            o.insert(k.clone(), x.clone());
+        }
+    }
+    v
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|r| s(&r["id"]))
+        .collect()
+}
+
+fn due_of<'a>(events: &'a [Value], incident: &str, label: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| {
+            e["type"] == "report.due" && e["event_id"] == format!("{incident}/report.due/{label}")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no report.due/{label} for {incident}:\n{}",
+                timeline(events).join("\n")
+            )
+        })
+}
+
+/// Art. 4: a CII asset of an "other" operator involves CII and is the operator's: the report goes
+/// to both routes' recipients, the strictest deadline (1 h) binds, and the draft says so.
+#[test]
+fn routes_a_cii_asset_of_an_other_operator_reports_to_every_route_within_the_strictest_deadline() {
+    let ev = run(
+        &[leak_on(
+            "a1",
+            "08:00",
+            "plant",
+            json!({"id": "gd-plant", "name": "某制造厂", "class": "other", "province": "广东省"}),
+            json!({"id": "plant-dcs", "name": "DCS", "kind": "cii_system"}),
+            1_200_000,
+        )],
+        None,
+    );
+    let due = due_of(&ev, &incident_opened_by(&ev, "a1"), "initial");
+    assert_eq!(
+        due["deadline"],
+        t("09:00"),
+        "the CII route's 1 h, not the other route's 4 h"
+    );
+    assert_eq!(
+        ids(&due["recipients"]),
+        vec!["cii-protection", "gd-psb", "gd-cac"]
+    );
+    let routing = s(&due["draft"]["routing"]);
+    assert!(
+        routing.contains("多条报告路径") && routing.contains("时限从严"),
+        "{routing}"
+    );
+    assert!(
+        routing.contains("广东省公安厅") && routing.contains("广东省委网信办"),
+        "{routing}"
+    );
+    assert!(
+        routing.contains("(cii)") || routing.contains("（cii）"),
+        "{routing}"
+    );
+}
+
+/// An organ that runs CII: its cyberspace work body and the CII route's recipients, within 1 h.
+#[test]
+fn routes_an_organ_that_runs_cii_reports_to_its_cyberspace_body_and_the_cii_route() {
+    let ev = run(
+        &[
+            leak_on(
+                "cii",
+                "08:00",
+                "k1",
+                json!("mof"),
+                json!({"id": "mof-treasury", "name": "国库支付系统", "kind": "cii_system"}),
+                1_200_000,
+            ),
+            leak_on(
+                "plain",
+                "08:00",
+                "k2",
+                json!("mof"),
+                json!("mof-budget"),
+                1_200_000,
+            ),
+        ],
+        None,
+    );
+    let cii = due_of(&ev, &incident_opened_by(&ev, "cii"), "initial");
+    assert_eq!(cii["deadline"], t("09:00"));
+    let r = ids(&cii["recipients"]);
+    assert!(r.contains(&"mof-cyber") && r.contains(&"bj-psb"), "{r:?}");
+    assert_eq!(r.len(), 3, "{r:?}");
+    // One route: 2 h, the organ's body only, and no routing note.
+    let plain = due_of(&ev, &incident_opened_by(&ev, "plain"), "initial");
+    assert_eq!(plain["deadline"], t("10:00"));
+    assert_eq!(ids(&plain["recipients"]), vec!["mof-cyber"]);
+    assert!(plain["draft"].get("routing").is_none());
+}
+
+/// The "other" route's onward step: → CAC within 1 h, and 同级有关部门 notified; the CII route's
+/// onward step notifies no one else.
+#[test]
+fn routes_the_other_routes_onward_step_notifies_the_same_level_departments() {
+    let ev = run(
+        &[
+            leak_on(
+                "other",
+                "08:00",
+                "k1",
+                json!("sz-tech"),
+                json!("sz-tech-vpn"),
+                12_000_000,
+            ),
+            leak_on(
+                "cii",
+                "08:00",
+                "k2",
+                json!("gd-grid"),
+                json!("gd-grid-scada"),
+                12_000_000,
+            ),
+        ],
+        None,
+    );
+    let other = due_of(&ev, &incident_opened_by(&ev, "other"), "initial");
+    assert_eq!(ids(&other["onward"]["to"]), vec!["cac"]);
+    assert_eq!(
+        ids(&other["onward"]["notify"]),
+        vec!["same-level-departments"]
+    );
+    assert!(s(&other["onward"]["notify"][0]["name"]).contains("同级有关部门"));
+    let cii = due_of(&ev, &incident_opened_by(&ev, "cii"), "initial");
+    assert!(cii["onward"].get("notify").is_none(), "{}", cii["onward"]);
+}
+
+/// 收到报告后: once the report is filed, the authority's onward deadline counts from the filing,
+/// not from the operator's deadline.
+#[test]
+fn routes_the_authoritys_onward_deadline_after_report_filed_counts_from_the_filing() {
+    let ev = run(
+        &[
+            leak_on(
+                "a1",
+                "08:00",
+                "k",
+                json!("sz-tech"),
+                json!("sz-tech-vpn"),
+                12_000_000,
+            ),
+            cmd("report_filed", "k", "09:10", json!({})),
+        ],
+        None,
+    );
+    let inc = incident_opened_by(&ev, "a1");
+    let due = due_of(&ev, &inc, "initial");
+    assert_eq!(
+        due["onward"]["deadline"],
+        t("13:00"),
+        "before filing: the 12:00 deadline + 1 h"
+    );
+    let filed = of(&ev, &inc, "report.filed")[0];
+    assert_eq!(filed["onward"]["within_minutes"], 60);
+    assert_eq!(filed["onward"]["deadline"], t("10:10"), "filed 09:10 + 1 h");
+}
+
+// ------------------------------------------------------------------ 6. 补报 and 续报
+
+fn other_leak() -> Value {
+    leak_on(
+        "a1",
+        "08:00",
+        "k",
+        json!("sz-tech"),
+        json!("sz-tech-vpn"),
+        1_200_000,
+    )
+}
+
+/// 补报: `report_filed` with `partial: true` (items （一）（二） only) makes a `supplement` report
+/// due within the route's window from the filing, with its reminders and overdue events, closed
+/// by its own `report_filed`.
+#[test]
+fn a_partial_report_makes_a_supplement_due_with_reminders_and_overdue_until_it_is_filed() {
+    let ev = run(
+        &[
+            other_leak(),
+            cmd(
+                "report_filed",
+                "k",
+                "09:00",
+                json!({"partial": true, "report_kind": "initial"}),
+            ),
+            cmd(
+                "report_filed",
+                "k",
+                "13:40",
+                json!({"report_kind": "supplement", "reference": "S-1"}),
+            ),
+        ],
+        Some("16:00"),
+    );
+    let inc = incident_opened_by(&ev, "a1");
+    let supplement = due_of(&ev, &inc, "supplement.1");
+    assert_eq!(supplement["report_kind"], "supplement");
+    assert_eq!(supplement["at"], t("09:00"));
+    assert_eq!(
+        supplement["deadline"],
+        t("13:00"),
+        "the other route's 4 h from the partial filing"
+    );
+    assert_eq!(ids(&supplement["recipients"]), vec!["gd-cac"]);
+    assert!(supplement["draft"]["items"]
+        .as_array()
+        .is_some_and(|i| i.len() == 8));
+    let kinds_at = |ty: &str| -> Vec<String> {
+        of(&ev, &inc, ty)
+            .iter()
+            .filter(|e| e["report_kind"] == "supplement")
+            .map(|e| s(&e["at"]).to_string())
+            .collect()
+    };
+    assert_eq!(kinds_at("report.reminder"), vec![t("12:30"), t("12:50")]);
+    assert_eq!(
+        kinds_at("report.overdue"),
+        vec![t("13:00"), t("13:30")],
+        "stops at the filing"
+    );
+    assert_eq!(kinds_at("report.filed"), vec![t("13:40")]);
+    // The initial report was filed, and nothing of it is overdue.
+    assert!(of(&ev, &inc, "report.overdue")
+        .iter()
+        .all(|e| e["report_kind"] != "initial"));
+    // A whole report (no `partial`, or `partial: false`) makes nothing more due.
+    let whole = run(
+        &[
+            other_leak(),
+            cmd("report_filed", "k", "09:00", json!({"partial": false})),
+        ],
+        Some("16:00"),
+    );
+    assert!(
+        whole.iter().all(|e| e["report_kind"] != "supplement"),
+        "{}",
+        timeline(&whole).join("\n")
+    );
+}
+
+/// Only an initial or follow-up report can be filed partial; the supplement itself is filed whole.
+#[test]
+fn a_partial_filing_of_a_supplement_or_summary_is_rejected() {
+    let ev = run(
+        &[
+            other_leak(),
+            cmd("report_filed", "k", "09:00", json!({"partial": true})),
+            cmd("report_filed", "k", "09:30", json!({"partial": true})),
+        ],
+        None,
+    );
+    let rejected = common::of_type(&ev, "command.rejected");
+    assert_eq!(rejected.len(), 1, "{}", timeline(&ev).join("\n"));
+    assert!(
+        s(&rejected[0]["reason"]).contains("supplement.1"),
+        "{}",
+        rejected[0]["reason"]
+    );
+}
+
+/// The supplement's window is configurable; a ruleset without `[reports.supplement]` uses the
+/// route's window and the initial report's reminders.
+#[test]
+fn the_supplement_window_is_configurable_and_defaults_to_the_routes_window() {
+    let dir = config_copy_both(|g, r| {
+        let i = r
+            .find("[reports.supplement]")
+            .expect("shipped supplement rules");
+        let j = i + r[i..].find("overdue_every").expect("overdue_every");
+        let end = j + r[j..].find('\n').expect("line end");
+        (g.to_string(), format!("{}{}", &r[..i], &r[end + 1..]))
+    });
+    let c = klaxon::settings::load(dir.path()).expect("a ruleset without supplement rules loads");
+    let rule = c.ruleset.report_rule(klaxon::model::ReportKind::Supplement);
+    assert_eq!(rule.window, None);
+    assert_eq!(
+        rule,
+        &klaxon::settings::ruleset::ReportRule {
+            window: None,
+            ..c.ruleset
+                .report_rule(klaxon::model::ReportKind::Initial)
+                .clone()
+        }
+    );
+
+    let dir = config_copy_both(|g, r| {
+        (
+            g.to_string(),
+            r.replace(
+                "[reports.supplement]\n",
+                "[reports.supplement]\nwindow = \"24h\"\n",
+            ),
+        )
+    });
+    let c = klaxon::settings::load(dir.path()).expect("loads");
+    let rule = c.ruleset.report_rule(klaxon::model::ReportKind::Supplement);
+    assert_eq!(rule.window, Some(Millis(24 * 60 * MINUTE)));
+
+    let dir = config_copy_both(|g, r| {
+        (
+            g.to_string(),
+            r.replace(
+                "[reports.supplement]\n",
+                "[reports.supplement]\nwindow = \"soon\"\n",
+            )
+            .replace(
+                "notify = [\"same_level_departments\"]",
+                "notify = [\"nobody_role\"]",
+            ),
+        )
+    });
+    let Err(err) = klaxon::settings::load(dir.path()) else {
+        panic!("bad supplement window and notify role are refused")
+    };
+    let err = err.to_string();
+    for want in [
+        "reporting.toml: reports.supplement.window",
+        "reporting.toml: routes.other.onward.notify[0]",
+    ] {
+        assert!(err.contains(want), "{want} in:\n{err}");
+    }
+}
+
+/// 续报: `follow_up` with a `reason` (new important circumstances, a milestone of the
+/// investigation) makes a follow-up report due, as a level rise after filing does.
+#[test]
+fn a_follow_up_command_with_a_reason_makes_a_follow_up_report_due() {
+    let reason = "取得阶段性调查进展：已确认入侵路径";
+    let ev = run(
+        &[
+            other_leak(),
+            cmd("follow_up", "k", "08:30", json!({"reason": "too early"})),
+            cmd("report_filed", "k", "09:00", json!({})),
+            cmd("follow_up", "k", "10:00", json!({})),
+            cmd("follow_up", "k", "10:00", json!({"reason": reason})),
+            cmd("follow_up", "k", "10:30", json!({"reason": "again"})),
+            cmd(
+                "report_filed",
+                "k",
+                "11:00",
+                json!({"report_kind": "follow_up"}),
+            ),
+            cmd(
+                "follow_up",
+                "k",
+                "12:00",
+                json!({"reason": "another milestone"}),
+            ),
+        ],
+        Some("20:00"),
+    );
+    let inc = incident_opened_by(&ev, "a1");
+    let first = due_of(&ev, &inc, "follow_up.1");
+    assert_eq!(first["at"], t("10:00"));
+    assert_eq!(first["deadline"], t("14:00"), "the route's window (4 h)");
+    assert_eq!(first["reason"], reason);
+    assert_eq!(first["command"]["command"], "follow_up");
+    let second = due_of(&ev, &inc, "follow_up.2");
+    assert_eq!(second["deadline"], t("16:00"));
+    // Rejected: before any report was filed; without a reason; while one is outstanding.
+    let reasons: Vec<String> = common::of_type(&ev, "command.rejected")
+        .iter()
+        .map(|e| s(&e["reason"]).to_string())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].contains("no report has been filed"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("`reason` is required"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("follow_up.1 is already due"),
+        "{reasons:?}"
+    );
+    // follow_up.1 was filed: its timers stopped; follow_up.2 runs to overdue.
+    let overdue: Vec<&Value> = of(&ev, &inc, "report.overdue");
+    assert!(overdue
+        .iter()
+        .all(|e| !s(&e["event_id"]).contains("follow_up.1")));
+    assert!(overdue
+        .iter()
+        .any(|e| s(&e["event_id"]).contains("follow_up.2")));
+}

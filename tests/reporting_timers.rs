@@ -167,8 +167,12 @@ fn an_incident_on_a_cii_system_takes_the_1_hour_route_even_if_its_operator_says_
     );
     let due = initial_due(&ev, &incident_opened_by(&ev, "a1")).clone();
     assert_eq!(due["deadline"], t("09:00"), "CII route: 1 h");
-    // The CII route's recipients; with no sector known, the fallback protection department.
-    assert_eq!(ids(&due["recipients"]), vec!["cii-protection", "gd-psb"]);
+    // The CII route's recipients first (with no sector known, the fallback protection
+    // department), then the operator's own route's: both routes apply (#26).
+    assert_eq!(
+        ids(&due["recipients"]),
+        vec!["cii-protection", "gd-psb", "gd-cac"]
+    );
 }
 
 // ------------------------------------------------------------------ recipients, onward, channels, draft

@@ -51,22 +51,98 @@ pub fn recipients(rules: &Ruleset, route: OperatorClass, op: &OperatorInfo) -> V
     resolve_roles(rules, &rules.route(route).recipient_roles, op)
 }
 
-/// For major and above: whom the first recipient must pass the report to, and by when at the
-/// latest (counted from the operator's own deadline).
+/// The first recipients of every applicable route (`reporting::routes`), in order, each once.
+pub fn recipients_of(
+    rules: &Ruleset,
+    routes: &[OperatorClass],
+    op: &OperatorInfo,
+) -> Vec<Recipient> {
+    let mut out: Vec<Recipient> = Vec::new();
+    for route in routes {
+        for r in recipients(rules, *route, op) {
+            if !out.iter().any(|x| x.id == r.id) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// For major and above: whom the first recipient must pass the report to (and notify), and by
+/// when at the latest. `from` is when the recipient has the report: the filing, once filed
+/// (收到报告后); before that, the operator's own deadline, the latest it can arrive.
 pub fn onward(
     rules: &Ruleset,
     route: OperatorClass,
     op: &OperatorInfo,
     level: Level,
-    deadline: Timestamp,
+    from: Timestamp,
     offset: FixedOffset,
 ) -> Option<Onward> {
     let rule = rules.route(route).onward.as_ref()?;
     (level >= rule.from_level).then(|| Onward {
         within_minutes: rule.within.0 / crate::time::MINUTE,
-        deadline: deadline.plus(rule.within).format(offset),
+        deadline: from.plus(rule.within).format(offset),
         to: resolve_roles(rules, &rule.to_roles, op),
+        notify: resolve_roles(rules, &rule.notify_roles, op),
     })
+}
+
+/// When several routes apply: a sentence for the draft saying that the report goes to every
+/// route's recipients and the strictest deadline binds, route by route (with the onward steps at
+/// `level`). `None` for a single route.
+pub fn routing_note(
+    rules: &Ruleset,
+    routes: &[OperatorClass],
+    op: &OperatorInfo,
+    level: Level,
+) -> Option<String> {
+    if routes.len() < 2 {
+        return None;
+    }
+    let names = |list: Vec<Recipient>| {
+        list.into_iter()
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+            .join("、")
+    };
+    let strictest = rules.route(routes[0]).window;
+    let mut s = format!(
+        "本事件适用多条报告路径（《国家网络安全事件报告管理办法》第四条）：须向各路径的报告对象分别报告，时限从严，最迟 {strictest} 内。"
+    );
+    for route in routes {
+        let r = rules.route(*route);
+        s.push_str(&format!(
+            "{}（{}）：{} 内报告 {}",
+            route_zh(*route),
+            route.key(),
+            r.window,
+            names(recipients(rules, *route, op))
+        ));
+        if let Some(o) = r.onward.as_ref().filter(|o| level >= o.from_level) {
+            s.push_str(&format!(
+                "，接报后 {} 内报 {}",
+                o.within,
+                names(resolve_roles(rules, &o.to_roles, op))
+            ));
+            if !o.notify_roles.is_empty() {
+                s.push_str(&format!(
+                    "并通报 {}",
+                    names(resolve_roles(rules, &o.notify_roles, op))
+                ));
+            }
+        }
+        s.push('；');
+    }
+    Some(s)
+}
+
+fn route_zh(c: OperatorClass) -> &'static str {
+    match c {
+        OperatorClass::Cii => "涉及关键信息基础设施",
+        OperatorClass::CentralStateOrgan => "中央和国家机关部门及其直属单位",
+        OperatorClass::Other => "其他网络运营者",
+    }
 }
 
 pub fn channels(rules: &Ruleset) -> Vec<Channel> {
@@ -240,5 +316,9 @@ pub fn draft(
         });
     }
     let _ = grade;
-    Draft { items }
+    let routes = super::reporting::routes(rules, op, &inc.asset);
+    Draft {
+        routing: routing_note(rules, &routes, op, level),
+        items,
+    }
 }

@@ -1170,6 +1170,35 @@ impl Engine {
         }
     }
 
+    /// Makes the next follow-up (续报) or supplement (补报) report of `inc` due from `at`, on the
+    /// binding route's window for that kind, and announces it. `why`: the reason and command of
+    /// a `follow_up` command.
+    fn report_more(
+        &mut self,
+        inc: &mut Incident,
+        kind: ReportKind,
+        at: Timestamp,
+        why: Option<(String, CommandEcho)>,
+    ) {
+        let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
+        let seq = inc.reports.iter().filter(|r| r.kind == kind).count() as u32 + 1;
+        let mut r = Report::new(kind, seq, at, reporting::window(&self.rules, route, kind));
+        let grade = grade::evaluate(&self.rules, &inc.asset, &inc.figures, at);
+        let due = self.outbox.len();
+        self.report_due(inc, &mut r, at, &grade, None);
+        // The `report.due` (pages of its escalation policy follow it) echoes the command.
+        if let (Some((reason, echo)), Some(ev)) = (
+            why,
+            self.outbox
+                .get_mut(due)
+                .filter(|e| e.kind == EventType::ReportDue),
+        ) {
+            ev.reason = Some(reason);
+            ev.command = Some(echo);
+        }
+        push_boxed(&mut inc.reports, r);
+    }
+
     /// Announces a report that fell due, then starts its escalation (SPEC §10): the policy it
     /// follows, and the pages of its `on = "report.due"` steps, after the `report.due` event.
     fn report_due(
@@ -1507,7 +1536,14 @@ impl Engine {
                         Some(k) => format!("no {} report is outstanding", k.key()),
                         None => "no report is outstanding".to_string(),
                     })?;
-                let filed = Filed { at, by: cmd.by.clone(), channel: cmd.channel.clone(), reference: cmd.reference.clone() };
+                let partial = cmd.partial == Some(true);
+                if partial && !matches!(inc.reports[n].kind, ReportKind::Initial | ReportKind::FollowUp) {
+                    return Err(format!(
+                        "`partial` applies to an initial or follow-up report (items （一）（二） first, art. 7); the outstanding {} report is filed whole",
+                        inc.reports[n].label()
+                    ));
+                }
+                let filed = Filed { at, by: cmd.by.clone(), channel: cmd.channel.clone(), reference: cmd.reference.clone(), partial };
                 let r = {
                     let r = &mut inc.reports[n];
                     r.filed = Some(Box::new(filed));
@@ -1517,8 +1553,13 @@ impl Engine {
                     inc.reported_level = Some(inc.reported_level.map_or(inc.level, |l| l.max(inc.level)));
                 }
                 let mut ev = self.report_event(inc, EventType::ReportFiled, &r, format!("/{}", r.label()), at);
+                ev.onward = self.onward(inc, &r);
                 ev.command = Some(echo(cmd));
                 self.outbox.push_back(ev);
+                if partial {
+                    // 补报: the rest of the report (items （三）–（八）) falls due, with its own timers.
+                    self.report_more(inc, ReportKind::Supplement, at, None);
+                }
             }
             "resolve" => {
                 if let Some(why) = closed(inc) {
@@ -1575,6 +1616,25 @@ impl Engine {
                 }
                 self.regrade(inc, at, Some(evidence));
             }
+            "follow_up" => {
+                // 续报 (art. 7): important new circumstances, or a milestone of the investigation,
+                // after a report was made.
+                let reason = required(&cmd.reason, "reason")?;
+                if let Some(why) = closed(inc) {
+                    return Err(why);
+                }
+                if !inc.reports.iter().any(|r| r.kind != ReportKind::Summary && r.filed.is_some()) {
+                    return Err("no report has been filed yet: a follow-up (续报) follows a filed report; put the new circumstances in the report that is due".into());
+                }
+                if let Some(r) = inc.reports.iter().find(|r| r.kind == ReportKind::FollowUp && r.outstanding()) {
+                    return Err(format!(
+                        "{} is already due (deadline {}): put the new circumstances in it",
+                        r.label(),
+                        r.deadline.format(self.opts.offset)
+                    ));
+                }
+                self.report_more(inc, ReportKind::FollowUp, at, Some((reason, echo(cmd))));
+            }
             "merge" => {
                 let into = self.find_incident(cmd.into.as_deref()).map_err(|e| format!("merge target: {e}"))?;
                 if into == inc.id {
@@ -1592,7 +1652,7 @@ impl Engine {
                 self.schedule(&mut target);
                 self.incidents.insert(into, target);
             }
-            other => return Err(format!("unknown command {other:?} (expected ack, report_filed, resolve, dismiss, regrade or merge)")),
+            other => return Err(format!("unknown command {other:?} (expected ack, report_filed, follow_up, resolve, dismiss, regrade or merge)")),
         }
         Ok(())
     }
@@ -1617,17 +1677,14 @@ impl Engine {
         for r in &mut src.reports {
             if r.outstanding() {
                 let mut moved = r.clone();
-                if moved.kind == ReportKind::FollowUp {
-                    moved.seq = dst
-                        .reports
-                        .iter()
-                        .filter(|x| x.kind == ReportKind::FollowUp)
-                        .count() as u32
-                        + 1;
+                let numbered = matches!(moved.kind, ReportKind::FollowUp | ReportKind::Supplement);
+                if numbered {
+                    moved.seq =
+                        dst.reports.iter().filter(|x| x.kind == moved.kind).count() as u32 + 1;
                 }
                 // An incident has one initial and one summary report (their labels are part of
                 // event ids): when both sides owe one, the earlier deadline is the one that binds.
-                let single = moved.kind != ReportKind::FollowUp;
+                let single = !numbered;
                 match dst
                     .reports
                     .iter_mut()
@@ -1703,18 +1760,26 @@ impl Engine {
         ev
     }
 
-    /// Who a report goes to, and the onward duty at the incident's current level.
+    /// Who a report goes to (every applicable route's recipients), and the onward duty at the
+    /// incident's current level on the route whose deadline binds.
     fn address(&self, inc: &Incident, r: &Report, ev: &mut Escalation) {
+        let routes = reporting::routes(&self.rules, &inc.operator, &inc.asset);
+        ev.recipients = draft::recipients_of(&self.rules, &routes, &inc.operator);
+        ev.onward = self.onward(inc, r);
+    }
+
+    /// The authority's onward step for report `r`, counted from the filing once filed (收到报告后),
+    /// and until then from the operator's deadline (the latest the report can arrive).
+    fn onward(&self, inc: &Incident, r: &Report) -> Option<crate::model::escalation::Onward> {
         let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
-        ev.recipients = draft::recipients(&self.rules, route, &inc.operator);
-        ev.onward = draft::onward(
+        draft::onward(
             &self.rules,
             route,
             &inc.operator,
             inc.level,
-            r.deadline,
+            r.filed.as_ref().map_or(r.deadline, |f| f.at),
             self.opts.offset,
-        );
+        )
     }
 
     fn report_event(
@@ -1815,22 +1880,29 @@ fn boxed_text(s: Text<'_>) -> Box<str> {
 
 /// The identity of a command for de-duplication: a hash of everything it says.
 fn command_key(cmd: &Command) -> u128 {
-    dedup_key(
-        b"command",
-        &[
-            cmd.command.as_bytes(),
-            cmd.incident_id.as_deref().unwrap_or("").as_bytes(),
-            &cmd.at.0.to_le_bytes(),
-            cmd.by.as_deref().unwrap_or("").as_bytes(),
-            cmd.channel.as_deref().unwrap_or("").as_bytes(),
-            cmd.reference.as_deref().unwrap_or("").as_bytes(),
-            cmd.note.as_deref().unwrap_or("").as_bytes(),
-            cmd.report_kind.as_deref().unwrap_or("").as_bytes(),
-            cmd.reason.as_deref().unwrap_or("").as_bytes(),
-            cmd.level.as_deref().unwrap_or("").as_bytes(),
-            cmd.into.as_deref().unwrap_or("").as_bytes(),
-        ],
-    )
+    let parts: [&[u8]; 11] = [
+        cmd.command.as_bytes(),
+        cmd.incident_id.as_deref().unwrap_or("").as_bytes(),
+        &cmd.at.0.to_le_bytes(),
+        cmd.by.as_deref().unwrap_or("").as_bytes(),
+        cmd.channel.as_deref().unwrap_or("").as_bytes(),
+        cmd.reference.as_deref().unwrap_or("").as_bytes(),
+        cmd.note.as_deref().unwrap_or("").as_bytes(),
+        cmd.report_kind.as_deref().unwrap_or("").as_bytes(),
+        cmd.reason.as_deref().unwrap_or("").as_bytes(),
+        cmd.level.as_deref().unwrap_or("").as_bytes(),
+        cmd.into.as_deref().unwrap_or("").as_bytes(),
+    ];
+    // `partial` joins the hash only when given, so that the keys of commands without it (kept in
+    // the changelog's recent ids) stay what they were.
+    match cmd.partial {
+        None => dedup_key(b"command", &parts),
+        Some(p) => {
+            let mut more = parts.to_vec();
+            more.push(if p { b"partial=true" } else { b"partial=false" });
+            dedup_key(b"command", &more)
+        }
+    }
 }
 
 /// The routing token of an input, computed the way the engine would correlate it.

@@ -17,13 +17,16 @@ pub struct Filed {
     pub channel: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Filed with items （一）（二） only: a supplement (补报) followed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// One report that is or was due.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub kind: ReportKind,
-    /// Follow-up number (1, 2, …); 0 for the initial and summary reports.
+    /// Follow-up or supplement number (1, 2, …); 0 for the initial and summary reports.
     pub seq: u32,
     /// When the obligation arose.
     pub due_from: Timestamp,
@@ -62,10 +65,13 @@ impl Report {
         }
     }
 
-    /// `initial`, `follow_up.2`, `summary`: the part of event ids that names the report.
+    /// `initial`, `follow_up.2`, `summary`, `supplement.1`: the part of event ids that names
+    /// the report.
     pub fn label(&self) -> String {
         match self.kind {
-            ReportKind::FollowUp => format!("follow_up.{}", self.seq),
+            ReportKind::FollowUp | ReportKind::Supplement => {
+                format!("{}.{}", self.kind.key(), self.seq)
+            }
             k => k.key().to_string(),
         }
     }
@@ -110,13 +116,30 @@ impl Report {
     }
 }
 
-/// The route an incident reports on: its operator's class, except that an incident on a CII
-/// asset takes the CII route whatever the operator says — the stricter deadline wins.
+/// The route whose deadline binds: the strictest of [`routes`] (an incident on a CII asset takes
+/// the CII route's window whatever the operator's class).
 pub fn route_class(rules: &Ruleset, op: &OperatorInfo, asset: &AssetInfo) -> OperatorClass {
-    match asset.kind() {
-        Some(k) if rules.cii_asset_kinds.iter().any(|c| **c == *k) => OperatorClass::Cii,
-        _ => op.class,
+    routes(rules, op, asset)[0]
+}
+
+/// Every route that applies, strictest window first (ties: the operator's own class first).
+///
+/// Art. 4 names the reporter by what the incident involves: an incident that involves CII goes to
+/// the CII protection department and public security; an organ reports to its cyberspace work
+/// body; other operators to the provincial cyberspace office. When an incident is on a CII asset
+/// of an organ or of an "other" operator, both duties hold: the report goes to every applicable
+/// route's recipients, and the strictest deadline binds (Klaxon's reading: the Measures do not
+/// say one route replaces the other).
+pub fn routes(rules: &Ruleset, op: &OperatorInfo, asset: &AssetInfo) -> Vec<OperatorClass> {
+    let mut out = vec![op.class];
+    let on_cii = asset
+        .kind()
+        .is_some_and(|k| rules.cii_asset_kinds.iter().any(|c| **c == *k));
+    if on_cii && op.class != OperatorClass::Cii {
+        out.push(OperatorClass::Cii);
     }
+    out.sort_by_key(|c| (rules.route(*c).window, *c != op.class));
+    out
 }
 
 /// The window for a report of `kind` on `route`.

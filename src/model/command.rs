@@ -29,4 +29,8 @@ pub struct Command {
     pub level: Option<String>,
     #[serde(default)]
     pub into: Option<String>,
+    /// `report_filed` only: the report carried items （一）（二） alone (art. 7 补报): a
+    /// `supplement` report with the rest falls due.
+    #[serde(default)]
+    pub partial: Option<bool>,
 }

@@ -218,6 +218,9 @@ pub struct Onward {
     pub within_minutes: i64,
     pub deadline: String,
     pub to: Vec<Recipient>,
+    /// Notified alongside (通报), with no deadline of their own: the "other" route's 同级有关部门.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Recipient>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -337,6 +340,10 @@ impl Unassessed {
 /// whether a person must still complete it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Draft {
+    /// When more than one reporting route applies (a CII asset of an organ or of an "other"
+    /// operator): every route's recipients, and that the strictest deadline binds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<String>,
     pub items: Vec<DraftItem>,
 }
 

@@ -40,9 +40,10 @@ pub struct Metrics {
 }
 
 /// Commands whose names may appear as a label; anything else counts as `unknown`.
-pub const COMMANDS: [&str; 6] = [
+pub const COMMANDS: [&str; 7] = [
     "ack",
     "report_filed",
+    "follow_up",
     "resolve",
     "dismiss",
     "regrade",
