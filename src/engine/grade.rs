@@ -339,7 +339,9 @@ mod tests {
     use super::*;
     use crate::engine::correlate::{AssetParts, Interval};
     use crate::settings::ruleset::{AmountFigure, CategoryFigure, DurationFigure};
-    use crate::time::HOUR;
+    use crate::time::{HOUR, MINUTE};
+
+    const QUARTER: i64 = 15 * MINUTE;
 
     /// `level_above` is the hot path's shortcut for `evaluate`: the two must never disagree.
     #[test]
@@ -397,6 +399,7 @@ mod tests {
             Level::ParticularlyMajor,
         ];
         let mut seen = [0; 4];
+        let mut crossings = 0;
         for _ in 0..20_000 {
             let q = quals[next(quals.len() as u64) as usize];
             let asset = AssetInfo::from(AssetParts {
@@ -407,17 +410,22 @@ mod tests {
             });
             let mut f = Figures::default();
             for _ in 0..next(3) {
-                let since = Timestamp(next(24) as i64 * HOUR);
-                let until = (next(2) == 0).then(|| Timestamp(since.0 + next(30) as i64 * HOUR));
+                // One to three intervals on a figure, in quarter hours: episodes that overlap,
+                // touch, flap within the gap or stand apart.
                 let fig = durations[next(durations.len() as u64) as usize];
-                f.set_intervals(
-                    fig,
-                    vec![Interval {
-                        since,
-                        until,
-                        revised: None,
-                    }],
-                );
+                let list = (0..1 + next(3))
+                    .map(|_| {
+                        let since = Timestamp(next(96) as i64 * QUARTER);
+                        let until =
+                            (next(2) == 0).then(|| Timestamp(since.0 + next(120) as i64 * QUARTER));
+                        Interval {
+                            since,
+                            until,
+                            revised: None,
+                        }
+                    })
+                    .collect();
+                f.set_intervals(fig, list);
             }
             for _ in 0..next(4) {
                 let v = scales[next(scales.len() as u64) as usize] * (next(20) as f64 / 10.0);
@@ -443,10 +451,20 @@ mod tests {
                 evaluate(&rules, &asset, &f, at).level.max(floor),
                 "{asset:?} {f:?} at {at:?} above {floor:?}"
             );
+            // The regrade instant is exact: at the crossing, the level it names is reached.
+            let now = evaluate(&rules, &asset, &f, at).level;
+            if let Some(c) = next_crossing(&rules, &asset, &f, at, now) {
+                assert!(
+                    evaluate(&rules, &asset, &f, c.at).level >= c.level,
+                    "{asset:?} {f:?}: crossing {c:?} not met at its instant"
+                );
+                crossings += 1;
+            }
         }
         assert!(
             seen.iter().all(|&n| n > 500),
             "every level is exercised: {seen:?}"
         );
+        assert!(crossings > 200, "crossings exercised: {crossings}");
     }
 }
