@@ -820,9 +820,17 @@ fn a_partial_report_makes_a_supplement_due_with_reminders_and_overdue_until_it_i
         "the other route's 4 h from the partial filing"
     );
     assert_eq!(ids(&supplement["recipients"]), vec!["gd-cac"]);
-    assert!(supplement["draft"]["items"]
+    let items = supplement["draft"]["items"]
         .as_array()
-        .is_some_and(|i| i.len() == 8));
+        .expect("draft items");
+    assert_eq!(items.len(), 8);
+    // Items （一）（二） went with the partial report; the rest is what the supplement must say.
+    for item in &items[..2] {
+        assert_eq!(item["to_complete"], false, "{item}");
+        assert!(s(&item["content"]).starts_with("【已报送】"), "{item}");
+        assert!(!s(&item["content"]).contains("【待填写】"), "{item}");
+    }
+    assert!(items[2..].iter().all(|i| i["to_complete"] == true));
     let kinds_at = |ty: &str| -> Vec<String> {
         of(&ev, &inc, ty)
             .iter()

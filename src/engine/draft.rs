@@ -199,6 +199,22 @@ fn describe_asset(a: &AssetInfo) -> String {
     s
 }
 
+/// A supplement (补报) completes a report filed with items （一）（二） only: those two were
+/// reported, so they are marked as such (kept for reference, nothing to complete); items （三）
+/// onward are what the supplement must say.
+pub fn mark_already_reported(d: &mut Draft) {
+    for item in d.items.iter_mut().filter(|i| i.item <= 2) {
+        item.content = format!(
+            "{ALREADY_REPORTED}{}",
+            item.content.replace(TO_COMPLETE, "")
+        );
+        item.to_complete = false;
+    }
+}
+
+/// The marker of an item a partial report already carried.
+pub const ALREADY_REPORTED: &str = "【已报送】";
+
 /// The art. 7 draft. Items whose titles the ruleset lists beyond the eight are left to complete.
 pub fn draft(
     rules: &Ruleset,

@@ -1225,13 +1225,11 @@ impl Engine {
         );
         ev.alert_ids = inc.alert_ids.iter().map(|id| id.to_string()).collect();
         ev.alert_count = Some(inc.alert_count);
-        ev.draft = Some(draft::draft(
-            &self.rules,
-            inc,
-            grade,
-            inc.level,
-            self.opts.offset,
-        ));
+        let mut d = draft::draft(&self.rules, inc, grade, inc.level, self.opts.offset);
+        if r.kind == ReportKind::Supplement {
+            draft::mark_already_reported(&mut d);
+        }
+        ev.draft = Some(d);
         self.outbox.push_back(ev);
         let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
         r.paging = escalation_policy::select(&self.rules.escalation, inc.level, r.kind, route)
