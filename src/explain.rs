@@ -60,11 +60,18 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input<'_>>, at: Option<Times
     let last = alerts.last().map(|a| a.time()).unwrap_or(Timestamp(0));
     let at = at.unwrap_or(last).max(last);
     for a in alerts {
-        engine.handle_timeout(a.time().before());
+        while engine.handle_timeout(a.time().before()) {
+            while engine.poll_output().is_some() {}
+        }
         engine.handle(a);
     }
-    engine.handle_timeout(at);
-    while engine.poll_output().is_some() {}
+    loop {
+        let more = engine.handle_timeout(at);
+        while engine.poll_output().is_some() {}
+        if !more {
+            break;
+        }
+    }
     let offset = engine.options().offset;
     let rules = engine.rules().clone();
     let Some(inc) = engine.incidents_sorted().into_iter().next().cloned() else {

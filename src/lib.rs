@@ -8,6 +8,8 @@
 //! The shape is a functional core with an imperative shell:
 //!
 //! - [`model`] — plain data: alerts, commands, levels, escalation events.
+//! - [`admission`] — the event-time check between decoding and the engine: implausible times
+//!   (year 0001, year 9999, an interval ending before it begins) never reach the core.
 //! - [`decode`] — bytes → input, or a rejection whose code is the dead-letter reason; SIEM
 //!   shapes (ECS, OCSF, Suricata EVE, Wazuh) are mapped onto the native alert by the field
 //!   mappings of [`decode::mapping`].
@@ -22,6 +24,7 @@
 //! - [`allocator`] — the binaries' global allocator: mimalloc, called plainly where that is
 //!   aligned (the `mimalloc` crate's always-aligned calls over-allocated most blocks).
 
+pub mod admission;
 pub mod allocator;
 pub mod decode;
 pub mod demo;

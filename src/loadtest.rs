@@ -921,10 +921,15 @@ pub fn scale(config: &Config, n: usize, progress: bool) -> String {
     let t = Instant::now();
     let due = crate::time::Timestamp::parse_rfc3339("2026-11-24T09:45:00+08:00")
         .unwrap_or(crate::time::Timestamp(0));
-    e.handle_timeout(due);
     let mut fired = 0usize;
-    while e.poll_output().is_some() {
-        fired += 1;
+    loop {
+        let more = e.handle_timeout(due);
+        while e.poll_output().is_some() {
+            fired += 1;
+        }
+        if !more {
+            break;
+        }
     }
     out.push_str(&format!(
         "  fired {fired} timers in {:.2} s ({:.0} ns per timer, incl. building the events)\n",

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 /// mimalloc, called as `klaxon::allocator` explains.
 #[global_allocator]
 static GLOBAL: klaxon::allocator::Allocator = klaxon::allocator::Allocator;
+use chrono::Offset;
 use clap::{Parser, Subcommand};
 use klaxon::engine::Engine;
 use klaxon::runtime::clock::Clock;
@@ -269,6 +270,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Replay { until, file } => {
             let config = load_config(cli.config.as_ref())?;
             let until = until.map(|u| parse_time("until", &u)).transpose()?;
+            // The clock may not go where no record may be (see klaxon::admission).
+            let w = klaxon::admission::Window::REPLAY;
+            if let Some(u) = until.filter(|u| !w.contains(*u)) {
+                let utc = chrono::Utc.fix();
+                anyhow::bail!(
+                    "--until: {} is outside the replayable range {} to {}",
+                    u.format(utc),
+                    w.earliest.format(utc),
+                    w.latest.format(utc)
+                );
+            }
             let input = read_input(&file)?;
             let mut engine = Engine::from_config(&config);
             let stdout = io::stdout();

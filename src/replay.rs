@@ -3,9 +3,13 @@
 //! timers fire exactly where they fall between records. With `until`, the clock then advances
 //! to that instant.
 //!
+//! Records whose times are implausible (outside [`Window::REPLAY`], or an interval that ends
+//! before it begins) are reported like any bad line and skipped: they never move the clock.
+//!
 //! Ordering by event time reconstructs what a live service would have seen with no delivery
 //! delay; it is also what makes the output come out in time order.
 
+use crate::admission::{admit, Window};
 use crate::decode::{decode_with, DecodeError, Expect, Mappings};
 use crate::engine::Engine;
 use crate::model::Escalation;
@@ -95,7 +99,9 @@ pub fn run_with_progress<R: BufRead, W: Write>(
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        match decode_with(line, Expect::Either, max_bytes, mappings) {
+        let decoded = decode_with(line, Expect::Either, max_bytes, mappings)
+            .and_then(|input| admit(&input, &Window::REPLAY).map(|()| input));
+        match decoded {
             Ok(input) => records.push((input.time(), i + 1, line)),
             Err(error) => {
                 summary.rejected += 1;
@@ -116,17 +122,29 @@ pub fn run_with_progress<R: BufRead, W: Write>(
         };
         // Timers due strictly before the record fire first; one due at the very same instant
         // fires after it, so a report filed at its deadline is on time.
-        engine.handle_timeout(t.before());
-        summary.events += drain(engine, out)?;
+        summary.events += advance(engine, t.before(), out)?;
         engine.handle(input);
         summary.events += drain(engine, out)?;
     }
     if let Some(u) = until {
-        engine.handle_timeout(u);
-        summary.events += drain(engine, out)?;
+        summary.events += advance(engine, u, out)?;
     }
     on_progress(total, total);
     Ok(summary)
+}
+
+/// Fires the timers due by `to`, each at its own instant, writing their events as each bounded
+/// step makes them; returns how many. Event time advances continuously in a replay, as the
+/// wall clock does under a live service that keeps up, so no repeat is folded and no reminder
+/// is stale: the output is what such a service would have sent, one step at a time (memory
+/// stays flat however many timers fall due between two records).
+pub fn advance<W: Write>(engine: &mut Engine, to: Timestamp, out: &mut W) -> io::Result<usize> {
+    let mut n = 0;
+    while let Some(t) = engine.poll_timeout().filter(|t| *t <= to) {
+        engine.handle_timeout(t);
+        n += drain(engine, out)?;
+    }
+    Ok(n)
 }
 
 /// Writes every pending event; returns how many.

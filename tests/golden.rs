@@ -340,22 +340,19 @@ fn ministry_of_finance_portal_reaches_2_hours_at_1500_and_its_report_is_never_fi
         d.at_list(MOF, "report.reminder"),
         vec![t("16:30"), t("16:50")]
     );
+    // The overdue schedule (#18): every 30 min for the first 2 h, then every 4 h.
     let overdue = d.of(MOF, "report.overdue");
-    let want: Vec<String> = (0..15)
-        .map(|k| {
-            common::ts("17:00")
-                .plus(klaxon::time::Millis(k * 30 * klaxon::time::MINUTE))
-                .format(common::config().settings.utc_offset())
-        })
+    let want: Vec<String> = ["17:00", "17:30", "18:00", "18:30", "19:00", "23:00"]
+        .iter()
+        .map(|h| t(h))
         .collect();
-    assert_eq!(
-        d.at_list(MOF, "report.overdue"),
-        want,
-        "17:00, 17:30, … 00:00"
-    );
+    assert_eq!(d.at_list(MOF, "report.overdue"), want);
+    let minutes = [0, 30, 60, 90, 120, 360];
     for (k, e) in overdue.iter().enumerate() {
-        assert_eq!(e["seconds_remaining"], -1800 * k as i64);
+        assert_eq!(e["overdue_count"], k + 1);
+        assert_eq!(e["seconds_remaining"], -60 * minutes[k]);
         assert_eq!(e["recipients"][0]["id"], "mof-cyber");
+        assert!(e.get("folded_repeats").is_none(), "replay folds nothing");
     }
 }
 

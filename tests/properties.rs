@@ -491,13 +491,13 @@ fn drive_with_random_ticks(d: &Day, ticks: &[f64]) -> Vec<(Option<Timestamp>, Va
     seen
 }
 
-fn overdue_every(kind: &str) -> Millis {
+fn overdue_schedule(kind: &str) -> klaxon::settings::ruleset::OverdueSchedule {
     let k = match kind {
         "initial" => ReportKind::Initial,
         "follow_up" => ReportKind::FollowUp,
         _ => ReportKind::Summary,
     };
-    common::config().ruleset.report_rule(k).overdue_every
+    common::config().ruleset.report_rule(k).overdue.clone()
 }
 
 proptest! {
@@ -522,8 +522,8 @@ proptest! {
                 }
                 Some("report.overdue") => {
                     let n = e["overdue_count"].as_i64().expect("overdue_count");
-                    let every = overdue_every(e["report_kind"].as_str().unwrap_or(""));
-                    prop_assert_eq!(at, instant(&e["deadline"]).plus(Millis(every.0 * (n - 1))), "{}", e);
+                    let schedule = overdue_schedule(e["report_kind"].as_str().unwrap_or(""));
+                    prop_assert_eq!(at, instant(&e["deadline"]).plus(schedule.offset(n as u32)), "{}", e);
                 }
                 Some("grade.upgrade_warning") => {
                     let crossing = instant(&e["upgrade"]["crossing_at"]);

@@ -42,6 +42,14 @@ pub enum DecodeError {
     /// The record is of a shape a loaded mapping recognises, but `input.formats` leaves it out.
     #[error("record is in the {format} format, which `input.formats` does not list (accepted: {accepted})")]
     InactiveFormat { format: String, accepted: String },
+    /// A time the record carries is implausible (see [`crate::admission`]).
+    #[error("field `{field}` is {value}, outside the accepted event times {earliest} to {latest}")]
+    EventTimeOutOfRange {
+        field: String,
+        value: String,
+        earliest: String,
+        latest: String,
+    },
     /// No active mapping recognises the record, and native records are not accepted.
     #[error("record is in none of the accepted formats ({accepted}; see input.formats)")]
     UnknownFormat { accepted: String },
@@ -61,11 +69,12 @@ impl DecodeError {
             DecodeError::UnknownFormat { .. } | DecodeError::InactiveFormat { .. } => {
                 "unknown_format"
             }
+            DecodeError::EventTimeOutOfRange { .. } => "event_time_out_of_range",
         }
     }
 
     /// Every reason code, for pre-registering metric series.
-    pub const CODES: [&'static str; 8] = [
+    pub const CODES: [&'static str; 9] = [
         "too_large",
         "not_utf8",
         "not_json",
@@ -74,6 +83,7 @@ impl DecodeError {
         "wrong_type",
         "bad_value",
         "unknown_format",
+        "event_time_out_of_range",
     ];
 }
 

@@ -412,6 +412,16 @@ mod decimal_u128s {
     }
 }
 
+/// The most events one [`Engine::handle_timeout`] step queues before it returns (the timer
+/// that reaches it may add a few more: a regrade's `incident.graded` and `report.due`). Small
+/// enough that a driver sends a step's events in one batch; large enough that the per-step
+/// overhead does not show.
+pub const TIMEOUT_STEP_EVENTS: usize = 256;
+
+/// The most timers one [`Engine::handle_timeout`] step fires, events or not (expiries make
+/// none), so a step's time is bounded too.
+pub const TIMEOUT_STEP_TIMERS: usize = 1024;
+
 /// How many alert ids and command keys an incident remembers for de-duplication after restore.
 pub const RECENT_IDS: usize = 32;
 
@@ -655,15 +665,34 @@ impl Engine {
         self.timers.next()
     }
 
-    /// Fires every timer due at or before `now`, in time order. A spurious call does nothing.
-    pub fn handle_timeout(&mut self, now: Timestamp) {
+    /// Fires timers due at or before `now`, in time order, one bounded step at a time: it
+    /// stops once [`TIMEOUT_STEP_EVENTS`] events are queued or [`TIMEOUT_STEP_TIMERS`] timers
+    /// fired. Returns whether timers due by `now` remain: the driver drains
+    /// [`Engine::poll_output`] and calls again (see [`Engine::due`]), so events leave, offsets
+    /// advance and shutdown is heard between steps however far the clock jumped. A spurious
+    /// call does nothing.
+    ///
+    /// `now` is also what makes a timer stale: a reminder fired when its deadline (or a later
+    /// reminder's instant) has already passed is not sent, an upgrade warning whose crossing
+    /// has passed is not sent, and the overdue repeats that fell due by `now` fold into one
+    /// `report.overdue` (the latest, with `overdue_for` and `folded_repeats`). A driver whose
+    /// clock advances continuously (`replay` steps to each timer's own instant) never folds;
+    /// one whose clock jumped (a backlog, a restart after downtime) says so once per report
+    /// instead of once per missed repeat.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> bool {
         self.clock = self.clock.max(now);
-        while let Some((at, id, kind)) = self.timers.pop_due(now) {
+        let queued = self.outbox.len();
+        let mut fired = 0;
+        while self.outbox.len() - queued < TIMEOUT_STEP_EVENTS && fired < TIMEOUT_STEP_TIMERS {
+            let Some((at, id, kind)) = self.timers.pop_due(now) else {
+                break;
+            };
+            fired += 1;
             let Some(mut inc) = self.incidents.remove(&id) else {
                 continue;
             };
             inc.timers.retain(|e| *e != (at, kind));
-            let keep = self.fire(&mut inc, at, kind);
+            let keep = self.fire(&mut inc, at, kind, now);
             if keep {
                 self.schedule(&mut inc);
                 self.incidents.insert(id, inc);
@@ -674,6 +703,12 @@ impl Engine {
             self.mark_dirty(id);
         }
         self.expire_dedup();
+        self.due(now)
+    }
+
+    /// Whether a timer is due at or before `now` (another [`Engine::handle_timeout`] step).
+    pub fn due(&self, now: Timestamp) -> bool {
+        self.timers.next().is_some_and(|t| t <= now)
     }
 
     /// The next event to emit.
@@ -1325,8 +1360,9 @@ impl Engine {
         self.wanted = wanted;
     }
 
-    /// Fires one timer; returns false if the incident leaves the state.
-    fn fire(&mut self, inc: &mut Incident, at: Timestamp, kind: TimerKind) -> bool {
+    /// Fires one timer due at `at`, the driver's clock reading `now`; returns false if the
+    /// incident leaves the state.
+    fn fire(&mut self, inc: &mut Incident, at: Timestamp, kind: TimerKind, now: Timestamp) -> bool {
         match kind {
             TimerKind::Crossing => {
                 inc.last_activity = inc.last_activity.max(at);
@@ -1335,6 +1371,10 @@ impl Engine {
             TimerKind::UpgradeWarning => {
                 if let Some(c) = inc.crossing.clone() {
                     inc.warned = Some(c.level);
+                    // Too late to warn: the crossing itself fires in this same catch-up.
+                    if c.at < now {
+                        return true;
+                    }
                     let mut ev = self.event(
                         inc,
                         EventType::UpgradeWarning,
@@ -1356,8 +1396,42 @@ impl Engine {
                 let Some(r) = inc.reports.get(n as usize).cloned() else {
                     return true;
                 };
-                let Some((_, step)) = r.next_step(self.rules.report_rule(r.kind)) else {
+                let rule = self.rules.report_rule(r.kind);
+                let Some((_, step)) = r.next_step(rule) else {
                     return true;
+                };
+                let mut at = at;
+                let mut folded = 0;
+                let step = match step {
+                    Step::Reminder { index, .. } => {
+                        // Stale: the deadline has passed, or a later reminder is due as well;
+                        // skipped without a word (the overdue step or the later reminder speaks).
+                        let mut rest = r.clone();
+                        rest.advance(step);
+                        let later_due = matches!(rest.next_step(rule),
+                            Some((t, Step::Reminder { .. })) if t <= now);
+                        if now >= r.deadline || later_due {
+                            if let Some(r) = inc.reports.get_mut(n as usize) {
+                                r.next_reminder = if now >= r.deadline {
+                                    usize::MAX
+                                } else {
+                                    index + 1
+                                };
+                            }
+                            return true;
+                        }
+                        step
+                    }
+                    Step::Overdue { count } => {
+                        let latest = rule.overdue.step_at(now.since(r.deadline));
+                        if latest > count {
+                            folded = latest - count;
+                            at = r.deadline.plus(rule.overdue.offset(latest));
+                            Step::Overdue { count: latest }
+                        } else {
+                            step
+                        }
+                    }
                 };
                 let (kind, suffix) = match step {
                     Step::Reminder { lead, .. } => (
@@ -1372,7 +1446,13 @@ impl Engine {
                 let mut ev = self.report_event(inc, kind, &r, suffix, at);
                 match step {
                     Step::Reminder { lead, .. } => ev.reminder_before = Some(lead.to_string()),
-                    Step::Overdue { count } => ev.overdue_count = Some(count),
+                    Step::Overdue { count } => {
+                        ev.overdue_count = Some(count);
+                        if folded > 0 {
+                            ev.overdue_for = Some(at.since(r.deadline).to_string());
+                            ev.folded_repeats = Some(folded);
+                        }
+                    }
                 }
                 // The level may have risen since the report fell due: the onward duty follows it.
                 self.address(inc, &r, &mut ev);

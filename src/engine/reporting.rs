@@ -91,16 +91,10 @@ impl Report {
                 return Some((at, Step::Reminder { index, lead: *lead }));
             }
         }
-        let every = Millis(
-            rule.overdue_every
-                .0
-                .saturating_mul(self.overdue_count as i64),
-        );
+        let count = self.overdue_count.saturating_add(1);
         Some((
-            self.deadline.plus(every),
-            Step::Overdue {
-                count: self.overdue_count + 1,
-            },
+            self.deadline.plus(rule.overdue.offset(count)),
+            Step::Overdue { count },
         ))
     }
 

@@ -111,6 +111,14 @@ pub struct Escalation {
     /// `escalation.page`: who is paged.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<PageTarget>,
+    /// On a `report.overdue` that stands for several repeats (the clock jumped over them: a
+    /// backlog, a restart after downtime): how long past the deadline it is (`10d`). Ordinary
+    /// steps leave it out (their `seconds_remaining` says the same), so their output is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overdue_for: Option<String>,
+    /// With `overdue_for`: how many earlier repeats this one event stands for, not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folded_repeats: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<Recipient>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,6 +178,8 @@ impl Escalation {
             policy: None,
             step: None,
             targets: Vec::new(),
+            overdue_for: None,
+            folded_repeats: None,
             recipients: Vec::new(),
             onward: None,
             channels: Vec::new(),

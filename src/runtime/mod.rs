@@ -97,6 +97,7 @@ pub async fn run(
     let router = tokio::spawn(router::run(
         config.clone(),
         metrics.clone(),
+        clock.clone(),
         stop_rx.clone(),
     ));
     let processor = tokio::spawn(processor::run(

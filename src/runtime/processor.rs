@@ -53,10 +53,19 @@ struct Processor {
     commit_interval: Duration,
     /// When early dedup evictions were last logged (at most once per [`EVICTION_LOG_EVERY`]).
     evictions_logged: Option<Instant>,
+    /// When escalations were last summarised in the log, and the counts by type then.
+    summary_logged: (Instant, Vec<u64>),
 }
+
+/// How often an info line sums up the escalations sent (each one alone is a debug line).
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// Early dedup evictions go on while the rate stays high: one warning per this, with the count.
 const EVICTION_LOG_EVERY: Duration = Duration::from_secs(600);
+
+/// Events sent per step while timers catch up (and, inside a batch, whenever the timers due
+/// before one record have made this many): a few hundred KiB of JSON in flight per step.
+const EMIT_CHUNK: usize = 1024;
 
 /// How long restored timers wait for the first fetch of their partition's backlog.
 const RESTORE_GRACE: Duration = Duration::from_secs(2);
@@ -107,6 +116,7 @@ pub async fn run(
         last_flush: Instant::now(),
         commit_interval: config.settings.commit_interval(),
         evictions_logged: None,
+        summary_logged: (Instant::now(), escalation_counts(&metrics)),
     };
     tracing::info!(group = %group, topic = %s.topics.repartition, "processor started");
     let mut gauges = tokio::time::interval(Duration::from_millis(500));
@@ -131,14 +141,14 @@ pub async fn run(
                 // no state is written for a partition this instance no longer owns.
                 proc.apply_rebalances(&consumer, &mut rebalances).await?;
                 batch.retain(|m| proc.engines.contains_key(&m.partition()));
-                if proc.process_batch(&batch).await.is_err() {
+                let Ok(done) = proc.process_batch(&batch).await else {
                     break;
-                }
-                for m in &batch {
+                };
+                for m in &batch[..done] {
                     let e = proc.pending.entry(m.partition()).or_insert(m.offset());
                     *e = (*e).max(m.offset());
                 }
-                if proc.flush_step(FLUSH_CHUNK).await.is_err() {
+                if done < batch.len() || proc.flush_step(FLUSH_CHUNK).await.is_err() {
                     break;
                 }
                 if caught_up {
@@ -148,15 +158,18 @@ pub async fn run(
                     }
                 }
             }
-            _ = tokio::time::sleep(wait) => {
-                proc.catching_up_until = None;
-                if proc.fire_timers().await.is_err() {
-                    break;
-                }
-            }
+            // Before the timers: while a catch-up keeps the timer branch ready, gauges still move.
             _ = gauges.tick() => {
                 proc.update_gauges();
                 if proc.flush_step(FLUSH_CHUNK).await.is_err() {
+                    break;
+                }
+            }
+            // One bounded round of due timers; while more are due the wait is zero and the loop
+            // comes back here, after the shutdown check and any records fetched meanwhile.
+            _ = tokio::time::sleep(wait) => {
+                proc.catching_up_until = None;
+                if proc.fire_timers().await.is_err() || proc.flush_step(FLUSH_CHUNK).await.is_err() {
                     break;
                 }
             }
@@ -254,22 +267,18 @@ impl Processor {
         Ok(())
     }
 
-    async fn process_batch(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<(), ()> {
+    /// Applies a batch; returns how many of its records were applied (all of them, unless
+    /// shutdown was asked for while the timers due before one were still being caught up: the
+    /// rest are read again after the restart).
+    async fn process_batch(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<usize, ()> {
         let received = Instant::now();
         let now = self.clock.now();
         let mut events: Vec<(i32, Escalation)> = Vec::new();
-        for m in batch {
+        for (i, m) in batch.iter().enumerate() {
             let p = m.partition();
-            let Some(engine) = self.engines.get_mut(&p) else {
+            if !self.engines.contains_key(&p) {
                 continue;
-            };
-            let span = tracing::info_span!(
-                "record",
-                partition = p,
-                offset = m.offset(),
-                incident_id = tracing::field::Empty
-            );
-            let _enter = span.enter();
+            }
             let expect = match m
                 .headers()
                 .and_then(|h| h.iter().find(|h| h.key == SOURCE_HEADER))
@@ -282,15 +291,40 @@ impl Processor {
                 Ok(i) => i,
                 Err(e) => {
                     // The router validated it; this only happens across incompatible versions.
-                    tracing::error!(error = %e, "undecodable record on the repartition topic skipped");
+                    tracing::error!(partition = p, offset = m.offset(), error = %e, "undecodable record on the repartition topic skipped");
                     continue;
                 }
             };
             // Timers due before this record fire first, up to just before the record's own time
-            // (never past the wall clock): while catching up on a backlog, timers interleave with records as
-            // they would have live, so a filing that waited in the topic still counts.
-            engine.handle_timeout(input.time().before().min(now));
-            drain(engine, p, &mut events);
+            // (never past the wall clock): while catching up on a backlog, timers interleave with
+            // records as they would have live, so a filing that waited in the topic still counts.
+            // In bounded steps: however many fall due, their events leave a chunk at a time.
+            let limit = input.time().before().min(now);
+            while let Some(engine) = self.engines.get_mut(&p) {
+                let more = engine.handle_timeout(limit);
+                drain(engine, p, &mut events);
+                if events.len() >= EMIT_CHUNK {
+                    self.emit(std::mem::take(&mut events), None).await?;
+                    self.progress();
+                }
+                if !more {
+                    break;
+                }
+                if *self.shutdown.borrow() {
+                    self.emit(events, None).await?;
+                    return Ok(i);
+                }
+            }
+            let Some(engine) = self.engines.get_mut(&p) else {
+                continue;
+            };
+            let span = tracing::info_span!(
+                "record",
+                partition = p,
+                offset = m.offset(),
+                incident_id = tracing::field::Empty
+            );
+            let _enter = span.enter();
             let command = match &input {
                 Input::Command(c) => Some(c.command.clone()),
                 Input::Alert(_) => None,
@@ -309,19 +343,27 @@ impl Processor {
                 self.metrics.command(&name, !rejected);
             }
         }
-        self.emit(events, Some(received)).await
+        self.emit(events, Some(received)).await?;
+        self.progress();
+        Ok(batch.len())
     }
 
+    /// One bounded round of the timers due on the clock: at most about [`EMIT_CHUNK`] events,
+    /// sent before it returns. The loop calls it again (its sleep is then zero) while timers
+    /// are still due, between fetches, state flushes and the shutdown check, so a catch-up of
+    /// millions of events runs in flat memory and stops within a round of SIGTERM.
     async fn fire_timers(&mut self) -> Result<(), ()> {
         let now = self.clock.now();
         let mut events = Vec::new();
         for (&p, engine) in self.engines.iter_mut() {
-            if engine.poll_timeout().is_some_and(|t| t <= now) {
+            while events.len() < EMIT_CHUNK && engine.due(now) {
                 engine.handle_timeout(now);
                 drain(engine, p, &mut events);
             }
         }
-        self.emit(events, None).await
+        self.emit(events, None).await?;
+        self.progress();
+        Ok(())
     }
 
     /// Sends escalations; the pipeline counts them once acknowledged. State follows at the next
@@ -353,19 +395,42 @@ impl Processor {
         }
         let flight = send(&self.producer, out).await;
         let metrics = self.metrics.clone();
+        // What the acknowledgement needs, not the events: a catch-up keeps many steps in flight.
+        // One line per escalation is debug (a backlog makes millions); `update_gauges` logs an
+        // info summary of what was sent.
+        let kinds: Vec<EventType> = events.iter().map(|(_, ev)| ev.kind).collect();
+        // Grading events with unassessed rows (few) are kept whole for their metric.
+        let graded: Vec<Escalation> = events
+            .iter()
+            .filter(|(_, ev)| !ev.unassessed.is_empty())
+            .map(|(_, ev)| ev.clone())
+            .collect();
+        let lines: Vec<(String, EventType, String, &'static str)> =
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                events
+                    .into_iter()
+                    .map(|(_, ev)| {
+                        let level = ev.level.map_or("", |l| l.key());
+                        (ev.event_id, ev.kind, ev.incident_id, level)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
         let after = Box::new(move |acknowledged: Instant| {
             if let Some(t) = received {
                 metrics
                     .latency
                     .observe(acknowledged.saturating_duration_since(t).as_secs_f64());
             }
-            for (_, ev) in &events {
-                metrics
-                    .escalations
-                    .with_label_values(&[ev.kind.key()])
-                    .inc();
+            for kind in kinds {
+                metrics.escalations.with_label_values(&[kind.key()]).inc();
+            }
+            for ev in &graded {
                 metrics.grading_event(ev);
-                tracing::info!(event_id = %ev.event_id, r#type = ev.kind.key(), incident_id = %ev.incident_id, level = ev.level.map(|l| l.key()).unwrap_or(""), "escalation");
+            }
+            for (event_id, kind, incident_id, level) in lines {
+                tracing::debug!(%event_id, r#type = kind.key(), %incident_id, level, "escalation");
             }
         });
         if self.acks.push(Step::Sent(flight, after)).await.is_err() {
@@ -443,7 +508,27 @@ impl Processor {
         self.flush_step(usize::MAX).await
     }
 
+    /// Notes that the loop moved: records applied, or a round of timers sent.
+    fn progress(&mut self) {}
+
     fn update_gauges(&mut self) {
+        if self.summary_logged.0.elapsed() >= SUMMARY_EVERY {
+            let counts = escalation_counts(&self.metrics);
+            let sent: Vec<String> = EventType::ALL
+                .iter()
+                .zip(counts.iter().zip(&self.summary_logged.1))
+                .filter(|(_, (now, then))| now > then)
+                .map(|(t, (now, then))| format!("{}={}", t.key(), now - then))
+                .collect();
+            if !sent.is_empty() {
+                tracing::info!(
+                    over_seconds = self.summary_logged.0.elapsed().as_secs(),
+                    sent = %sent.join(" "),
+                    "escalations sent"
+                );
+            }
+            self.summary_logged = (Instant::now(), counts);
+        }
         let now = self.clock.now();
         let total = stats_total(self.engines.values(), now);
         self.metrics.set_state(&total, now);
@@ -467,6 +552,14 @@ impl Processor {
             }
         }
     }
+}
+
+/// The escalations acknowledged so far, by type (in `EventType::ALL` order).
+fn escalation_counts(metrics: &Metrics) -> Vec<u64> {
+    EventType::ALL
+        .iter()
+        .map(|t| metrics.escalations.with_label_values(&[t.key()]).get())
+        .collect()
 }
 
 fn drain(engine: &mut Engine, p: i32, out: &mut Vec<(i32, Escalation)>) {

@@ -4,9 +4,11 @@
 //! only after the broker acknowledged the forwarded and dead-lettered records; the router does
 //! not wait for that before the next batch (see [`AckPipeline`]).
 
+use super::clock::Clock;
 use super::kafka::{consumer_config, producer_config, KlaxonContext};
 use super::sink::{send, AckPipeline, OutRecord, Step};
 use super::RuntimeError;
+use crate::admission::{admit, Window};
 use crate::decode::{decode_record, Expect};
 use crate::engine::input_route_token;
 use crate::settings::Config;
@@ -37,6 +39,7 @@ pub const PIPELINE_DEPTH: usize = 1024;
 pub async fn run(
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    clock: Clock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
     let s = &config.settings;
@@ -62,7 +65,9 @@ pub async fn run(
         let Some(batch) = collect_batch(&consumer, first, &metrics).await else {
             continue;
         };
-        let out = route_batch(&config, &metrics, &batch);
+        // Event times are judged against the processing clock as the batch arrives.
+        let window = config.settings.event_window(clock.now());
+        let out = route_batch(&config, &metrics, &window, &batch);
         let flight = send(&producer, out).await;
         let offsets = highest_offsets(&batch);
         let consumer = consumer.clone();
@@ -89,6 +94,7 @@ pub async fn run(
 fn route_batch(
     config: &Config,
     metrics: &Metrics,
+    window: &Window,
     batch: &[BorrowedMessage<'_>],
 ) -> Vec<OutRecord> {
     let s = &config.settings;
@@ -102,7 +108,9 @@ fn route_batch(
             Expect::Alert
         };
         metrics.alerts_consumed.with_label_values(&[topic]).inc();
-        match decode_record(payload, expect, s.input.max_record_bytes, &config.mappings) {
+        let decoded = decode_record(payload, expect, s.input.max_record_bytes, &config.mappings)
+            .and_then(|d| admit(&d.input, window).map(|()| d));
+        match decoded {
             Ok(decoded) => {
                 let input = &decoded.input;
                 let token = input_route_token(input, &config.registry, &s.correlation.group_by);

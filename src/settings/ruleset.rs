@@ -270,7 +270,104 @@ pub struct ReportRule {
     pub window: Option<Millis>,
     /// Lead times before the deadline, largest first.
     pub reminders: Vec<Millis>,
-    pub overdue_every: Millis,
+    /// When `report.overdue` repeats after the deadline (see [`OverdueSchedule`]).
+    pub overdue: OverdueSchedule,
+}
+
+/// When an unfiled report's `report.overdue` repeats: step 1 at the deadline, then every
+/// `every` until the first phase's `after`, then at that phase's pace, and so on; the last phase
+/// repeats for as long as the report is outstanding. The shipped rule for the initial report is
+/// every 30 min for the first 2 h (the Measures' windows are 1-4 h: a duty officer still acting
+/// on it hears about it twice an hour), then every 4 h up to a day (someone is told each shift),
+/// then daily (a report a day late needs a daily nudge, not 48 of them). A fixed 30 min repeat
+/// without end was what let one record dated year 0001 make ~35 M events in one step (#18).
+///
+/// The schedule is pure arithmetic on the step number, so the live service and `replay` repeat
+/// at the same instants, and a step's number (part of its `event_id`) says where it falls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OverdueSchedule {
+    /// `(from, every)` by offset from the deadline, ascending `from`, the first from 0.
+    phases: Vec<(Millis, Millis)>,
+}
+
+impl OverdueSchedule {
+    /// Every `every` after the deadline, forever.
+    pub fn every(every: Millis) -> Self {
+        OverdueSchedule {
+            phases: vec![(Millis(0), every)],
+        }
+    }
+
+    /// `every` from the deadline, then each `(after, every)` from `after` past the deadline.
+    /// Phases must start in ascending order and every interval be positive (validated by
+    /// the ruleset loader); a phase that would start before the previous one is ignored.
+    pub fn new(every: Millis, then: &[(Millis, Millis)]) -> Self {
+        let mut phases = vec![(Millis(0), Millis(every.0.max(1)))];
+        for &(after, every) in then {
+            if phases.last().is_some_and(|(from, _)| after > *from) {
+                phases.push((after, Millis(every.0.max(1))));
+            }
+        }
+        OverdueSchedule { phases }
+    }
+
+    /// The first interval (the old `overdue_every`).
+    pub fn first_every(&self) -> Millis {
+        self.phases.first().map_or(Millis(1), |p| p.1)
+    }
+
+    /// How many steps fall in phase `i` (before the next one starts), or `None` for the last.
+    fn steps_in(&self, i: usize) -> Option<u64> {
+        let (from, every) = self.phases[i];
+        let next = self.phases.get(i + 1)?.0;
+        Some(((next.0 - from.0) as u64).div_ceil(every.0 as u64))
+    }
+
+    /// Offset from the deadline of step `n` (1-based: step 1 is at the deadline itself).
+    pub fn offset(&self, n: u32) -> Millis {
+        let mut k = u64::from(n.max(1) - 1);
+        for i in 0..self.phases.len() {
+            let (from, every) = self.phases[i];
+            match self.steps_in(i) {
+                Some(steps) if k >= steps => k -= steps,
+                _ => {
+                    let k = i64::try_from(k).unwrap_or(i64::MAX);
+                    return Millis(from.0.saturating_add(k.saturating_mul(every.0)));
+                }
+            }
+        }
+        Millis(i64::MAX)
+    }
+
+    /// The latest step whose offset is at most `elapsed` past the deadline (0 before the
+    /// deadline): where a catch-up that finds the deadline `elapsed` behind lands.
+    pub fn step_at(&self, elapsed: Millis) -> u32 {
+        if elapsed.0 < 0 {
+            return 0;
+        }
+        let mut before: u64 = 0;
+        for i in 0..self.phases.len() {
+            let (from, every) = self.phases[i];
+            let within = (elapsed.0 - from.0) as u64 / every.0 as u64 + 1;
+            match self.steps_in(i) {
+                Some(steps) if within > steps => before += steps,
+                _ => return u32::try_from(before + within).unwrap_or(u32::MAX),
+            }
+        }
+        u32::try_from(before).unwrap_or(u32::MAX)
+    }
+
+    /// `30m until 2h, then 4h until 1d, then 1d`: the schedule in words, for docs and logs.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (i, (_, every)) in self.phases.iter().enumerate() {
+            match self.phases.get(i + 1) {
+                Some((next, _)) => parts.push(format!("every {every} until {next}")),
+                None => parts.push(format!("every {every}")),
+            }
+        }
+        parts.join(", then ")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -447,6 +544,16 @@ struct RawReport {
     #[serde(default)]
     reminders: Vec<String>,
     overdue_every: String,
+    /// Later phases of the overdue repeat: `[{ after = "2h", every = "4h" }, …]`.
+    #[serde(default)]
+    overdue_then: Vec<RawPhase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    after: String,
+    every: String,
 }
 
 #[derive(Deserialize)]
@@ -923,7 +1030,25 @@ fn validate_reporting(
         reports.push(ReportRule {
             window,
             reminders,
-            overdue_every: dur(&format!("{key}.overdue_every"), &raw.overdue_every, issues),
+            overdue: {
+                let every = dur(&format!("{key}.overdue_every"), &raw.overdue_every, issues);
+                let mut then = Vec::new();
+                let mut last = Millis(0);
+                for (i, ph) in raw.overdue_then.iter().enumerate() {
+                    let k = format!("{key}.overdue_then[{i}]");
+                    let after = dur(&format!("{k}.after"), &ph.after, issues);
+                    let every = dur(&format!("{k}.every"), &ph.every, issues);
+                    if after <= last {
+                        issues.add(
+                            format!("{k}.after"),
+                            format!("must be later than the phase before it ({last})"),
+                        );
+                    }
+                    last = last.max(after);
+                    then.push((after, every));
+                }
+                OverdueSchedule::new(every, &then)
+            },
         });
     }
     for k in r.reports.keys() {
@@ -953,4 +1078,63 @@ fn validate_reporting(
         channels,
         r.draft.items,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{DAY, HOUR, MINUTE};
+    use proptest::prelude::*;
+
+    fn shipped() -> OverdueSchedule {
+        OverdueSchedule::new(
+            Millis(30 * MINUTE),
+            &[
+                (Millis(2 * HOUR), Millis(4 * HOUR)),
+                (Millis(DAY), Millis(DAY)),
+            ],
+        )
+    }
+
+    #[test]
+    fn the_shipped_schedule_backs_off_to_daily() {
+        let s = shipped();
+        let offsets: Vec<String> = (1..=14).map(|n| s.offset(n).to_string()).collect();
+        assert_eq!(
+            offsets,
+            [
+                "0s", "30m", "1h", "1h30m", "2h", "6h", "10h", "14h", "18h", "22h", "1d", "2d",
+                "3d", "4d"
+            ]
+        );
+        assert_eq!(
+            s.describe(),
+            "every 30m until 2h, then every 4h until 1d, then every 1d"
+        );
+        // Ten days late: 10 steps in the first day, then one a day.
+        assert_eq!(s.step_at(Millis(10 * DAY)), 20);
+        assert_eq!(s.step_at(Millis(-1)), 0);
+        assert_eq!(
+            OverdueSchedule::every(Millis(30 * MINUTE))
+                .offset(3)
+                .to_string(),
+            "1h"
+        );
+    }
+
+    proptest! {
+        /// `step_at` is the inverse of `offset`: the step due at an offset is that step, and
+        /// just before it the one before.
+        #[test]
+        fn step_at_inverts_offset(n in 1u32..5000, a in 1i64..300, b in 1i64..300, c in 1i64..3000) {
+            let s = OverdueSchedule::new(
+                Millis(a * MINUTE),
+                &[(Millis(a * MINUTE * 3), Millis(b * MINUTE)), (Millis(a * MINUTE * 3 + c * MINUTE), Millis(c * MINUTE))],
+            );
+            let at = s.offset(n);
+            prop_assert_eq!(s.step_at(at), n);
+            prop_assert_eq!(s.step_at(Millis(at.0 - 1)), n - 1);
+            prop_assert!(s.offset(n + 1) > at);
+        }
+    }
 }

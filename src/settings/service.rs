@@ -105,6 +105,23 @@ pub struct InputSettings {
     /// string (`KLAXON__INPUT__FORMATS=native,ecs`).
     #[serde(default, deserialize_with = "list_or_csv")]
     pub formats: Option<Vec<String>>,
+    /// How far behind the processing clock a record's times may be (`timestamp`, `at`, interval
+    /// ends); older records are dead-lettered as `event_time_out_of_range`. Default `400d`:
+    /// see [`crate::admission::DEFAULT_MAX_AGE`] for why.
+    #[serde(default = "default_max_event_age")]
+    pub max_event_age: String,
+    /// How far ahead of the processing clock a record's times may be. Default `1h`: see
+    /// [`crate::admission::DEFAULT_MAX_SKEW`].
+    #[serde(default = "default_max_event_skew")]
+    pub max_event_skew: String,
+}
+
+fn default_max_event_age() -> String {
+    crate::admission::DEFAULT_MAX_AGE.to_string()
+}
+
+fn default_max_event_skew() -> String {
+    crate::admission::DEFAULT_MAX_SKEW.to_string()
 }
 
 fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -230,6 +247,22 @@ impl Settings {
         std::time::Duration::from_millis(ms.max(1) as u64)
     }
 
+    /// `input.max_event_age` (validated).
+    pub fn max_event_age(&self) -> Millis {
+        Millis::parse_human(&self.input.max_event_age).unwrap_or(crate::admission::DEFAULT_MAX_AGE)
+    }
+
+    /// `input.max_event_skew` (validated).
+    pub fn max_event_skew(&self) -> Millis {
+        Millis::parse_human(&self.input.max_event_skew)
+            .unwrap_or(crate::admission::DEFAULT_MAX_SKEW)
+    }
+
+    /// The live admission window around `now` (see [`crate::admission`]).
+    pub fn event_window(&self, now: crate::time::Timestamp) -> crate::admission::Window {
+        crate::admission::Window::live(now, self.max_event_age(), self.max_event_skew())
+    }
+
     pub fn dedup_window(&self) -> Millis {
         Millis::parse_human(&self.state.dedup_window).unwrap_or(Millis(7 * crate::time::DAY))
     }
@@ -297,6 +330,8 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
         ("state.retention", &settings.state.retention),
         ("state.dedup_window", &settings.state.dedup_window),
         ("state.commit_interval", &settings.state.commit_interval),
+        ("input.max_event_age", &settings.input.max_event_age),
+        ("input.max_event_skew", &settings.input.max_event_skew),
     ] {
         if let Err(e) = Millis::parse_human(v) {
             add(key, e);

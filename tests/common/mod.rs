@@ -140,12 +140,10 @@ impl Live {
     pub fn send(&mut self, record: Value) -> Vec<Value> {
         let input = alert(record);
         self.now = self.now.max(input.time());
-        self.engine.handle_timeout(self.now);
-        let mut out = self.drain();
+        let mut out = self.timeout(self.now);
         self.engine.handle(input);
         out.extend(self.drain());
-        self.engine.handle_timeout(self.now);
-        out.extend(self.drain());
+        out.extend(self.timeout(self.now));
         out
     }
 
@@ -156,8 +154,19 @@ impl Live {
 
     pub fn tick_ts(&mut self, at: Timestamp) -> Vec<Value> {
         self.now = self.now.max(at);
-        self.engine.handle_timeout(at);
-        self.drain()
+        self.timeout(at)
+    }
+
+    /// Every `handle_timeout(at)` step until nothing is due, as the live driver loops.
+    pub fn timeout(&mut self, at: Timestamp) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let more = self.engine.handle_timeout(at);
+            out.extend(self.drain());
+            if !more {
+                return out;
+            }
+        }
     }
 
     pub fn drain(&mut self) -> Vec<Value> {
