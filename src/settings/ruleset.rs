@@ -348,10 +348,12 @@ impl OverdueSchedule {
         let mut before: u64 = 0;
         for i in 0..self.phases.len() {
             let (from, every) = self.phases[i];
-            let within = (elapsed.0 - from.0) as u64 / every.0 as u64 + 1;
-            match self.steps_in(i) {
-                Some(steps) if within > steps => before += steps,
-                _ => return u32::try_from(before + within).unwrap_or(u32::MAX),
+            match (self.steps_in(i), self.phases.get(i + 1)) {
+                (Some(steps), Some((next, _))) if elapsed >= *next => before += steps,
+                _ => {
+                    let within = (elapsed.0 - from.0) as u64 / every.0 as u64 + 1;
+                    return u32::try_from(before + within).unwrap_or(u32::MAX);
+                }
             }
         }
         u32::try_from(before).unwrap_or(u32::MAX)
