@@ -104,6 +104,24 @@ fn check_config_accepts_the_shipped_config() {
 }
 
 #[test]
+fn check_config_rejects_an_instance_id_kafka_would_refuse_naming_where_it_came_from() {
+    let o = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .args(["check-config", "--config", "config"])
+        .current_dir(common::manifest_dir())
+        .env_remove("KLAXON_CONFIG")
+        .env("KLAXON_INSTANCE_ID", "klaxon 0")
+        .output()
+        .expect("run klaxon");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("kafka.instance_id (from $KLAXON_INSTANCE_ID)")
+            && err.contains("' ' is not allowed"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_reports_every_problem_with_its_file_and_key() {
     let d = config_copy();
     let p = d.path();

@@ -72,6 +72,11 @@ pub async fn restore(
     cfg.set("group.id", format!("{}.restore", s.kafka.group_id));
     cfg.set("enable.auto.commit", "false");
     cfg.set("enable.partition.eof", "false");
+    // librdkafka's 500 ms fetch wait would be the floor of every restore on brokers that hold an
+    // empty fetch for all of it (the local test broker): restores are on a restart's critical path.
+    if cfg.get("fetch.wait.max.ms").is_none() {
+        cfg.set("fetch.wait.max.ms", super::kafka::FETCH_WAIT_MS);
+    }
     let reader: StreamConsumer<KlaxonContext> =
         cfg.create_with_context(KlaxonContext::plain(metrics.clone()))?;
     let mut tpl = TopicPartitionList::new();

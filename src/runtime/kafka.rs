@@ -1,6 +1,7 @@
 //! Kafka client wiring: configuration (with pass-through librdkafka properties), the client
 //! context that feeds metrics and readiness, rebalance notifications, and topic creation.
 
+use super::RuntimeError;
 use crate::settings::Settings;
 use crate::telemetry::Metrics;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -38,8 +39,11 @@ pub fn describe(settings: &Settings) -> String {
         .map(String::as_str)
         .collect();
     format!(
-        "brokers={} properties=[{}]",
+        "brokers={} instance_id={} properties=[{}]",
         settings.kafka.brokers,
+        instance_id(settings)
+            .as_deref()
+            .unwrap_or("(none: dynamic membership)"),
         names.join(",")
     )
 }
@@ -50,11 +54,63 @@ pub fn describe(settings: &Settings) -> String {
 /// each hop. Lower values cost those brokers CPU on every idle fetch.
 pub const FETCH_WAIT_MS: &str = "10";
 
+/// How long the broker waits for a silent member before it gives its partitions to others
+/// (librdkafka's default is 45 s). It bounds the takeover after a node is lost for good, and on a
+/// broker that ignores static membership (the local test broker re-forms the group, holding the
+/// first join for half of it) every restart: 10 s keeps a restart within SPEC §8's 15 s there.
+/// Real Kafka accepts 6 s to 30 min (`group.min/max.session.timeout.ms`). Heartbeats come from
+/// librdkafka's own thread, so a busy engine does not miss them; only a network or broker stall
+/// longer than this moves partitions (and a static member gets the same ones back on rejoin).
+pub const SESSION_TIMEOUT_MS: &str = "10000";
+/// A third of the session timeout, as Kafka recommends: three missed heartbeats before expiry.
+pub const HEARTBEAT_INTERVAL_MS: &str = "1000";
+
+/// This instance's identity in the consumer groups: `kafka.instance_id` (which the settings fill
+/// from `$KLAXON_INSTANCE_ID` when unset), else the host name — stable across restarts in a
+/// StatefulSet or on a VM, unique per container in compose. `None` when it is `""` (static
+/// membership off) or no host name can be read.
+pub fn instance_id(settings: &Settings) -> Option<String> {
+    match &settings.kafka.instance_id {
+        Some(id) => Some(id.trim().to_string()).filter(|id| !id.is_empty()),
+        None => host_name(),
+    }
+}
+
+/// The host name: the kernel's (a container's or pod's own), else `$HOSTNAME`. Only the
+/// characters Kafka accepts in `group.instance.id` are kept.
+fn host_name() -> Option<String> {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())?;
+    let name: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(200)
+        .collect();
+    Some(name).filter(|n| !n.is_empty())
+}
+
+/// The `group.instance.id` of one consumer group, `<instance_id>.<stage>`: each of Klaxon's
+/// groups (`router`, `processor`, and any later stage with a group of its own) gets a distinct
+/// one, so that an id is never shared by two members of one group within an instance. `None`
+/// without an instance id (dynamic membership).
+pub fn group_instance_id(settings: &Settings, stage: &str) -> Option<String> {
+    instance_id(settings).map(|id| format!("{id}.{stage}"))
+}
+
 /// A consumer group member that stores offsets itself (after the broker acknowledged what the
-/// record caused) and lets librdkafka commit the stored offsets.
-pub fn consumer_config(settings: &Settings, group: &str) -> ClientConfig {
+/// record caused) and lets librdkafka commit the stored offsets. `stage` names the member's
+/// static identity ([`group_instance_id`]). `kafka.properties` win over every default here,
+/// `group.instance.id`, `session.timeout.ms` and `heartbeat.interval.ms` included.
+pub fn consumer_config(settings: &Settings, group: &str, stage: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("group.id", group);
+    if let Some(id) = group_instance_id(settings, stage) {
+        c.set("group.instance.id", id);
+    }
+    c.set("session.timeout.ms", SESSION_TIMEOUT_MS);
+    c.set("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS);
     c.set("enable.auto.commit", "true");
     c.set("auto.commit.interval.ms", "1000");
     c.set("enable.auto.offset.store", "false");
@@ -62,7 +118,24 @@ pub fn consumer_config(settings: &Settings, group: &str) -> ClientConfig {
     c.set("auto.offset.reset", "earliest");
     c.set("enable.partition.eof", "false");
     c.set("fetch.wait.max.ms", FETCH_WAIT_MS);
-    merge(c, &base_config(settings), PRODUCER_ONLY)
+    let mut c = merge(c, &base_config(settings), PRODUCER_ONLY);
+    // A session timeout of the user's own keeps the heartbeat at a third of it.
+    let user = |k: &str| {
+        settings
+            .kafka
+            .properties
+            .keys()
+            .any(|p| p.replace('_', ".") == k)
+    };
+    if user("session.timeout.ms") && !user("heartbeat.interval.ms") {
+        if let Some(ms) = c
+            .get("session.timeout.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            c.set("heartbeat.interval.ms", (ms / 3).max(1).to_string());
+        }
+    }
+    c
 }
 
 /// Properties that only one kind of client understands; librdkafka warns when the other gets them.
@@ -118,7 +191,8 @@ fn merge(mut defaults: ClientConfig, overrides: &ClientConfig, skip: &[&str]) ->
 /// A partition assignment change, sent to the driver loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RebalanceEvent {
-    Assigned(Vec<i32>),
+    /// The partitions, and when the broker's assignment arrived (restarts are timed by it).
+    Assigned(Vec<i32>, std::time::Instant),
     Revoked(Vec<i32>),
 }
 
@@ -198,14 +272,15 @@ impl ConsumerContext for KlaxonContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let parts = partitions(tpl);
-                tracing::info!(?parts, "partitions assigned");
+                let since_start_s = super::started().elapsed().as_secs_f64();
+                tracing::info!(?parts, since_start_s, "partitions assigned");
                 if self.pause_on_assign && tpl.count() > 0 {
                     if let Err(e) = consumer.pause(tpl) {
                         tracing::error!(error = %e, "cannot pause partitions for restore");
                     }
                 }
                 if let Some(tx) = &self.rebalances {
-                    let _ = tx.send(RebalanceEvent::Assigned(parts));
+                    let _ = tx.send(RebalanceEvent::Assigned(parts, std::time::Instant::now()));
                 }
                 self.metrics.set_assigned(true);
             }
@@ -278,4 +353,105 @@ pub async fn ensure_topics(settings: &Settings) -> Result<(), KafkaError> {
         }
     }
     Ok(())
+}
+
+/// The error to stop a stage with after its consumer reported a fatal error (librdkafka's
+/// consumer is unusable after one): [`RuntimeError::Fenced`] when the broker fenced this static
+/// member out (`FENCED_INSTANCE_ID`: another process joined with the same `group.instance.id`).
+pub fn fatal_error<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    group: &str,
+    instance: Option<&str>,
+    error: &KafkaError,
+) -> RuntimeError {
+    let (code, reason) = client
+        .fatal_error()
+        .unwrap_or((RDKafkaErrorCode::Fatal, error.to_string()));
+    if code == RDKafkaErrorCode::FencedInstanceId {
+        RuntimeError::Fenced {
+            group: group.to_string(),
+            instance: instance.unwrap_or("?").to_string(),
+            reason,
+        }
+    } else {
+        RuntimeError::Fatal {
+            group: group.to_string(),
+            reason: format!("{code}: {reason}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(instance: Option<&str>, props: &[(&str, &str)]) -> Settings {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut s = crate::settings::load(&dir).expect("config").settings;
+        s.kafka.instance_id = instance.map(str::to_string);
+        s.kafka.properties = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s
+    }
+
+    #[test]
+    fn each_group_gets_the_instance_id_with_its_own_suffix_and_the_short_session() {
+        let s = settings(Some("klaxon-0"), &[]);
+        let router = consumer_config(&s, "klaxon", "router");
+        let processor = consumer_config(&s, "klaxon.processor", "processor");
+        assert_eq!(router.get("group.instance.id"), Some("klaxon-0.router"));
+        assert_eq!(
+            processor.get("group.instance.id"),
+            Some("klaxon-0.processor")
+        );
+        assert_eq!(router.get("session.timeout.ms"), Some(SESSION_TIMEOUT_MS));
+        assert_eq!(
+            router.get("heartbeat.interval.ms"),
+            Some(HEARTBEAT_INTERVAL_MS)
+        );
+        // Producers get none of it.
+        assert_eq!(producer_config(&s).get("group.instance.id"), None);
+    }
+
+    #[test]
+    fn without_an_id_setting_the_host_name_is_the_id_and_an_empty_one_turns_it_off() {
+        let host = host_name().expect("a host name on this machine");
+        assert_eq!(
+            group_instance_id(&settings(None, &[]), "router"),
+            Some(format!("{host}.router"))
+        );
+        let off = settings(Some(""), &[]);
+        assert_eq!(instance_id(&off), None);
+        assert_eq!(
+            consumer_config(&off, "klaxon", "router").get("group.instance.id"),
+            None
+        );
+    }
+
+    #[test]
+    fn kafka_properties_win_over_every_membership_default() {
+        let s = settings(
+            Some("klaxon-0"),
+            &[
+                ("group.instance.id", "mine"),
+                ("session_timeout_ms", "30000"),
+            ],
+        );
+        let c = consumer_config(&s, "klaxon", "router");
+        assert_eq!(c.get("group.instance.id"), Some("mine"));
+        assert_eq!(c.get("session.timeout.ms"), Some("30000"));
+        // A session of one's own keeps three heartbeats in it.
+        assert_eq!(c.get("heartbeat.interval.ms"), Some("10000"));
+        let s = settings(
+            Some("klaxon-0"),
+            &[
+                ("session.timeout.ms", "30000"),
+                ("heartbeat.interval.ms", "2000"),
+            ],
+        );
+        let c = consumer_config(&s, "klaxon", "router");
+        assert_eq!(c.get("heartbeat.interval.ms"), Some("2000"));
+    }
 }

@@ -35,6 +35,21 @@ pub enum RuntimeError {
     Http(#[from] std::io::Error),
     #[error("a stage failed: {0}")]
     Join(String),
+    /// The broker handed this member's `group.instance.id` to a newer process: two instances
+    /// share `kafka.instance_id`. The newer one keeps the partitions; this one must not go on.
+    #[error(
+        "fenced out of consumer group {group:?}: another process joined it with the same \
+         group.instance.id {instance:?}, so the broker gave it this instance's partitions. Two \
+         running instances must never share kafka.instance_id (default $KLAXON_INSTANCE_ID, else \
+         the host name): give each its own (a StatefulSet's pod name does). Broker said: {reason}"
+    )]
+    Fenced {
+        group: String,
+        instance: String,
+        reason: String,
+    },
+    #[error("kafka client of consumer group {group:?} failed fatally and cannot go on: {reason}")]
+    Fatal { group: String, reason: String },
 }
 
 /// Starts the service in the background, stopped by sending `true` on the returned switch (the
@@ -62,6 +77,7 @@ pub async fn run(
     clock: clock::Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
+    started();
     let s = &config.settings;
     tracing::info!(kafka = %kafka::describe(s), ruleset = %config.ruleset.id, "starting klaxon");
     let listener = tokio::net::TcpListener::bind(&s.metrics.listen).await?;
@@ -114,7 +130,12 @@ pub async fn run(
             let _ = stop_tx.send(true);
         })
     };
-    let (r, p) = tokio::join!(router, processor);
+    // A stage that fails (fenced out of its group, say) stops the other, so the process exits
+    // with the error instead of running on half.
+    let (r, p) = tokio::join!(
+        stop_others_on_error(router, stop_tx.clone()),
+        stop_others_on_error(processor, stop_tx.clone())
+    );
     let _ = stop_tx.send(true);
     watcher.abort();
     let _ = http.await;
@@ -122,4 +143,22 @@ pub async fn run(
     p.map_err(|e| RuntimeError::Join(e.to_string()))??;
     tracing::info!("klaxon stopped cleanly");
     Ok(())
+}
+
+async fn stop_others_on_error(
+    stage: tokio::task::JoinHandle<Result<(), RuntimeError>>,
+    stop: watch::Sender<bool>,
+) -> Result<Result<(), RuntimeError>, tokio::task::JoinError> {
+    let result = stage.await;
+    if !matches!(result, Ok(Ok(()))) {
+        let _ = stop.send(true);
+    }
+    result
+}
+
+/// When the service started (the first call of [`run`] in this process): restarts are timed
+/// from here (start → partitions assigned → state restored).
+pub(crate) fn started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
 }

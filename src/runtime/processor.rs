@@ -11,7 +11,9 @@
 
 use super::changelog;
 use super::clock::Clock;
-use super::kafka::{consumer_config, producer_config, KlaxonContext, RebalanceEvent};
+use super::kafka::{
+    consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext, RebalanceEvent,
+};
 use super::router::{collect_batch, store_offsets, BATCH, PIPELINE_DEPTH, SOURCE_HEADER};
 use super::routing::topics_for;
 use super::sink::{send, AckPipeline, AfterAck, OutRecord, Step};
@@ -55,10 +57,15 @@ struct Processor {
     evictions_logged: Option<Instant>,
     /// When escalations were last summarised in the log, and the counts by type then.
     summary_logged: (Instant, Vec<u64>),
+    /// Whether the first assignment since start has been restored (and its timing logged).
+    resumed: bool,
 }
 
 /// How often an info line sums up the escalations sent (each one alone is a debug line).
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// The processor's suffix on the instance id (its `group.instance.id`).
+pub const STAGE: &str = "processor";
 
 /// Early dedup evictions go on while the rate stays high: one warning per this, with the count.
 const EVICTION_LOG_EVERY: Duration = Duration::from_secs(600);
@@ -97,7 +104,8 @@ pub async fn run(
     };
     let group = format!("{}.processor", s.kafka.group_id);
     let consumer: Arc<StreamConsumer<KlaxonContext>> =
-        Arc::new(consumer_config(s, &group).create_with_context(ctx)?);
+        Arc::new(consumer_config(s, &group, STAGE).create_with_context(ctx)?);
+    let instance = group_instance_id(s, STAGE);
     consumer.subscribe(&[&s.topics.repartition])?;
     let producer: FutureProducer<KlaxonContext> =
         producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
@@ -117,11 +125,13 @@ pub async fn run(
         commit_interval: config.settings.commit_interval(),
         evictions_logged: None,
         summary_logged: (Instant::now(), escalation_counts(&metrics)),
+        resumed: false,
     };
-    tracing::info!(group = %group, topic = %s.topics.repartition, "processor started");
+    tracing::info!(group = %group, group_instance_id = instance.as_deref().unwrap_or(""), topic = %s.topics.repartition, "processor started");
     let mut gauges = tokio::time::interval(Duration::from_millis(500));
     loop {
-        proc.apply_rebalances(&consumer, &mut rebalances).await?;
+        proc.apply_rebalances(&consumer, &mut rebalances, None)
+            .await?;
         let grace = proc
             .catching_up_until
             .map(|t| t.saturating_duration_since(Instant::now()))
@@ -134,12 +144,22 @@ pub async fn run(
             biased;
             _ = shutdown.changed() => break,
             m = consumer.recv() => {
-                let Some(mut batch) = collect_batch(&consumer, m, &metrics).await else { continue };
+                let mut batch = match collect_batch(&consumer, m, &metrics).await {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => continue,
+                    // Fenced out (or otherwise unusable): nothing more may be written or committed
+                    // for partitions another member may own now.
+                    Err(e) => {
+                        let e = fatal_error(consumer.client(), &group, instance.as_deref(), &e);
+                        tracing::error!(error = %e, "processor stopped");
+                        return Err(e);
+                    }
+                };
                 // A short batch means the backlog is read: from here timers follow the wall clock.
                 let caught_up = batch.len() < BATCH;
                 // Revocations noticed while collecting the batch: drop those partitions first, so
                 // no state is written for a partition this instance no longer owns.
-                proc.apply_rebalances(&consumer, &mut rebalances).await?;
+                proc.apply_rebalances(&consumer, &mut rebalances, None).await?;
                 batch.retain(|m| proc.engines.contains_key(&m.partition()));
                 let Ok(done) = proc.process_batch(&batch).await else {
                     break;
@@ -157,6 +177,11 @@ pub async fn run(
                         break;
                     }
                 }
+            }
+            // An assignment is restored at once (the partitions stay paused until it is), not
+            // at the next gauge tick: it is on the restart's critical path.
+            Some(ev) = rebalances.recv() => {
+                proc.apply_rebalances(&consumer, &mut rebalances, Some(ev)).await?;
             }
             // Before the timers: while a catch-up keeps the timer branch ready, gauges still move.
             _ = gauges.tick() => {
@@ -200,12 +225,16 @@ impl Processor {
         self.engines.values().filter_map(Engine::poll_timeout).min()
     }
 
+    /// Applies `first` (if any) and every assignment change waiting in `rx`.
     async fn apply_rebalances(
         &mut self,
         consumer: &StreamConsumer<KlaxonContext>,
         rx: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
+        first: Option<RebalanceEvent>,
     ) -> Result<(), RuntimeError> {
-        while let Ok(ev) = rx.try_recv() {
+        let mut next = first.or_else(|| rx.try_recv().ok());
+        while let Some(ev) = next.take() {
+            next = rx.try_recv().ok();
             match ev {
                 RebalanceEvent::Revoked(parts) => {
                     for p in parts {
@@ -221,7 +250,7 @@ impl Processor {
                         }
                     }
                 }
-                RebalanceEvent::Assigned(parts) => {
+                RebalanceEvent::Assigned(parts, assigned_at) => {
                     self.metrics.set_restored(false);
                     // Partitions restore in parallel: a takeover waits for the slowest, not the sum.
                     let mut tasks = Vec::with_capacity(parts.len());
@@ -257,6 +286,23 @@ impl Processor {
                         consumer.resume(&tpl)?;
                     }
                     self.metrics.set_restored(true);
+                    if !self.resumed {
+                        // The restart's timing (SPEC §8: within 15 s on the shipped defaults).
+                        self.resumed = true;
+                        let start = super::started();
+                        tracing::info!(
+                            partitions = ?parts,
+                            assigned_s = assigned_at.saturating_duration_since(start).as_secs_f64(),
+                            restored_s = start.elapsed().as_secs_f64(),
+                            "resumed: start → partitions assigned → state restored"
+                        );
+                    } else {
+                        tracing::info!(
+                            partitions = ?parts,
+                            restore_s = assigned_at.elapsed().as_secs_f64(),
+                            "assigned partitions restored"
+                        );
+                    }
                     // Timers that fell due while nobody owned the partition fire once, under their
                     // own event ids — but only after the records already waiting in the partition
                     // (up to RESTORE_GRACE for the first fetch), so those records apply first.

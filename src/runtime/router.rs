@@ -5,7 +5,9 @@
 //! not wait for that before the next batch (see [`AckPipeline`]).
 
 use super::clock::Clock;
-use super::kafka::{consumer_config, producer_config, KlaxonContext};
+use super::kafka::{
+    consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext,
+};
 use super::sink::{send, AckPipeline, OutRecord, Step};
 use super::RuntimeError;
 use crate::admission::{admit, Window};
@@ -14,6 +16,7 @@ use crate::engine::input_route_token;
 use crate::settings::Config;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::FutureProducer;
 use std::collections::BTreeMap;
@@ -35,6 +38,8 @@ pub const BATCH: usize = 4096;
 /// enough that a slow acknowledgement (a large state flush) does not stop the stream; memory is
 /// bounded by the producer's own queue limits, which make sending wait when full.
 pub const PIPELINE_DEPTH: usize = 1024;
+/// The router's suffix on the instance id (its `group.instance.id`).
+pub const STAGE: &str = "router";
 
 pub async fn run(
     config: Arc<Config>,
@@ -50,20 +55,32 @@ pub async fn run(
         lag_topics: vec![s.topics.alerts.clone(), s.topics.commands.clone()],
     };
     let consumer: Arc<StreamConsumer<KlaxonContext>> =
-        Arc::new(consumer_config(s, &s.kafka.group_id).create_with_context(ctx)?);
+        Arc::new(consumer_config(s, &s.kafka.group_id, STAGE).create_with_context(ctx)?);
+    let instance = group_instance_id(s, STAGE);
     consumer.subscribe(&[&s.topics.alerts, &s.topics.commands])?;
     let producer: FutureProducer<KlaxonContext> =
         producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
     let acks = AckPipeline::start(producer.clone(), shutdown.clone(), PIPELINE_DEPTH);
-    tracing::info!(group = %s.kafka.group_id, alerts = %s.topics.alerts, commands = %s.topics.commands, "router started");
+    tracing::info!(group = %s.kafka.group_id, group_instance_id = instance.as_deref().unwrap_or(""), alerts = %s.topics.alerts, commands = %s.topics.commands, "router started");
     loop {
         let first = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
             m = consumer.recv() => m,
         };
-        let Some(batch) = collect_batch(&consumer, first, &metrics).await else {
-            continue;
+        let batch = match collect_batch(&consumer, first, &metrics).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => continue,
+            Err(e) => {
+                let e = fatal_error(
+                    consumer.client(),
+                    &s.kafka.group_id,
+                    instance.as_deref(),
+                    &e,
+                );
+                tracing::error!(error = %e, "router stopped");
+                return Err(e);
+            }
         };
         // Event times are judged against the processing clock as the batch arrives.
         let window = config.settings.event_window(clock.now());
@@ -177,20 +194,25 @@ fn route_batch(
 }
 
 /// A batch: the record just received plus whatever has already been fetched, up to [`BATCH`]
-/// (never waiting for more). `None` after a consume error, which is counted and logged.
+/// (never waiting for more). `Ok(None)` after a consume error, which is counted and logged;
+/// `Err` after a fatal one (the consumer cannot go on: see [`super::kafka::fatal_error`]).
 pub async fn collect_batch<'c, C: rdkafka::consumer::ConsumerContext + 'static>(
     consumer: &'c StreamConsumer<C>,
     first: rdkafka::error::KafkaResult<BorrowedMessage<'c>>,
     metrics: &Metrics,
-) -> Option<Vec<BorrowedMessage<'c>>> {
+) -> Result<Option<Vec<BorrowedMessage<'c>>>, KafkaError> {
     let mut batch = Vec::with_capacity(BATCH);
     match first {
         Ok(m) => batch.push(m),
+        Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
+            metrics.kafka_errors.with_label_values(&["fatal"]).inc();
+            return Err(e);
+        }
         Err(e) => {
             tracing::warn!(error = %e, "consume error");
             metrics.kafka_errors.with_label_values(&["consume"]).inc();
             tokio::time::sleep(Duration::from_millis(200)).await;
-            return None;
+            return Ok(None);
         }
     }
     while batch.len() < BATCH {
@@ -199,7 +221,7 @@ pub async fn collect_batch<'c, C: rdkafka::consumer::ConsumerContext + 'static>(
             _ => break,
         }
     }
-    Some(batch)
+    Ok(Some(batch))
 }
 
 /// The highest offset of each topic partition in a batch.

@@ -39,6 +39,33 @@ pub struct KafkaSettings {
     /// Create missing topics at start (internal topics with `state.partitions` partitions).
     #[serde(default = "yes")]
     pub create_topics: bool,
+    /// This instance's stable identity in the consumer groups (static membership, KIP-345): each
+    /// group gets `<instance_id>.<stage>` as `group.instance.id`, so a restarted instance takes its
+    /// partitions straight back instead of waiting for the broker to expire its old session.
+    /// Unset: `$KLAXON_INSTANCE_ID`, else the host name (a StatefulSet's pod name). `""` turns
+    /// static membership off. Two running instances must never share it: the broker fences one.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+/// The environment variable that names the instance when `kafka.instance_id` is not set.
+pub const INSTANCE_ID_ENV: &str = "KLAXON_INSTANCE_ID";
+
+/// Kafka accepts these characters in `group.instance.id` (and at most 249 of them; the stage
+/// suffix takes a few).
+pub fn check_instance_id(id: &str) -> Result<(), String> {
+    if id.len() > 200 {
+        return Err(format!("at most 200 characters, got {}", id.len()));
+    }
+    match id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(c) => Err(format!(
+            "{c:?} is not allowed in {id:?}: Kafka takes only ASCII letters, digits, '.', '_' and '-'"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn yes() -> bool {
@@ -300,7 +327,7 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
             };
         }
     }
-    let settings: Settings = match builder.build().and_then(|c| c.try_deserialize()) {
+    let mut settings: Settings = match builder.build().and_then(|c| c.try_deserialize()) {
         Ok(s) => s,
         Err(e) => {
             issues.push(Issue {
@@ -387,6 +414,20 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
     }
     if settings.kafka.brokers.trim().is_empty() {
         add("kafka.brokers", "must name at least one broker".into());
+    }
+    let mut id_from = "kafka.instance_id";
+    if settings.kafka.instance_id.is_none() {
+        if let Ok(id) = std::env::var(INSTANCE_ID_ENV) {
+            if !id.trim().is_empty() {
+                settings.kafka.instance_id = Some(id.trim().to_string());
+                id_from = "kafka.instance_id (from $KLAXON_INSTANCE_ID)";
+            }
+        }
+    }
+    if let Some(id) = &settings.kafka.instance_id {
+        if let Err(e) = check_instance_id(id) {
+            add(id_from, e);
+        }
     }
     for (i, r) in settings.routing.iter().enumerate() {
         for (j, t) in r.types.iter().enumerate() {
