@@ -116,6 +116,29 @@ fn compare(name: &str, live: &BTreeMap<String, usize>, replay: &BTreeSet<String>
     assert!(invented.is_empty(), "invented: {invented:#?}");
 }
 
+/// A restarted instance must resume within this long, or the test fails: a liveness guard, not
+/// a performance bound (SPEC §8 asks for 15 s; the measured times are printed).
+const RESUME_GUARD: Duration = Duration::from_secs(60);
+
+/// Waits until `k` has resumed (partitions assigned and restored) and returns the time from its
+/// start as the test saw it, and the process's own `resumed:` figures.
+async fn wait_resumed(k: &Klaxon, spawned: Instant) -> (f64, f64, f64) {
+    while spawned.elapsed() < RESUME_GUARD {
+        if let Some((assigned, restored)) = k.resumed() {
+            return (spawned.elapsed().as_secs_f64(), assigned, restored);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "not resumed within {RESUME_GUARD:?} of its start; logs:\n{}",
+        k.logs.lock().unwrap().join("\n")
+    );
+}
+
+/// The crash test, on the shipped `config/` (only the broker address, the group and topic names
+/// and the metrics port differ; the instance id is the host name's default): alerts and commands
+/// flow while the process is SIGKILLed at random moments (each once the previous start has
+/// resumed, so every restart is timed) and started again at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_no_escalation_and_invents_none() {
     let t = Topics::new(&unique("crash"));
@@ -125,10 +148,12 @@ async fn sigkill_at_random_moments_loses_no_escalation_and_invents_none() {
         .as_secs();
     let mut rng = Lcg(seed);
     println!("seed {seed}");
-    let mut k = Klaxon::start(&t, &[]);
-    k.wait_ready(Duration::from_secs(60));
+    let mut k = Klaxon::start_shipped(&t, &[]);
+    let mut spawned = Instant::now();
+    let (first, ..) = wait_resumed(&k, spawned).await;
+    println!("first start (a new group): resumed after {first:.1} s");
     let p = producer();
-    // 24 incidents starting every second, each with 5 records spread over 40 s.
+    // 24 incidents starting every 2 s, each with 5 records spread over 40 s.
     let mut plan: Vec<(i64, &'static str, String, String)> = Vec::new();
     let base = chrono::Utc::now();
     for i in 0..24 {
@@ -138,46 +163,53 @@ async fn sigkill_at_random_moments_loses_no_escalation_and_invents_none() {
                 .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
         };
-        for (off, topic, line) in incident_records(&key, i, at_from_start) {
+        for (off, topic, line) in incident_records(&key, 2 * i, at_from_start) {
             plan.push((off, topic, line, key.clone()));
         }
     }
     plan.sort_by_key(|(off, ..)| *off);
-    let mut kill_at: Vec<i64> = (0..3).map(|_| 3 + (rng.next() % 55) as i64).collect();
+    let mut kill_at: Vec<i64> = (0..4).map(|_| 2 + (rng.next() % 80) as i64).collect();
     kill_at.sort();
-    println!("kills at +{kill_at:?} s");
+    println!("kills at +{kill_at:?} s (each no earlier than the previous start's resumption)");
     let start = Instant::now();
     let mut sent = Vec::new();
-    let mut kills = 0;
-    for (off, topic, line, key) in &plan {
-        while (start.elapsed().as_secs() as i64) < *off {
-            if kill_at
-                .first()
-                .is_some_and(|k| (start.elapsed().as_secs() as i64) >= *k)
-            {
-                kill_at.remove(0);
-                k.sigkill();
-                kills += 1;
-                k = Klaxon::start(&t, &[]);
+    let mut restarts: Vec<(f64, f64, f64)> = Vec::new();
+    let mut resumed = true;
+    let mut plan = plan.into_iter().peekable();
+    while plan.peek().is_some() || !kill_at.is_empty() || !resumed {
+        let now_s = start.elapsed().as_secs() as i64;
+        if !resumed {
+            if let Some((assigned, restored)) = k.resumed() {
+                let seen = spawned.elapsed().as_secs_f64();
+                println!("restart {}: resumed {seen:.1} s after its start (process: assigned {assigned:.1} s, restored {restored:.1} s)", restarts.len() + 1);
+                restarts.push((seen, assigned, restored));
+                resumed = true;
+            } else {
+                assert!(
+                    spawned.elapsed() < RESUME_GUARD,
+                    "restart {} not resumed within {RESUME_GUARD:?}; logs:\n{}",
+                    restarts.len() + 1,
+                    k.logs.lock().unwrap().join("\n")
+                );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let topic = if *topic == "alerts" {
-            &t.alerts
-        } else {
-            &t.commands
-        };
-        produce(&p, topic, Some(key), line.as_bytes()).await;
-        sent.push(line.clone());
-    }
-    while let Some(at_s) = kill_at.first().copied() {
-        while (start.elapsed().as_secs() as i64) < at_s {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if resumed && kill_at.first().is_some_and(|at| now_s >= *at) {
+            kill_at.remove(0);
+            k.sigkill();
+            k = Klaxon::start_shipped(&t, &[]);
+            spawned = Instant::now();
+            resumed = false;
         }
-        kill_at.remove(0);
-        k.sigkill();
-        kills += 1;
-        k = Klaxon::start(&t, &[]);
+        while let Some((_, topic, line, key)) = plan.next_if(|(off, ..)| *off <= now_s) {
+            let topic = if topic == "alerts" {
+                &t.alerts
+            } else {
+                &t.commands
+            };
+            produce(&p, topic, Some(&key), line.as_bytes()).await;
+            sent.push(line);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     k.wait_ready(Duration::from_secs(60));
     // Compare what is due up to 10 s ago (the 30- and 10-min reminders of every incident).
@@ -185,8 +217,18 @@ async fn sigkill_at_random_moments_loses_no_escalation_and_invents_none() {
     let cutoff = at(-10);
     let live = live_ids(&t.escalations, &cutoff, Duration::from_secs(5)).await;
     let replay = replay_ids(&sent, &cutoff);
+    let kills = restarts.len();
     println!("runs {}, kills {kills}, records {}", kills + 1, sent.len());
+    let mut seen: Vec<f64> = restarts.iter().map(|r| r.0).collect();
+    seen.sort_by(f64::total_cmp);
+    println!(
+        "restart → resumed over {kills} kills: min {:.1} s, median {:.1} s, max {:.1} s",
+        seen[0],
+        seen[kills / 2],
+        seen[kills - 1]
+    );
     compare("crash test", &live, &replay);
+    assert!(kills >= 4, "killed {kills} times");
     assert!(
         replay
             .iter()
@@ -212,8 +254,8 @@ async fn a_second_instance_takes_over_a_killed_ones_partitions_and_fires_their_t
         produce(&p, &t.alerts, Some(&key), line.as_bytes()).await;
         sent.push(line);
     }
-    // A second instance joins: a rebalance while the timers run.
-    let b = Klaxon::start(&t, &[]);
+    // A second instance (its own instance id) joins: a rebalance while the timers run.
+    let b = Klaxon::start(&t, &[("KLAXON_INSTANCE_ID", "second")]);
     b.wait_ready(Duration::from_secs(60));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let killed = Instant::now();

@@ -122,7 +122,20 @@ pub struct Klaxon {
 }
 
 impl Klaxon {
+    /// With the tests' settings: 3 partitions, a 6 s session, small records, and the test's
+    /// prefix as instance id (stable across restarts within a test; a second instance in the
+    /// same group must set its own `KLAXON_INSTANCE_ID` in `extra_env`).
     pub fn start(topics: &Topics, extra_env: &[(&str, &str)]) -> Klaxon {
+        Self::spawn(topics, true, extra_env)
+    }
+
+    /// On the shipped `config/` as a user runs it: only the broker address, the group and topic
+    /// names and the metrics port are set (so the instance id is the host name, its default).
+    pub fn start_shipped(topics: &Topics, extra_env: &[(&str, &str)]) -> Klaxon {
+        Self::spawn(topics, false, extra_env)
+    }
+
+    fn spawn(topics: &Topics, test_settings: bool, extra_env: &[(&str, &str)]) -> Klaxon {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_klaxon"));
         cmd.arg("run")
@@ -130,6 +143,11 @@ impl Klaxon {
             .arg("text")
             .arg("--config")
             .arg(root().join("config"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("KLAXON_") {
+                cmd.env_remove(k);
+            }
+        }
         cmd.env("KAFKA_BROKERS", brokers())
             .env("RUST_LOG", "info,rdkafka=warn")
             .env("KLAXON__KAFKA__GROUP_ID", &topics.prefix)
@@ -139,11 +157,14 @@ impl Klaxon {
             .env("KLAXON__TOPICS__DEAD_LETTER", &topics.dlq)
             .env("KLAXON__TOPICS__CHANGELOG", &topics.changelog)
             .env("KLAXON__TOPICS__REPARTITION", &topics.repartition)
-            .env("KLAXON__STATE__PARTITIONS", "3")
-            .env("KLAXON__METRICS__LISTEN", format!("127.0.0.1:{port}"))
-            .env("KLAXON__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000")
-            .env("KLAXON__KAFKA__PROPERTIES__HEARTBEAT_INTERVAL_MS", "500")
-            .env("KLAXON__INPUT__MAX_RECORD_BYTES", "4096");
+            .env("KLAXON__METRICS__LISTEN", format!("127.0.0.1:{port}"));
+        if test_settings {
+            cmd.env("KLAXON__STATE__PARTITIONS", "3")
+                .env("KLAXON__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000")
+                .env("KLAXON__KAFKA__PROPERTIES__HEARTBEAT_INTERVAL_MS", "500")
+                .env("KLAXON__INPUT__MAX_RECORD_BYTES", "4096")
+                .env("KLAXON_INSTANCE_ID", &topics.prefix);
+        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -168,6 +189,17 @@ impl Klaxon {
             metrics_port: port,
             logs,
         }
+    }
+
+    /// The `resumed:` line's figures (seconds from start to partitions assigned, and to their
+    /// state restored), once the process has logged it.
+    pub fn resumed(&self) -> Option<(f64, f64)> {
+        let logs = self.logs.lock().unwrap();
+        let line = logs.iter().find(|l| l.contains("resumed: start"))?;
+        Some((
+            number_after(line, "assigned_s")?,
+            number_after(line, "restored_s")?,
+        ))
     }
 
     /// Waits until `/readyz` answers 200.
@@ -224,6 +256,32 @@ impl Drop for Klaxon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The number after `key=` in a log line (colour codes skipped).
+pub fn number_after(line: &str, key: &str) -> Option<f64> {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let rest = plain.get(plain.find(key)? + key.len()..)?;
+    let rest = rest.strip_prefix('=')?;
+    let start = rest.find(|c: char| c.is_ascii_digit())?;
+    let rest = &rest[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 /// A minimal HTTP/1.1 GET on loopback: (status, body).
