@@ -1032,12 +1032,12 @@ mod robustness {
     }
 }
 
-/// The Kubernetes deployment mounts each mapping file as an item of its own: one the shipped
+/// The Kubernetes StatefulSet mounts each mapping file as an item of its own: one the shipped
 /// `input.formats` names but the pod lacks would stop the service at start-up.
 #[test]
 fn the_kubernetes_deployment_mounts_every_shipped_mapping() {
-    let deployment = std::fs::read_to_string(manifest().join("deploy/k8s/deployment.yaml"))
-        .expect("deployment.yaml");
+    let deployment = std::fs::read_to_string(manifest().join("deploy/k8s/statefulset.yaml"))
+        .expect("statefulset.yaml");
     let configmap = std::fs::read_to_string(manifest().join("deploy/k8s/configmap.yaml"))
         .expect("configmap.yaml");
     for name in config().mappings.formats() {
@@ -1047,7 +1047,7 @@ fn the_kubernetes_deployment_mounts_every_shipped_mapping() {
         assert!(
             deployment.contains(&format!("- key: {name}.toml\n"))
                 && deployment.contains(&format!("path: mappings/{name}.toml\n")),
-            "deploy/k8s/deployment.yaml does not mount mappings/{name}.toml"
+            "deploy/k8s/statefulset.yaml does not mount mappings/{name}.toml"
         );
         assert!(
             configmap.contains(&format!("  {name}.toml: |")),
