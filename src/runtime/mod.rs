@@ -17,6 +17,7 @@ pub mod routing;
 pub mod sink;
 
 use crate::settings::Config;
+use crate::telemetry::metrics::Stage;
 use crate::telemetry::Metrics;
 use std::future::Future;
 use std::sync::Arc;
@@ -110,6 +111,14 @@ pub async fn run(
             Err(_) => tracing::warn!("no answer to topic creation within 15 s; continuing"),
         }
     }
+    let stall = s.stall_after();
+    let inputs = [s.topics.alerts.clone(), s.topics.commands.clone()];
+    metrics.watch_stage(Stage::Router, &inputs, stall);
+    metrics.watch_stage(
+        Stage::Processor,
+        std::slice::from_ref(&s.topics.repartition),
+        stall,
+    );
     let router = tokio::spawn(router::run(
         config.clone(),
         metrics.clone(),

@@ -24,6 +24,7 @@ use crate::engine::Engine;
 use crate::model::escalation::EventType;
 use crate::model::{Escalation, Input};
 use crate::settings::Config;
+use crate::telemetry::metrics::Stage;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -319,6 +320,8 @@ impl Processor {
     async fn process_batch(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<usize, ()> {
         let received = Instant::now();
         let now = self.clock.now();
+        self.metrics
+            .batch_taken(Stage::Processor, super::router::oldest(batch));
         let mut events: Vec<(i32, Escalation)> = Vec::new();
         for (i, m) in batch.iter().enumerate() {
             let p = m.partition();
@@ -390,7 +393,7 @@ impl Processor {
             }
         }
         self.emit(events, Some(received)).await?;
-        self.progress();
+        self.metrics.batch_done(Stage::Processor);
         Ok(batch.len())
     }
 
@@ -554,8 +557,10 @@ impl Processor {
         self.flush_step(usize::MAX).await
     }
 
-    /// Notes that the loop moved: records applied, or a round of timers sent.
-    fn progress(&mut self) {}
+    /// Notes that the loop moved: records applied, or a round of timers sent (readiness).
+    fn progress(&mut self) {
+        self.metrics.progress(Stage::Processor);
+    }
 
     fn update_gauges(&mut self) {
         if self.summary_logged.0.elapsed() >= SUMMARY_EVERY {

@@ -14,6 +14,7 @@ use crate::admission::{admit, Window};
 use crate::decode::{decode_record, Expect};
 use crate::engine::input_route_token;
 use crate::settings::Config;
+use crate::telemetry::metrics::Stage;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -82,6 +83,7 @@ pub async fn run(
                 return Err(e);
             }
         };
+        metrics.batch_taken(Stage::Router, oldest(&batch));
         // Event times are judged against the processing clock as the batch arrives.
         let window = config.settings.event_window(clock.now());
         let out = route_batch(&config, &metrics, &window, &batch);
@@ -93,6 +95,7 @@ pub async fn run(
             tracing::warn!("batch not acknowledged; its offsets stay uncommitted");
             break;
         }
+        metrics.batch_done(Stage::Router);
     }
     match acks.finish().await {
         Ok(()) => {
@@ -222,6 +225,12 @@ pub async fn collect_batch<'c, C: rdkafka::consumer::ConsumerContext + 'static>(
         }
     }
     Ok(Some(batch))
+}
+
+/// The broker timestamp (ms) of the oldest record in a batch, for
+/// `klaxon_oldest_unprocessed_record_age_seconds`.
+pub fn oldest(batch: &[BorrowedMessage<'_>]) -> Option<i64> {
+    batch.iter().filter_map(|m| m.timestamp().to_millis()).min()
 }
 
 /// The highest offset of each topic partition in a batch.

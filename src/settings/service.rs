@@ -99,6 +99,16 @@ pub struct Topics {
 pub struct MetricsSettings {
     /// Where `/metrics`, `/healthz` and `/readyz` listen; loopback unless configured otherwise.
     pub listen: String,
+    /// `/readyz` answers 503 (and `klaxon_ready` is 0) when a stage has had input waiting and
+    /// made no progress for this long. A healthy stage moves every batch or round of timers
+    /// (milliseconds to about a second, even mid catch-up); a minute is far past that, yet short
+    /// next to the 1 h reporting window it protects.
+    #[serde(default = "default_stall_after")]
+    pub stall_after: String,
+}
+
+fn default_stall_after() -> String {
+    "1m".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,6 +284,14 @@ impl Settings {
         std::time::Duration::from_millis(ms.max(1) as u64)
     }
 
+    /// `metrics.stall_after` (validated).
+    pub fn stall_after(&self) -> std::time::Duration {
+        let ms = Millis::parse_human(&self.metrics.stall_after)
+            .map(|m| m.0)
+            .unwrap_or(60_000);
+        std::time::Duration::from_millis(ms.max(1) as u64)
+    }
+
     /// `input.max_event_age` (validated).
     pub fn max_event_age(&self) -> Millis {
         Millis::parse_human(&self.input.max_event_age).unwrap_or(crate::admission::DEFAULT_MAX_AGE)
@@ -358,6 +376,7 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
         ("state.dedup_window", &settings.state.dedup_window),
         ("state.commit_interval", &settings.state.commit_interval),
         ("input.max_event_age", &settings.input.max_event_age),
+        ("metrics.stall_after", &settings.metrics.stall_after),
         ("input.max_event_skew", &settings.input.max_event_skew),
     ] {
         if let Err(e) = Millis::parse_human(v) {

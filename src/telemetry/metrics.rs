@@ -8,10 +8,10 @@ use crate::model::escalation::EventType;
 use crate::model::{Level, ReportKind};
 use crate::time::Timestamp;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub struct Metrics {
     registry: Registry,
@@ -34,9 +34,42 @@ pub struct Metrics {
     /// Grading events (incident.opened, incident.graded) that left a row unassessed, by row
     /// (an indicator id of the ruleset: a bounded set) and reason code.
     pub unassessed: IntCounterVec,
+    pub oldest_unprocessed: GaugeVec,
     assigned: AtomicBool,
     restored: AtomicBool,
     brokers_up: AtomicBool,
+    /// Per stage ([`Stage`]): progress and the batch in hand, for readiness (see
+    /// [`Metrics::is_ready`]).
+    stages: [StageWatch; 2],
+    /// How long a stage may make no progress while input waits before `/readyz` says 503.
+    stall_after_ms: AtomicU64,
+    origin: std::time::Instant,
+}
+
+/// The two stages of `klaxon run`, watched for progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Router = 0,
+    Processor = 1,
+}
+
+impl Stage {
+    pub fn key(self) -> &'static str {
+        match self {
+            Stage::Router => "router",
+            Stage::Processor => "processor",
+        }
+    }
+}
+
+/// What readiness knows of one stage: when it last moved, the broker timestamp (ms) of the
+/// oldest record of the batch in hand (`i64::MIN`: none), and the topics it consumes.
+#[derive(Default)]
+struct StageWatch {
+    progress_ms: AtomicU64,
+    oldest_ms: std::sync::atomic::AtomicI64,
+    in_hand: AtomicBool,
+    topics: std::sync::Mutex<Vec<String>>,
 }
 
 /// Commands whose names may appear as a label; anything else counts as `unknown`.
@@ -159,7 +192,21 @@ impl Metrics {
                 "Grading events (incident.opened, incident.graded) with a guide row that could not be assessed for a missing fact, by row and reason.",
                 &["row", "reason"],
             )?,
+            oldest_unprocessed: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "klaxon_oldest_unprocessed_record_age_seconds",
+                        "Age (from its broker timestamp) of the oldest record a stage has taken and not finished; 0 when none is in hand.",
+                    ),
+                    &["stage"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
             registry,
+            stages: Default::default(),
+            stall_after_ms: AtomicU64::new(60_000),
+            origin: std::time::Instant::now(),
             assigned: AtomicBool::new(false),
             restored: AtomicBool::new(false),
             brokers_up: AtomicBool::new(false),
@@ -195,10 +242,17 @@ impl Metrics {
             }
         }
         m.nearest_deadline.set(f64::NAN);
+        for s in [Stage::Router, Stage::Processor] {
+            m.oldest_unprocessed.with_label_values(&[s.key()]).set(0.0);
+            m.stages[s as usize]
+                .oldest_ms
+                .store(i64::MIN, Ordering::Relaxed);
+        }
         Ok(m)
     }
 
     pub fn render(&self) -> String {
+        self.update_ready();
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
@@ -265,19 +319,95 @@ impl Metrics {
         self.update_ready();
     }
 
+    /// Ready: partitions assigned, state restored, a broker reachable — and neither stage stalled:
+    /// a stage that has input waiting (consumer lag on its topics, or a batch in hand) and has
+    /// made no progress for `metrics.stall_after` is not processing, whatever else is true
+    /// (#18: a loop stuck building millions of events answered ready for minutes).
     pub fn is_ready(&self) -> bool {
         self.assigned.load(Ordering::Relaxed)
             && self.restored.load(Ordering::Relaxed)
             && self.brokers_up.load(Ordering::Relaxed)
+            && self.stalled().is_none()
+    }
+
+    /// The first stage with input waiting and no progress for `stall_after`, if any.
+    pub fn stalled(&self) -> Option<Stage> {
+        let now = self.elapsed_ms();
+        let limit = self.stall_after_ms.load(Ordering::Relaxed);
+        [Stage::Router, Stage::Processor].into_iter().find(|&s| {
+            let w = &self.stages[s as usize];
+            let idle = now.saturating_sub(w.progress_ms.load(Ordering::Relaxed));
+            idle > limit && (w.in_hand.load(Ordering::Relaxed) || self.lag_of(s) > 0)
+        })
+    }
+
+    fn lag_of(&self, s: Stage) -> i64 {
+        let topics = self.stages[s as usize]
+            .topics
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        topics
+            .iter()
+            .map(|t| self.consumer_lag.with_label_values(&[t]).get())
+            .sum()
+    }
+
+    /// Readiness watches `stage`, which consumes `topics`, and calls it stalled after `after`.
+    pub fn watch_stage(&self, stage: Stage, topics: &[String], after: std::time::Duration) {
+        if let Ok(mut t) = self.stages[stage as usize].topics.lock() {
+            *t = topics.to_vec();
+        }
+        self.stall_after_ms
+            .store(after.as_millis() as u64, Ordering::Relaxed);
+        self.progress(stage);
+    }
+
+    /// `stage` took a batch whose oldest record the broker stamped `oldest_ms`.
+    pub fn batch_taken(&self, stage: Stage, oldest_ms: Option<i64>) {
+        let w = &self.stages[stage as usize];
+        w.in_hand.store(true, Ordering::Relaxed);
+        w.oldest_ms
+            .store(oldest_ms.unwrap_or(i64::MIN), Ordering::Relaxed);
+    }
+
+    /// `stage` moved: a chunk of events sent, a round of timers.
+    pub fn progress(&self, stage: Stage) {
+        let w = &self.stages[stage as usize];
+        w.progress_ms.store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// `stage` finished the batch in hand.
+    pub fn batch_done(&self, stage: Stage) {
+        self.progress(stage);
+        let w = &self.stages[stage as usize];
+        w.in_hand.store(false, Ordering::Relaxed);
+        w.oldest_ms.store(i64::MIN, Ordering::Relaxed);
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
     }
 
     fn update_ready(&self) {
+        let wall = crate::runtime::clock::wall_now().0;
+        for s in [Stage::Router, Stage::Processor] {
+            let oldest = self.stages[s as usize].oldest_ms.load(Ordering::Relaxed);
+            let age = if oldest == i64::MIN {
+                0.0
+            } else {
+                (wall - oldest).max(0) as f64 / 1000.0
+            };
+            self.oldest_unprocessed
+                .with_label_values(&[s.key()])
+                .set(age);
+        }
         self.ready.set(i64::from(self.is_ready()));
     }
 }
 
 /// Every metric name, for tests that check dashboards and alert rules only use real series.
-pub const EXPORTED: [&str; 17] = [
+pub const EXPORTED: [&str; 18] = [
     "klaxon_alerts_consumed_total",
     "klaxon_records_processed_total",
     "klaxon_records_rejected_total",
@@ -295,11 +425,58 @@ pub const EXPORTED: [&str; 17] = [
     "klaxon_ready",
     "klaxon_kafka_errors_total",
     "klaxon_grading_unassessed_total",
+    "klaxon_oldest_unprocessed_record_age_seconds",
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ready_metrics(stall: Duration) -> Metrics {
+        let m = Metrics::new().unwrap();
+        m.set_assigned(true);
+        m.set_restored(true);
+        m.set_brokers_up(true);
+        m.watch_stage(Stage::Router, &["in".to_string()], stall);
+        m.watch_stage(Stage::Processor, &["rep".to_string()], stall);
+        m
+    }
+
+    use std::time::Duration;
+
+    /// #18: readiness tells the truth about a loop that stopped moving.
+    #[test]
+    fn a_stage_with_input_waiting_and_no_progress_is_not_ready() {
+        let m = ready_metrics(Duration::from_millis(30));
+        assert!(m.is_ready());
+        // Idle with nothing waiting stays ready however long.
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(m.is_ready());
+        // Input waiting (lag on its topic) and no progress: not ready, and the gauge says so.
+        m.consumer_lag.with_label_values(&["rep"]).set(10);
+        assert_eq!(m.stalled(), Some(Stage::Processor));
+        assert!(m.render().contains("klaxon_ready 0"));
+        m.progress(Stage::Processor);
+        assert!(m.is_ready());
+        // A batch in hand that does not finish: not ready; its oldest record's age is shown.
+        m.consumer_lag.with_label_values(&["rep"]).set(0);
+        let ten_s_ago = crate::runtime::clock::wall_now().0 - 10_000;
+        m.batch_taken(Stage::Router, Some(ten_s_ago));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(m.stalled(), Some(Stage::Router));
+        let text = m.render();
+        let age: f64 = text
+            .lines()
+            .find(|l| {
+                l.starts_with("klaxon_oldest_unprocessed_record_age_seconds{stage=\"router\"}")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap();
+        assert!((10.0..20.0).contains(&age), "{age}");
+        m.batch_done(Stage::Router);
+        assert!(m.is_ready());
+        assert!(m.render().contains("klaxon_ready 1"));
+    }
 
     #[test]
     fn every_documented_series_is_exported() {

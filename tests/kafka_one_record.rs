@@ -1,0 +1,223 @@
+//! Issue #18 against the live service on the real broker: one implausible record, or a backlog
+//! of thousands of ten-day-old alerts, must not take Klaxon down. It stays ready, keeps
+//! processing the next normal alert, stays under the memory bound (RSS read from `/proc`), and
+//! SIGTERM ends it with exit 0 within 10 s.
+
+mod kafka_support;
+
+use kafka_support::*;
+use rdkafka::producer::FutureRecord;
+use std::time::{Duration, Instant};
+
+/// The issue's bound for 200,000 ten-day-old alerts (the shipped k8s limit is 2 GiB).
+const RSS_BOUND_MIB: u64 = 512;
+
+/// A reportable CII outage (the 2 M affected people make it major at once).
+fn reportable(id: &str, key: &str, ts: &str) -> String {
+    serde_json::json!({
+        "id": id, "timestamp": ts, "source": "test", "title": "SCADA down", "category": "outage",
+        "incident_key": key, "operator": "gd-grid", "asset": "gd-grid-scada",
+        "impact": {"outage": {"scope": "whole", "since": ts, "until": null},
+                   "affected_population": 2_000_000}
+    })
+    .to_string()
+}
+
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// A counter's value from `/metrics` (the series whose line starts with `series`).
+fn metric(port: u16, series: &str) -> f64 {
+    let (_, body) = http_get(port, "/metrics").unwrap_or_default();
+    body.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn ready(port: u16) -> bool {
+    http_get(port, "/readyz").is_ok_and(|(code, _)| code == 200)
+        && metric(port, "klaxon_ready ") == 1.0
+}
+
+/// SIGTERM: exit 0, within 10 s.
+fn stop_within_10s(k: &mut Klaxon) {
+    let t = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(k.child.id().to_string())
+        .status();
+    let status = k.wait(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn year_0001_year_9999_and_an_inverted_interval_are_dead_lettered_and_the_next_alert_flows() {
+    let t = Topics::new(&unique("poison"));
+    let mut k = Klaxon::start(&t, &[]);
+    k.wait_ready(Duration::from_secs(60));
+    let p = producer();
+    let ok_at = at(0);
+    let mut inverted: serde_json::Value =
+        serde_json::from_str(&reportable("inv", "inv", &ok_at)).unwrap();
+    inverted["impact"]["outage"]["until"] = at(-600).into();
+    for payload in [
+        reportable("y1", "y1", "0001-01-01T00:00:00Z"),
+        reportable("y9999", "y9999", "9999-12-31T23:59:59Z"),
+        inverted.to_string(),
+    ] {
+        produce(&p, &t.alerts, None, payload.as_bytes()).await;
+    }
+    let dlq = read_until(&consumer(&t.dlq), Duration::from_secs(30), |r| r.len() >= 3).await;
+    let reasons: Vec<(&str, &str)> = dlq
+        .iter()
+        .map(|r| {
+            (
+                r.headers["klaxon-reason"].as_str(),
+                r.headers["klaxon-error"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons[0].0, "event_time_out_of_range");
+    assert!(reasons[0].1.contains("`timestamp`"), "{reasons:?}");
+    assert_eq!(reasons[1].0, "event_time_out_of_range");
+    assert_eq!(reasons[2].0, "bad_value");
+    assert!(
+        reasons[2].1.contains("`impact.outage.until`"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        metric(
+            k.metrics_port,
+            "klaxon_records_rejected_total{reason=\"event_time_out_of_range\"}"
+        ),
+        2.0
+    );
+    // The next normal alert is processed: its report falls due.
+    produce(
+        &p,
+        &t.alerts,
+        None,
+        reportable("ok", "ok", &ok_at).as_bytes(),
+    )
+    .await;
+    let out = read_until(&consumer(&t.escalations), Duration::from_secs(30), |r| {
+        types(r).iter().any(|t| t == "report.due")
+    })
+    .await;
+    let due: Vec<serde_json::Value> = out
+        .iter()
+        .map(Record::json)
+        .filter(|e| e["type"] == "report.due")
+        .collect();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0]["alert_ids"][0], "ok");
+    assert!(ready(k.metrics_port), "still ready");
+    let rss = rss_mib(k.child.id());
+    assert!(rss < RSS_BOUND_MIB, "RSS {rss} MiB");
+    stop_within_10s(&mut k);
+}
+
+/// `KLAXON_BACKLOG` alerts (default 20,000) dated ten days back, each its own reportable
+/// incident: one folded `report.overdue` each, in bounded memory; ready throughout; the next
+/// alert still processed; SIGTERM honoured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_day_backlog_drains_in_bounded_memory_and_the_service_stays_ready() {
+    let n: usize = std::env::var("KLAXON_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let t = Topics::new(&unique("backlog"));
+    let p = producer();
+    let started = Instant::now();
+    let ts = at(-10 * 86_400);
+    let payloads: Vec<String> = (0..n)
+        .map(|i| reportable(&format!("b-{i}"), &format!("b-{i}"), &ts))
+        .collect();
+    let mut pending = Vec::new();
+    for chunk in payloads.chunks(5_000) {
+        for payload in chunk {
+            let rec: FutureRecord<'_, str, str> = FutureRecord::to(&t.alerts).payload(payload);
+            pending.push(p.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+        }
+        for f in pending.drain(..) {
+            f.await.expect("delivered").expect("acknowledged");
+        }
+    }
+    eprintln!(
+        "produced {n} alerts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut k = Klaxon::start(&t, &[]);
+    let pid = k.child.id();
+    let port = k.metrics_port;
+    let started = Instant::now();
+    let mut peak = 0;
+    let mut was_ready = false;
+    let mut ready_lost = 0;
+    loop {
+        peak = peak.max(rss_mib(pid));
+        let is_ready = ready(port);
+        if was_ready && !is_ready {
+            ready_lost += 1;
+        }
+        was_ready |= is_ready;
+        let overdue = metric(
+            port,
+            "klaxon_escalations_emitted_total{type=\"report.overdue\"}",
+        );
+        if overdue >= n as f64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {overdue} of {n} overdue events after 10 min"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let drained = started.elapsed();
+    eprintln!(
+        "{n} alerts, 10 days old: drained in {:.1} s, peak RSS {peak} MiB",
+        drained.as_secs_f64()
+    );
+    assert!(peak < RSS_BOUND_MIB, "peak RSS {peak} MiB");
+    assert_eq!(ready_lost, 0, "stayed ready");
+    // One folded event per report, none more.
+    std::thread::sleep(Duration::from_secs(1));
+    let overdue = metric(
+        port,
+        "klaxon_escalations_emitted_total{type=\"report.overdue\"}",
+    );
+    assert_eq!(overdue, n as f64);
+    assert_eq!(
+        metric(
+            port,
+            "klaxon_escalations_emitted_total{type=\"report.reminder\"}"
+        ),
+        0.0,
+        "stale reminders are not sent"
+    );
+    // The next normal alert still flows.
+    produce(
+        &p,
+        &t.alerts,
+        None,
+        reportable("after", "after", &at(0)).as_bytes(),
+    )
+    .await;
+    let until = Instant::now() + Duration::from_secs(30);
+    while metric(port, "klaxon_records_processed_total ") < (n + 1) as f64 {
+        assert!(Instant::now() < until, "the next alert was not processed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ready(port));
+    stop_within_10s(&mut k);
+}
