@@ -258,6 +258,8 @@ fn prelude(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
         });
     }
     let text = utf8(bytes).map_err(|at| DecodeError::NotUtf8 { at })?;
+    // A byte-order mark is not content: some Windows shippers start every record with one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().as_bytes().first() != Some(&b'{') {
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
             Ok(_) => DecodeError::NotObject,
@@ -354,6 +356,18 @@ fn classify(path: String, e: serde_json::Error) -> DecodeError {
                     format!("{path}.{name}")
                 };
                 DecodeError::MissingField(field)
+            } else if let Some(rest) = problem.strip_prefix("duplicate field `") {
+                // Name the field itself, not the object holding it.
+                let name = rest.trim_end_matches('`');
+                let field = if path == "." || path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                };
+                DecodeError::BadValue {
+                    field,
+                    problem: "appears more than once in the record".into(),
+                }
             } else if path == "." && problem.starts_with("invalid type") {
                 DecodeError::NotObject
             } else if problem.starts_with("invalid type") {
@@ -453,6 +467,24 @@ mod tests {
                 Err(e) => proptest::prop_assert_eq!(got.err(), Some(DecodeError::NotUtf8 { at: e.valid_up_to() })),
             }
         }
+    }
+
+    /// #18: a byte-order mark is accepted; a duplicate key names itself.
+    #[test]
+    fn a_bom_is_skipped_and_a_duplicate_key_is_named() {
+        let line = "\u{feff}{\"id\":\"a\",\"timestamp\":\"2026-11-24T08:00:00Z\"}";
+        assert!(matches!(
+            decode(line.as_bytes(), Expect::Either, 0),
+            Ok(Input::Alert(_))
+        ));
+        let e = reject(br#"{"id":"a","id":"b","timestamp":"2026-11-24T08:00:00Z"}"#);
+        assert_eq!(e.code(), "bad_value");
+        assert_eq!(
+            e.to_string(),
+            "field `id` is invalid: appears more than once in the record"
+        );
+        let e = reject(br#"{"id":"a","timestamp":"2026-11-24T08:00:00Z","impact":{"outage":{"since":"2026-11-24T08:00:00Z","since":"2026-11-24T08:00:00Z"}}}"#);
+        assert!(e.to_string().contains("`impact.outage.since`"), "{e}");
     }
 
     #[test]
