@@ -417,3 +417,27 @@ fn grade_of_invalid_input_fails_with_the_reason() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("timestamp"), "{}", stderr(&o));
 }
+
+/// #18: an environment override's error names the variable, not `default.toml`.
+#[test]
+fn a_bad_environment_override_is_reported_under_its_variable() {
+    for (var, value) in [
+        ("KLAXON__STATE__RETENTION", "forever"),
+        ("KLAXON__STATE__PARTITIONS", "abc"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .arg("check-config")
+            .current_dir(common::manifest_dir())
+            .env_remove("KLAXON_CONFIG")
+            .env(var, value)
+            .output()
+            .expect("run klaxon");
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("environment variable {var}:")),
+            "{var}: {err}"
+        );
+        assert!(!err.contains("default.toml"), "{err}");
+    }
+}

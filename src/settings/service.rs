@@ -315,6 +315,23 @@ impl Settings {
 
 use chrono::Offset;
 
+/// Where the value of `key` came from: the environment variable that overrides it, if one is
+/// set (an error must name what the user has to fix), else `file`.
+fn source_of(key: &str, file: &str) -> String {
+    if key.is_empty() {
+        return file.to_string();
+    }
+    if key == "kafka.brokers" && std::env::var_os("KAFKA_BROKERS").is_some() {
+        return "environment variable KAFKA_BROKERS".into();
+    }
+    // Keys with an index (`routing[0].topic`) map to no single variable and stay with the file.
+    let wanted = format!("KLAXON__{}", key.replace('.', "__")).to_ascii_uppercase();
+    match std::env::var_os(&wanted) {
+        Some(_) => format!("environment variable {wanted}"),
+        None => file.to_string(),
+    }
+}
+
 pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
     let path = dir.join(FILE);
     let file = path.display().to_string();
@@ -348,10 +365,16 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
     let mut settings: Settings = match builder.build().and_then(|c| c.try_deserialize()) {
         Ok(s) => s,
         Err(e) => {
+            let problem = e.to_string();
+            // `… for key \`state.partitions\` in the environment`: name the variable.
+            let key = problem
+                .split_once("for key `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map_or("", |(k, _)| k);
             issues.push(Issue {
-                file,
+                file: source_of(key, &file),
                 key: String::new(),
-                problem: e.to_string(),
+                problem,
             });
             return None;
         }
@@ -359,7 +382,7 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
     let before = issues.len();
     let mut add = |key: &str, problem: String| {
         issues.push(Issue {
-            file: file.clone(),
+            file: source_of(key, &file),
             key: key.into(),
             problem,
         })
