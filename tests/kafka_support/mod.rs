@@ -137,7 +137,10 @@ impl Klaxon {
 
     fn spawn(topics: &Topics, test_settings: bool, extra_env: &[(&str, &str)]) -> Klaxon {
         let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_klaxon"));
+        // KLAXON_BIN: another build of the binary (a release build, for measurements).
+        let bin =
+            std::env::var("KLAXON_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_klaxon").into());
+        let mut cmd = Command::new(bin);
         cmd.arg("run")
             .arg("--log-format")
             .arg("text")
