@@ -182,7 +182,9 @@ PY
 ALLOWED_METRICS="klaxon_alerts_consumed_total klaxon_records_processed_total klaxon_records_rejected_total klaxon_commands_total
 klaxon_escalations_emitted_total klaxon_incidents_open klaxon_reports_due klaxon_reports_overdue
 klaxon_nearest_deadline_seconds klaxon_processing_latency_seconds klaxon_consumer_lag_records
-klaxon_state_incidents klaxon_state_dedup_ids klaxon_dedup_evicted_total klaxon_ready klaxon_kafka_errors_total"
+klaxon_state_incidents klaxon_state_dedup_ids klaxon_dedup_evicted_total klaxon_ready klaxon_kafka_errors_total
+klaxon_deliveries_total klaxon_delivery_attempts_total klaxon_delivery_latency_seconds klaxon_delivery_dead_lettered_total
+klaxon_delivery_in_flight klaxon_delivery_consumer_paused klaxon_alertmanager_open_alerts"
 
 # Dashboard sanity, metric names in rules and dashboard; writes the dashboard's expressions as
 # recording rules to $1 so that promtool can parse them.
@@ -192,6 +194,7 @@ check_promql_names() {
 import json, pathlib, re, sys
 deploy, out, allowed = pathlib.Path(sys.argv[1]), sys.argv[2], set(sys.argv[3].split())
 allowed |= {"klaxon_processing_latency_seconds" + s for s in ("_bucket", "_sum", "_count")}
+allowed |= {"klaxon_delivery_latency_seconds" + s for s in ("_bucket", "_sum", "_count")}
 errors = []
 
 def exprs_in_rules(path):

@@ -2,7 +2,8 @@
 # Every check and test: formatting, clippy, unit, property, golden and CLI tests, the Kafka
 # integration tests against a real broker (started here by scripts/broker.sh unless
 # KAFKA_BROKERS names one), a real Prometheus scraping a running Klaxon (tests/deploy_observability.rs;
-# scripts/prometheus.sh provides it), and the deployment checks (promtool, dashboards, manifests).
+# scripts/prometheus.sh provides it), a real Alertmanager receiving pages (tests/delivery.rs;
+# scripts/alertmanager.sh provides it), and the deployment checks (promtool, dashboards, manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +17,6 @@ eval "$(scripts/broker.sh start)"
 export KAFKA_BROKERS
 
 scripts/prometheus.sh >/dev/null # Prometheus for tests/deploy_observability.rs (installed once)
+scripts/alertmanager.sh >/dev/null # Alertmanager for tests/delivery.rs (installed once)
 cargo test --locked --all-targets
 scripts/check-deploy.sh

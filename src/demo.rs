@@ -35,6 +35,21 @@ pub async fn run(
     let prefix = format!("klaxon-demo-{}", crate::runtime::clock::wall_now().0);
     config.settings = config.settings.isolated(&prefix);
     config.settings.state.partitions = 3;
+    // Pages reach people through the delivery stage (SPEC §10): here a local webhook receiver,
+    // standing in for the SOC's pager, prints each page as it arrives, signature checked.
+    let pager = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("demo pager: {e}"))?;
+    let pager_port = pager.local_addr().map_err(|e| e.to_string())?.port();
+    config.settings.delivery.enabled = true;
+    config.settings.delivery.webhooks = vec![crate::settings::delivery::WebhookSettings {
+        name: "demo-pager".into(),
+        url: format!("http://127.0.0.1:{pager_port}/page"),
+        events: vec!["escalation.page".into()],
+        secret_env: std::env::var(DEMO_SECRET_ENV)
+            .ok()
+            .map(|_| DEMO_SECRET_ENV.into()),
+    }];
     let s = &config.settings;
     let offset = parse_offset(&s.output.utc_offset).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(input)
@@ -56,6 +71,7 @@ pub async fn run(
 
     let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), clock.clone());
     let stop_rx = stop_tx.subscribe();
+    let pager_task = tokio::spawn(run_pager(pager, opts.color, stop_rx.clone()));
     let printer = tokio::spawn(print_events(
         config.clone(),
         clock.clone(),
@@ -89,6 +105,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = feeder.await;
     let _ = printer.await;
+    let _ = pager_task.await;
     match service.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -208,6 +225,10 @@ async fn print_events(
                     continue;
                 }
                 let Ok(ev) = serde_json::from_slice::<Value>(payload) else { continue };
+                // Pages are printed by the pager as they arrive through the delivery stage.
+                if ev["type"] == "escalation.page" {
+                    continue;
+                }
                 track(&mut due, &ev);
                 println!("{}", format_event(&ev, color));
             }
@@ -395,4 +416,74 @@ pub fn format_event(ev: &Value, color: bool) -> String {
         line.push_str(&d);
     }
     line
+}
+
+/// The variable holding the demo pager's HMAC secret (`klaxon demo` sets a random one).
+pub const DEMO_SECRET_ENV: &str = "KLAXON_DEMO_WEBHOOK_SECRET";
+
+/// The demo's pager: a webhook receiver on loopback that prints each page it is sent, with
+/// whether its `X-Klaxon-Signature` checks out, until `stop`.
+async fn run_pager(
+    listener: tokio::net::TcpListener,
+    color: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let secret = std::env::var(DEMO_SECRET_ENV).unwrap_or_default();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let secret = secret.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
+            let signed = parts
+                .headers
+                .get(crate::delivery::signature::HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|sig| {
+                    crate::delivery::signature::verify(secret.as_bytes(), &body, sig)
+                });
+            if let Ok(ev) = serde_json::from_slice::<Value>(&body) {
+                println!("{}", format_page(&ev, signed, color));
+            }
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|v| *v).await;
+        })
+        .await;
+}
+
+/// One page as the demo pager prints it: who is paged and why.
+pub fn format_page(ev: &Value, signed: bool, color: bool) -> String {
+    let time = ev["at"]
+        .as_str()
+        .and_then(|a| a.get(11..19))
+        .unwrap_or("--:--:--");
+    let targets: Vec<String> = ev["targets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    t["name"]
+                        .as_str()
+                        .or(t["id"].as_str())
+                        .unwrap_or("?")
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{time}  {:<4}  {:<16} {}  → {}\n                              {}  [webhook, {}]",
+        ev["level_zh"].as_str().unwrap_or(""),
+        paint(color, "1;35", "PAGE"),
+        short(ev["incident_id"].as_str().unwrap_or("")),
+        targets.join(", "),
+        ev["reason"].as_str().unwrap_or(""),
+        if signed { "signature ok" } else { "UNSIGNED" },
+    )
 }

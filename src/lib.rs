@@ -17,7 +17,10 @@
 //!   and reporting rules), the registry.
 //! - [`engine`] — the sans-IO core: correlation ([`engine::correlate`]), grading
 //!   ([`engine::grade`]), the timer set ([`engine::timers`]), reporting obligations
-//!   ([`engine::reporting`]) and the report draft ([`engine::draft`]).
+//!   ([`engine::reporting`]), the report draft ([`engine::draft`]) and escalation policies
+//!   ([`engine::escalation_policy`]).
+//! - [`delivery`] — the delivery stage (`klaxon deliver`): escalation events to Prometheus
+//!   Alertmanager and signed webhooks, at least once, with retries and a dead-letter topic.
 //! - [`replay`] — the event-time driver behind `klaxon replay`.
 //! - [`explain`] — `klaxon grade`: one incident's level in words a duty officer can paste.
 //! - [`time`] — instants, offsets and human durations.
@@ -27,6 +30,7 @@
 pub mod admission;
 pub mod allocator;
 pub mod decode;
+pub mod delivery;
 pub mod demo;
 pub mod engine;
 pub mod explain;

@@ -101,6 +101,13 @@ enum Cmd {
         #[arg(long, hide = true, value_name = "PHASE")]
         memory_phase: Option<String>,
     },
+    /// The delivery stage alone: escalation events from Kafka to Prometheus Alertmanager and
+    /// signed webhooks (`[delivery]` in the config), with its own consumer group.
+    Deliver {
+        /// Log format (JSON lines by default, for log shippers).
+        #[arg(long, value_enum, default_value = "json")]
+        log_format: LogFormat,
+    },
     /// Validate the config directory; print every problem with its file and key.
     CheckConfig,
     /// Grade the alerts given (JSON lines, an object or an array) as one incident and explain why.
@@ -162,6 +169,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => {
             logging::init_with_default(LogFormat::Text, "error");
             let config = load_config(cli.config.as_ref())?;
+            // A fresh secret for the demo pager's signatures, set before any thread starts.
+            if std::env::var_os(klaxon::demo::DEMO_SECRET_ENV).is_none() {
+                use std::hash::BuildHasher;
+                let secret = std::collections::hash_map::RandomState::new().hash_one(0u8);
+                std::env::set_var(klaxon::demo::DEMO_SECRET_ENV, format!("{secret:016x}"));
+            }
             let opts = klaxon::demo::DemoOptions {
                 start: parse_time("start", &start)?,
                 until: parse_time("until", &until)?,
@@ -343,6 +356,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
             let mut engine = Engine::from_config(&config);
             print!("{}", klaxon::explain::explain(&mut engine, alerts, at));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Deliver { log_format } => {
+            logging::init(log_format);
+            let config = Arc::new(load_config(cli.config.as_ref())?);
+            let rt = runtime()?;
+            rt.block_on(klaxon::delivery::serve(config, shutdown_signal()))
+                .context("klaxon deliver")?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run {

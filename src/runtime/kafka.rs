@@ -332,6 +332,7 @@ pub async fn ensure_topics(settings: &Settings) -> Result<(), KafkaError> {
         NewTopic::new(&t.repartition, n, TopicReplication::Fixed(-1)),
         NewTopic::new(&t.changelog, n, TopicReplication::Fixed(-1))
             .set("cleanup.policy", "compact"),
+        NewTopic::new(&t.delivery_dead_letter, n, TopicReplication::Fixed(-1)),
     ];
     let extra: Vec<String> = settings.routing.iter().map(|r| r.topic.clone()).collect();
     for e in &extra {

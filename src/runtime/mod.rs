@@ -51,6 +51,8 @@ pub enum RuntimeError {
     },
     #[error("kafka client of consumer group {group:?} failed fatally and cannot go on: {reason}")]
     Fatal { group: String, reason: String },
+    #[error("delivery: {0}")]
+    Delivery(#[from] crate::delivery::DeliveryError),
 }
 
 /// Starts the service in the background, stopped by sending `true` on the returned switch (the
@@ -131,6 +133,26 @@ pub async fn run(
         clock,
         stop_rx.clone(),
     ));
+    // The delivery stage (SPEC §10), in-process when enabled: its own consumer group on the
+    // escalations topic, so it never holds up the processor.
+    let delivery = if s.delivery.enabled {
+        let dm = crate::delivery::DeliveryMetrics::new(metrics.registry())
+            .map_err(crate::delivery::DeliveryError::from)?;
+        let stage = tokio::spawn({
+            let (config, stop_rx) = (config.clone(), stop_rx.clone());
+            async move {
+                let assigned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                crate::delivery::run(config, Arc::new(dm), stop_rx, assigned)
+                    .await
+                    .map_err(RuntimeError::from)
+            }
+        });
+        // A delivery stage that cannot run (a webhook's secret missing, say) stops the service:
+        // pages that reach nobody must not look like a healthy service.
+        Some(tokio::spawn(stop_others_on_error(stage, stop_tx.clone())))
+    } else {
+        None
+    };
     let watcher = {
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
@@ -147,6 +169,11 @@ pub async fn run(
     );
     let _ = stop_tx.send(true);
     watcher.abort();
+    if let Some(d) = delivery {
+        d.await
+            .map_err(|e| RuntimeError::Join(e.to_string()))?
+            .map_err(|e| RuntimeError::Join(e.to_string()))??;
+    }
     let _ = http.await;
     r.map_err(|e| RuntimeError::Join(e.to_string()))??;
     p.map_err(|e| RuntimeError::Join(e.to_string()))??;

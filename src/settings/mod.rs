@@ -6,6 +6,7 @@
 //! Validation reports every problem at once, each with its file and key, so that `klaxon
 //! check-config` can be fixed in one pass.
 
+pub mod delivery;
 pub mod escalation;
 pub mod registry;
 pub mod ruleset;

@@ -23,6 +23,9 @@ pub struct Settings {
     pub routing: Vec<RoutingRule>,
     #[serde(default)]
     pub state: StateSettings,
+    /// The delivery stage (SPEC §10): Alertmanager and webhooks.
+    #[serde(default)]
+    pub delivery: super::delivery::DeliverySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +95,14 @@ pub struct Topics {
     /// and so each instance, owns whole incidents (as Kafka Streams repartitions).
     #[serde(default = "default_repartition")]
     pub repartition: String,
+    /// Events a delivery sink could not take after `delivery.max_attempts` (or refused for
+    /// good), with the last error in headers.
+    #[serde(default = "default_delivery_dead_letter")]
+    pub delivery_dead_letter: String,
+}
+
+fn default_delivery_dead_letter() -> String {
+    "klaxon.delivery.dlq".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +274,7 @@ impl Settings {
             dead_letter: format!("{prefix}.dlq"),
             changelog: format!("{prefix}.state"),
             repartition: format!("{prefix}.repartition"),
+            delivery_dead_letter: format!("{prefix}.delivery.dlq"),
         };
         s.metrics.listen = "127.0.0.1:0".into();
         for (k, v) in [
@@ -488,6 +500,9 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
                 add(&format!("routing[{i}].min_level"), e);
             }
         }
+    }
+    for (key, problem) in super::delivery::validate(&settings.delivery) {
+        add(&key, problem);
     }
     if issues.len() > before {
         return None;

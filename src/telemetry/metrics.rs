@@ -251,6 +251,12 @@ impl Metrics {
         Ok(m)
     }
 
+    /// The registry, for stages that register their own metrics on the same `/metrics` (the
+    /// delivery stage inside `klaxon run`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         self.update_ready();
         let mut buf = Vec::new();
@@ -407,7 +413,7 @@ impl Metrics {
 }
 
 /// Every metric name, for tests that check dashboards and alert rules only use real series.
-pub const EXPORTED: [&str; 18] = [
+pub const EXPORTED: [&str; 25] = [
     "klaxon_alerts_consumed_total",
     "klaxon_records_processed_total",
     "klaxon_records_rejected_total",
@@ -426,6 +432,15 @@ pub const EXPORTED: [&str; 18] = [
     "klaxon_kafka_errors_total",
     "klaxon_grading_unassessed_total",
     "klaxon_oldest_unprocessed_record_age_seconds",
+    // The delivery stage's (registered on this registry when it runs in-process, and on
+    // `klaxon deliver`'s own): see `crate::delivery::DeliveryMetrics`.
+    "klaxon_deliveries_total",
+    "klaxon_delivery_attempts_total",
+    "klaxon_delivery_latency_seconds",
+    "klaxon_delivery_dead_lettered_total",
+    "klaxon_delivery_in_flight",
+    "klaxon_delivery_consumer_paused",
+    "klaxon_alertmanager_open_alerts",
 ];
 
 #[cfg(test)]
@@ -491,6 +506,8 @@ mod tests {
         m.unassessed
             .with_label_values(&["cii_whole_outage_minutes", "asset_kind_missing"])
             .inc();
+        let delivery = crate::delivery::DeliveryMetrics::new(m.registry()).unwrap();
+        delivery.touch(&["alertmanager".to_string()]);
         let text = m.render();
         for name in EXPORTED {
             assert!(text.contains(name), "{name} missing from /metrics");

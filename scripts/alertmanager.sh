@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Prometheus Alertmanager for the delivery tests (tests/delivery_alertmanager.rs) and the demo.
+#
+# Usage:
+#   scripts/alertmanager.sh [path]      prints the path of the alertmanager binary
+#   scripts/alertmanager.sh install     extracts Debian's prometheus-alertmanager package into
+#                                       .tools/alertmanager (idempotent) and prints the path
+#
+# Lookup order: $ALERTMANAGER_BIN, then PATH, then .tools/alertmanager/usr/bin; when none has it,
+# Debian's `prometheus-alertmanager` package is downloaded (apt-get download: nothing is installed
+# system-wide and no service is started) and extracted into .tools/alertmanager (git-ignored).
+# Debian's build reads its default notification template from the fixed path
+# /usr/share/prometheus/alertmanager/default.tmpl (no flag moves it); when that file is missing
+# the script copies the package's templates there (needs root, as CI and the dev machines run),
+# which is exactly what installing the package would put there. Progress goes to stderr; stdout is
+# only the path. Exits non-zero, with the reason, when the binary cannot be obtained.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLS="$ROOT/.tools"
+LOCAL="$TOOLS/alertmanager/usr/bin"
+PKG=prometheus-alertmanager
+export DEBIAN_FRONTEND=noninteractive
+
+log() { echo "alertmanager.sh: $*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+install_local() {
+    if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+        die "not a Debian-like system (no apt-get/dpkg-deb): install Alertmanager and put alertmanager on PATH, or set ALERTMANAGER_BIN"
+    fi
+    mkdir -p "$TOOLS"
+    # One installer at a time (parallel tests): wait, then see if it is done.
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$TOOLS/alertmanager.lock"
+        flock 9
+        if [[ -x "$LOCAL/prometheus-alertmanager" ]]; then
+            return 0
+        fi
+    fi
+    local dl="$TOOLS/alertmanager-deb"
+    rm -rf "$dl"
+    mkdir -p "$dl"
+    if ! (cd "$dl" && apt-get download "$PKG" >&2); then
+        if [[ $(id -u) -eq 0 ]]; then
+            log "apt-get download failed; running apt-get update once"
+            apt-get update >&2 || die "apt-get update failed"
+            (cd "$dl" && apt-get download "$PKG" >&2) || die "apt-get download $PKG failed"
+        else
+            die "apt-get download $PKG failed (run 'apt-get update' as root first)"
+        fi
+    fi
+    rm -rf "$TOOLS/alertmanager"
+    dpkg-deb -x "$dl"/${PKG}_*.deb "$TOOLS/alertmanager" || die "dpkg-deb -x failed"
+    rm -rf "$dl"
+    [[ -x "$LOCAL/prometheus-alertmanager" ]] ||
+        die "no usr/bin/prometheus-alertmanager in Debian's $PKG package"
+}
+
+find_bin() {
+    if [[ -n "${ALERTMANAGER_BIN:-}" ]]; then
+        [[ -x "$ALERTMANAGER_BIN" ]] || die "$ALERTMANAGER_BIN (from the environment) is not an executable"
+        echo "$ALERTMANAGER_BIN"
+    elif command -v prometheus-alertmanager >/dev/null 2>&1; then
+        command -v prometheus-alertmanager
+    elif command -v alertmanager >/dev/null 2>&1; then
+        command -v alertmanager
+    elif [[ -x "$LOCAL/prometheus-alertmanager" ]]; then
+        echo "$LOCAL/prometheus-alertmanager"
+    else
+        log "alertmanager not found; extracting it from Debian's $PKG package into $TOOLS/alertmanager"
+        install_local
+        echo "$LOCAL/prometheus-alertmanager"
+    fi
+}
+
+TEMPLATES=/usr/share/prometheus/alertmanager
+# The default template where Debian's binary looks for it (see above).
+ensure_templates() {
+    local bin="$1"
+    [[ "$bin" == "$LOCAL/prometheus-alertmanager" ]] || return 0
+    [[ -f "$TEMPLATES/default.tmpl" ]] && return 0
+    if mkdir -p "$TEMPLATES" 2>/dev/null && cp "$TOOLS/alertmanager$TEMPLATES"/*.tmpl "$TEMPLATES"/; then
+        log "copied Debian's notification templates to $TEMPLATES"
+    else
+        die "$TEMPLATES/default.tmpl is missing and cannot be written (run once as root, or install prometheus-alertmanager)"
+    fi
+}
+
+case "${1:-path}" in
+path)
+    bin=$(find_bin)
+    ensure_templates "$bin"
+    echo "$bin"
+    ;;
+install)
+    [[ -x "$LOCAL/prometheus-alertmanager" ]] || install_local
+    ensure_templates "$LOCAL/prometheus-alertmanager"
+    echo "$LOCAL/prometheus-alertmanager"
+    ;;
+*)
+    sed -n '/^# Usage:/,/^#$/p' "${BASH_SOURCE[0]}" | sed -e 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
