@@ -50,6 +50,7 @@ pub async fn run(
             .ok()
             .map(|_| DEMO_SECRET_ENV.into()),
     }];
+    let desk = demo_desk(&mut config, &prefix)?;
     let s = &config.settings;
     let offset = parse_offset(&s.output.utc_offset).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(input)
@@ -67,7 +68,11 @@ pub async fn run(
         opts.speed,
         3600.0 / opts.speed
     );
-    println!("The rules are the real ones (1 h / 2 h / 4 h windows, 30 and 10 min reminders). Ctrl-C stops.\n");
+    println!("The rules are the real ones (1 h / 2 h / 4 h windows, 30 and 10 min reminders). Ctrl-C stops.");
+    println!(
+        "Duty desk: http://{} — sign in with the token {} (role lead), or:\n  KLAXON_TOKEN={} klaxon ctl --desk http://{} list\n",
+        config.settings.desk.listen, desk.token, desk.token, config.settings.desk.listen
+    );
 
     let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), clock.clone());
     let stop_rx = stop_tx.subscribe();
@@ -106,11 +111,58 @@ pub async fn run(
     let _ = feeder.await;
     let _ = printer.await;
     let _ = pager_task.await;
+    let _ = std::fs::remove_dir_all(&desk.dir);
     match service.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// What the demo set up for the desk: a signing key in a private directory (removed at the
+/// end) and a token.
+struct DemoDesk {
+    dir: std::path::PathBuf,
+    token: String,
+}
+
+/// The demo's key set-up (README, "The duty desk"): a fresh Ed25519 key, trusted for every
+/// principal, signs the example day's commands and the desk's; a fresh token signs in as `lead`
+/// (unless the config already names principals). Nothing is written to the config directory.
+fn demo_desk(config: &mut Config, prefix: &str) -> Result<DemoDesk, String> {
+    let dir = std::env::temp_dir().join(prefix);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let key_file = dir.join("demo.key");
+    let public = crate::signing::generate(&key_file).map_err(|e| e.to_string())?;
+    let c = &mut config.settings;
+    c.commands
+        .keys
+        .push(crate::settings::service::CommandKeySettings {
+            id: "demo".into(),
+            public_key: public,
+            principals: vec!["*".into()],
+        });
+    c.desk.enabled = true;
+    c.desk.signing_key_file = Some(key_file.display().to_string());
+    c.desk.signing_key_id = Some("demo".into());
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).map_err(|e| format!("no random source: {e}"))?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    c.desk
+        .principals
+        .push(crate::settings::service::PrincipalSettings {
+            name: "demo".into(),
+            role: "lead".into(),
+            token_sha256: crate::desk::auth::token_sha256(&token),
+        });
+    // Another demo (or a desk) already on the port: take a free one rather than fail.
+    if std::net::TcpListener::bind(&c.desk.listen).is_err() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?;
+        c.desk.listen = free.to_string();
+    }
+    Ok(DemoDesk { dir, token })
 }
 
 /// Records with their event times; a line whose time cannot be read keeps its neighbour's.
@@ -151,6 +203,10 @@ async fn feed(
             return;
         }
     };
+    let signer = match (&s.desk.signing_key_file, &s.desk.signing_key_id) {
+        (Some(f), Some(id)) => crate::signing::CommandSigner::load(Path::new(f), id).ok(),
+        _ => None,
+    };
     while !metrics.is_ready() {
         tokio::select! {
             _ = stop.changed() => return,
@@ -167,13 +223,20 @@ async fn feed(
         } else {
             &s.topics.alerts
         };
-        if let Err((e, _)) = producer
-            .send(
-                FutureRecord::<(), _>::to(topic).payload(line.as_bytes()),
-                Duration::from_secs(10),
-            )
-            .await
-        {
+        // Commands are signed (SPEC §9) and stamped with the simulated time of their receipt.
+        let mut record = FutureRecord::<(), _>::to(topic)
+            .payload(line.as_bytes())
+            .timestamp(clock.now().0);
+        if let (true, Some(signer)) = (is_command, &signer) {
+            let sig = signer.sign(line.as_bytes());
+            record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+                rdkafka::message::Header {
+                    key: crate::signing::HEADER,
+                    value: Some(sig.as_bytes()),
+                },
+            ));
+        }
+        if let Err((e, _)) = producer.send(record, Duration::from_secs(10)).await {
             eprintln!("demo feeder: {e}");
         }
     }

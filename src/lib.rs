@@ -27,11 +27,15 @@
 //! - [`allocator`] — the binaries' global allocator: mimalloc, called plainly where that is
 //!   aligned (the `mimalloc` crate's always-aligned calls over-allocated most blocks).
 
+#![recursion_limit = "512"]
+
 pub mod admission;
 pub mod allocator;
+pub mod ctl;
 pub mod decode;
 pub mod delivery;
 pub mod demo;
+pub mod desk;
 pub mod engine;
 pub mod explain;
 pub mod loadtest;
@@ -39,5 +43,6 @@ pub mod model;
 pub mod replay;
 pub mod runtime;
 pub mod settings;
+pub mod signing;
 pub mod telemetry;
 pub mod time;

@@ -508,6 +508,8 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     let prefix = format!("klaxon-load-{}", crate::runtime::clock::wall_now().0);
     let brokers = config.settings.kafka.brokers.clone();
     config.settings = config.settings.isolated(&prefix);
+    // The harness measures the engine; the desk has its own benchmark (docs/desk.md).
+    config.settings.desk.enabled = false;
     let fetch_wait_ms = {
         let props = &config.settings.kafka.properties;
         props

@@ -44,6 +44,21 @@ enum Cmd {
         #[arg(long, value_name = "N", hide = true, default_value = "1")]
         clock_speed: f64,
     },
+    /// The duty desk on its own: the incident API and the web board over every partition's
+    /// state (SPEC §9). `klaxon run` also serves it when `desk.enabled`.
+    Desk {
+        /// Log format (JSON lines by default, for log shippers).
+        #[arg(long, value_enum, default_value = "json")]
+        log_format: LogFormat,
+    },
+    /// Write a new Ed25519 private key for signing commands to FILE (mode 0600) and print its
+    /// public key, base64, for `[[commands.keys]]`.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Talk to the desk: list and show incidents, send commands. Token from $KLAXON_TOKEN.
+    Ctl(klaxon::ctl::CtlArgs),
     /// Replay JSON lines (alerts and commands) on event time; print escalations, one per line.
     Replay {
         /// After the input, advance the clock to this RFC 3339 time so timers up to it fire.
@@ -161,6 +176,33 @@ fn parse_time(flag: &str, v: &str) -> Result<Timestamp> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Cmd::Desk { log_format } => {
+            logging::init(log_format);
+            let config = Arc::new(load_config(cli.config.as_ref())?);
+            let metrics = Arc::new(Metrics::new().context("building metrics")?);
+            let rt = runtime()?;
+            rt.block_on(klaxon::desk::run(
+                config,
+                metrics,
+                Clock::wall(),
+                shutdown_signal(),
+            ))
+            .context("klaxon desk")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Keygen { out } => {
+            let public = klaxon::signing::generate(&out).context("klaxon keygen")?;
+            println!("{public}");
+            eprintln!(
+                "private key written to {} (mode 0600); add the public key to config:\n  [[commands.keys]]\n  id = \"<a name>\"\n  public_key = \"{public}\"\n  principals = [\"<who it may sign for>\"]",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ctl(args) => {
+            let rt = runtime()?;
+            Ok(ExitCode::from(rt.block_on(klaxon::ctl::run(args))))
+        }
         Cmd::Demo {
             input,
             speed,

@@ -462,6 +462,8 @@ pub struct EngineOptions {
     /// The most alert ids (and command hashes) remembered for de-duplication; past it the
     /// oldest are forgotten before their window ends (see [`Engine::take_dedup_evicted`]).
     pub max_dedup_ids: usize,
+    /// A command received later than its `at` by more than this is marked `backdated`.
+    pub backdate_tolerance: Millis,
 }
 
 impl EngineOptions {
@@ -481,6 +483,7 @@ impl EngineOptions {
             retention: c.settings.retention(),
             dedup_window: c.settings.dedup_window(),
             max_dedup_ids: c.settings.state.max_dedup_ids,
+            backdate_tolerance: c.settings.backdate_tolerance(),
         }
     }
 
@@ -1539,9 +1542,18 @@ impl Engine {
             self.incidents.insert(inc.id, inc);
             return;
         }
+        let first_event = self.outbox.len();
         let result = self.apply_command(&mut inc, &cmd);
         match result {
             Ok(()) => {
+                // Every event a command causes says who sent it and how (SPEC §9), including the
+                // regrades and reports that follow from it.
+                for ev in self.outbox.iter_mut().skip(first_event) {
+                    if ev.command.is_none() {
+                        ev.command =
+                            Some(echo(&cmd, self.opts.offset, self.opts.backdate_tolerance));
+                    }
+                }
                 self.counters.commands_applied += 1;
                 self.mark_dirty(inc.id);
                 if let Status::Merged { into } = inc.status {
@@ -1598,7 +1610,7 @@ impl Engine {
                     }
                 }
                 let mut ev = self.event(inc, EventType::IncidentAcknowledged, format!("/{}", inc.acks), at);
-                ev.command = Some(echo(cmd));
+                ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
             }
             "report_filed" => {
@@ -1621,7 +1633,16 @@ impl Engine {
                         inc.reports[n].label()
                     ));
                 }
-                let filed = Filed { at, by: cmd.by.clone(), channel: cmd.channel.clone(), reference: cmd.reference.clone(), partial };
+                                let filed = Filed {
+                    at,
+                    by: cmd.by.clone(),
+                    channel: cmd.channel.clone(),
+                    reference: cmd.reference.clone(),
+                    via: cmd.via.clone(),
+                    received_at: cmd.received_at,
+                    backdated: backdated(cmd, self.opts.backdate_tolerance),
+                    partial,
+                };
                 let r = {
                     let r = &mut inc.reports[n];
                     r.filed = Some(Box::new(filed));
@@ -1632,7 +1653,7 @@ impl Engine {
                 }
                 let mut ev = self.report_event(inc, EventType::ReportFiled, &r, format!("/{}", r.label()), at);
                 ev.onward = self.onward(inc, &r);
-                ev.command = Some(echo(cmd));
+                ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
                 if partial {
                     // 补报: the rest of the report (items （三）–（八）) falls due, with its own timers.
@@ -1650,7 +1671,7 @@ impl Engine {
                 inc.status = Status::Resolved { at };
                 inc.crossing = None;
                 let mut ev = self.event(inc, EventType::IncidentResolved, String::new(), at);
-                ev.command = Some(echo(cmd));
+                ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
                 if inc.reportable_at.is_some() {
                     let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
@@ -1674,7 +1695,7 @@ impl Engine {
                 }
                 let mut ev = self.event(inc, EventType::IncidentDismissed, String::new(), at);
                 ev.reason = Some(reason);
-                ev.command = Some(echo(cmd));
+                ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
             }
             "regrade" => {
@@ -1711,7 +1732,7 @@ impl Engine {
                         r.deadline.format(self.opts.offset)
                     ));
                 }
-                self.report_more(inc, ReportKind::FollowUp, at, Some((reason, echo(cmd))));
+                self.report_more(inc, ReportKind::FollowUp, at, Some((reason, echo(cmd, self.opts.offset, self.opts.backdate_tolerance))));
             }
             "merge" => {
                 let into = self.find_incident(cmd.into.as_deref()).map_err(|e| format!("merge target: {e}"))?;
@@ -1779,10 +1800,16 @@ impl Engine {
         src.crossing = None;
         let mut ev = self.event(src, EventType::IncidentMerged, String::new(), at);
         ev.merged_into = Some(dst.id.to_string());
-        ev.command = Some(echo(cmd));
+        ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
         self.outbox.push_back(ev);
         dst.last_activity = dst.last_activity.max(at);
         self.regrade(dst, at, None);
+    }
+
+    /// A command refused before it reached an incident (its signature, SPEC §9): it changes
+    /// nothing and yields `command.rejected` with the refusal's code as `reason`.
+    pub fn refuse(&mut self, cmd: &Command, reason: &str) {
+        self.reject(cmd, reason.to_string());
     }
 
     fn reject(&mut self, cmd: &Command, reason: String) {
@@ -1806,7 +1833,7 @@ impl Engine {
             cmd.at.format(self.opts.offset),
         );
         ev.reason = Some(reason);
-        ev.command = Some(echo(cmd));
+        ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
         self.outbox.push_back(ev);
     }
 
@@ -2045,14 +2072,23 @@ fn push_small<T>(v: &mut Vec<T>, x: T, limit: usize) {
     v.push(x);
 }
 
-fn echo(cmd: &Command) -> CommandEcho {
+fn echo(cmd: &Command, offset: FixedOffset, tolerance: Millis) -> CommandEcho {
     CommandEcho {
         command: cmd.command.clone(),
         by: cmd.by.clone(),
+        via: cmd.via.clone(),
         channel: cmd.channel.clone(),
         reference: cmd.reference.clone(),
         note: cmd.note.clone(),
+        received_at: cmd.received_at.map(|t| t.format(offset)),
+        backdated: backdated(cmd, tolerance),
     }
+}
+
+/// Whether a command claims a time earlier than its receipt by more than `tolerance`.
+fn backdated(cmd: &Command, tolerance: Millis) -> bool {
+    cmd.received_at
+        .is_some_and(|r| r.since(cmd.at).0 > tolerance.0)
 }
 
 fn required(v: &Option<String>, name: &str) -> Result<String, String> {

@@ -20,6 +20,15 @@ pub struct Filed {
     /// Filed with items （一）（二） only: a supplement (补报) followed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
+    /// `desk`, `ctl` or the signing key's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// When Klaxon received the filing (`at` is what the sender claims).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<Timestamp>,
+    /// `at` is earlier than the receipt by more than `commands.backdate_tolerance`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backdated: bool,
 }
 
 /// One report that is or was due.

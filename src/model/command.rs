@@ -33,4 +33,13 @@ pub struct Command {
     /// `supplement` report with the rest falls due.
     #[serde(default)]
     pub partial: Option<bool>,
+    /// How the command came in: `desk` or `ctl` when the desk wrote it (and signed it with its
+    /// own key), otherwise the id of the key that signed it. Set by the processor after checking
+    /// the signature; a replay file may name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// When Klaxon received the command (the input record's timestamp), beside the `at` the
+    /// sender claims. Never read from the command itself.
+    #[serde(skip)]
+    pub received_at: Option<Timestamp>,
 }

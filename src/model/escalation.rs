@@ -317,12 +317,23 @@ pub struct CommandEcho {
     pub command: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// `desk`, `ctl` or the id of the key that signed the command (SPEC §9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What the sender claims (`at`) beside when Klaxon received it (the event's own `at` is the
+    /// claimed time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<String>,
+    /// The command claims a time earlier than its receipt by more than
+    /// `commands.backdate_tolerance`: a late filing must not pass as on time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backdated: bool,
 }
 
 /// A row of the guide the known facts could not assess (a fact it depends on is missing): the

@@ -53,6 +53,8 @@ pub enum RuntimeError {
     Fatal { group: String, reason: String },
     #[error("delivery: {0}")]
     Delivery(#[from] crate::delivery::DeliveryError),
+    #[error(transparent)]
+    Desk(#[from] crate::desk::DeskError),
 }
 
 /// Starts the service in the background, stopped by sending `true` on the returned switch (the
@@ -100,6 +102,27 @@ pub async fn run(
         metrics.clone(),
         http_stop,
     ));
+    // The desk in-process (`desk.enabled`): it reads the changelog of every partition, so it
+    // shows incidents of the other instances too.
+    let desk = if s.desk.enabled {
+        let listener = crate::desk::bind(&config).await?;
+        let desk = Arc::new(crate::desk::Desk::new(
+            config.clone(),
+            metrics.clone(),
+            clock.clone(),
+        )?);
+        let mut rx = stop_rx.clone();
+        Some(tokio::spawn(crate::desk::serve(
+            desk,
+            listener,
+            false,
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+            },
+        )))
+    } else {
+        None
+    };
     if s.kafka.create_topics {
         // Creating topics is a convenience: a broker that does not answer must not hold up the
         // service (brokers that auto-create, or topics made by an operator, work without it).
@@ -175,6 +198,13 @@ pub async fn run(
             .map_err(|e| RuntimeError::Join(e.to_string()))??;
     }
     let _ = http.await;
+    if let Some(d) = desk {
+        match d.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "desk stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "desk task failed"),
+        }
+    }
     r.map_err(|e| RuntimeError::Join(e.to_string()))??;
     p.map_err(|e| RuntimeError::Join(e.to_string()))??;
     tracing::info!("klaxon stopped cleanly");

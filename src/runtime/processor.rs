@@ -14,7 +14,10 @@ use super::clock::Clock;
 use super::kafka::{
     consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext, RebalanceEvent,
 };
-use super::router::{collect_batch, store_offsets, BATCH, PIPELINE_DEPTH, SOURCE_HEADER};
+use super::router::{
+    collect_batch, header_value, store_offsets, BATCH, PIPELINE_DEPTH, RECEIVED_HEADER,
+    SOURCE_HEADER,
+};
 use super::routing::topics_for;
 use super::sink::{send, AckPipeline, AfterAck, OutRecord, Step};
 use super::RuntimeError;
@@ -60,6 +63,8 @@ struct Processor {
     summary_logged: (Instant, Vec<u64>),
     /// Whether the first assignment since start has been restored (and its timing logged).
     resumed: bool,
+    /// Checks command signatures (`[[commands.keys]]`).
+    verifier: crate::signing::Verifier,
 }
 
 /// How often an info line sums up the escalations sent (each one alone is a debug line).
@@ -127,6 +132,7 @@ pub async fn run(
         evictions_logged: None,
         summary_logged: (Instant::now(), escalation_counts(&metrics)),
         resumed: false,
+        verifier: crate::signing::Verifier::from_settings(&config.settings),
     };
     tracing::info!(group = %group, group_instance_id = instance.as_deref().unwrap_or(""), topic = %s.topics.repartition, "processor started");
     let mut gauges = tokio::time::interval(Duration::from_millis(500));
@@ -336,7 +342,8 @@ impl Processor {
                 Some(b"commands") => Expect::Command,
                 _ => Expect::Alert,
             };
-            let input = match decode(m.payload().unwrap_or(&[]), expect, 0) {
+            let payload = m.payload().unwrap_or(&[]);
+            let mut input = match decode(payload, expect, 0) {
                 Ok(i) => i,
                 Err(e) => {
                     // The router validated it; this only happens across incompatible versions.
@@ -374,6 +381,51 @@ impl Processor {
                 incident_id = tracing::field::Empty
             );
             let _enter = span.enter();
+            if let Input::Command(c) = &mut input {
+                c.received_at = header_value(m, RECEIVED_HEADER)
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                    .or_else(|| m.timestamp().to_millis())
+                    .map(crate::time::Timestamp);
+                let verdict = self.verifier.verify(
+                    payload,
+                    header_value(m, crate::signing::HEADER),
+                    c.by.as_deref(),
+                );
+                match verdict {
+                    Ok(key) => {
+                        c.via = via(
+                            c.via.take(),
+                            key.as_deref(),
+                            self.config.settings.desk.signing_key_id.as_deref(),
+                        );
+                        if c.by.is_none() {
+                            c.by = key;
+                        }
+                    }
+                    Err(refusal) => {
+                        // It changes nothing: no incident is touched.
+                        let before = events.len();
+                        engine.refuse(c, refusal.code());
+                        drain(engine, p, &mut events);
+                        if let Some((_, ev)) = events.get(before) {
+                            span.record("incident_id", ev.incident_id.as_str());
+                        }
+                        self.metrics
+                            .commands_refused
+                            .with_label_values(&[refusal.code()])
+                            .inc();
+                        self.metrics.command(&c.command, false);
+                        tracing::warn!(
+                            command = %c.command,
+                            by = c.by.as_deref().unwrap_or(""),
+                            incident_id = c.incident_id.as_deref().unwrap_or(""),
+                            reason = refusal.code(),
+                            "command refused: it changes nothing"
+                        );
+                        continue;
+                    }
+                }
+            }
             let command = match &input {
                 Input::Command(c) => Some(c.command.clone()),
                 Input::Alert(_) => None,
@@ -611,6 +663,17 @@ fn escalation_counts(metrics: &Metrics) -> Vec<u64> {
         .iter()
         .map(|t| metrics.escalations.with_label_values(&[t.key()]).get())
         .collect()
+}
+
+/// The `via` a command's events carry: what the desk wrote (`desk`, `ctl`) when the desk's own
+/// key signed it, else the signing key's id; `unsigned` when signatures are not required and
+/// there was none.
+fn via(claimed: Option<String>, key: Option<&str>, desk_key: Option<&str>) -> Option<String> {
+    match (claimed, key) {
+        (Some(v), Some(k)) if Some(k) == desk_key && (v == "desk" || v == "ctl") => Some(v),
+        (_, Some(k)) => Some(k.to_string()),
+        (_, None) => Some("unsigned".to_string()),
+    }
 }
 
 fn drain(engine: &mut Engine, p: i32, out: &mut Vec<(i32, Escalation)>) {

@@ -29,6 +29,9 @@ use tokio::sync::watch;
 pub const SOURCE_HEADER: &str = "klaxon-source";
 /// Header on repartitioned records that a mapping produced: the input format (`ecs`, `ocsf`, …).
 pub const FORMAT_HEADER: &str = "klaxon-format";
+/// Header on repartitioned commands: when the input record was written (its timestamp, ms since
+/// the epoch), so the engine can show a command's receipt beside the `at` it claims.
+pub const RECEIVED_HEADER: &str = "klaxon-received";
 /// How many records one batch may hold. A batch is the unit of acknowledgement: the state of the
 /// incidents it touched is written once per batch, so larger batches under load write much less
 /// changelog (many alerts of one incident collapse into one record), as Kafka Streams' record
@@ -142,6 +145,19 @@ fn route_batch(
                         b"alerts".to_vec()
                     },
                 )];
+                if expect == Expect::Command {
+                    // The signature travels with the untouched bytes it covers; the processor
+                    // checks it (so a record written straight onto the repartition topic is
+                    // checked too).
+                    if let Some(sig) = header_value(m, crate::signing::HEADER) {
+                        headers.push((crate::signing::HEADER, sig.to_vec()));
+                    }
+                    let received = m
+                        .timestamp()
+                        .to_millis()
+                        .unwrap_or_else(|| super::clock::wall_now().0);
+                    headers.push((RECEIVED_HEADER, received.to_string().into_bytes()));
+                }
                 // A mapped record (ECS, OCSF, …) travels on as the native alert it maps to: the
                 // processor reads native records only.
                 let payload = match decoded.mapped {
@@ -194,6 +210,11 @@ fn route_batch(
         }
     }
     out
+}
+
+/// The value of a record's header `key` (the first, if repeated).
+pub fn header_value<'m>(m: &'m BorrowedMessage<'_>, key: &str) -> Option<&'m [u8]> {
+    m.headers()?.iter().find(|h| h.key == key)?.value
 }
 
 /// A batch: the record just received plus whatever has already been fetched, up to [`BATCH`]

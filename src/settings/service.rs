@@ -26,6 +26,105 @@ pub struct Settings {
     /// The delivery stage (SPEC §10): Alertmanager and webhooks.
     #[serde(default)]
     pub delivery: super::delivery::DeliverySettings,
+    /// The duty desk (SPEC §9): the incident API, served by `klaxon desk` and in `klaxon run`.
+    #[serde(default)]
+    pub desk: DeskSettings,
+    /// Who may sign commands on the commands topic (SPEC §9).
+    #[serde(default)]
+    pub commands: CommandSettings,
+}
+
+/// `[desk]`: where the incident API listens, who may use it, and the key it signs commands with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeskSettings {
+    /// `klaxon run` serves the desk in-process (it reads the changelog of every partition, so
+    /// it shows incidents owned by other instances too).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Loopback by default: put a TLS-terminating reverse proxy in front to expose it.
+    #[serde(default = "default_desk_listen")]
+    pub listen: String,
+    /// The Ed25519 private key file (`klaxon keygen --out FILE`) the desk signs the commands it
+    /// writes with. Without one the desk can read but refuses commands (503).
+    #[serde(default)]
+    pub signing_key_file: Option<String>,
+    /// The id of that key in `[[commands.keys]]`.
+    #[serde(default)]
+    pub signing_key_id: Option<String>,
+    /// People and systems that may use the API: `name`, `role`, `token_sha256`.
+    #[serde(default)]
+    pub principals: Vec<PrincipalSettings>,
+}
+
+fn default_desk_listen() -> String {
+    "127.0.0.1:8090".into()
+}
+
+impl Default for DeskSettings {
+    fn default() -> Self {
+        DeskSettings {
+            enabled: true,
+            listen: default_desk_listen(),
+            signing_key_file: None,
+            signing_key_id: None,
+            principals: Vec::new(),
+        }
+    }
+}
+
+/// `[[desk.principals]]`: one person or system. The token itself is never stored: only the hex
+/// SHA-256 of it (`printf %s "$TOKEN" | sha256sum`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalSettings {
+    /// Recorded as `by` on every command this principal sends.
+    pub name: String,
+    /// `viewer`, `duty_officer` or `lead`.
+    pub role: String,
+    pub token_sha256: String,
+}
+
+/// `[commands]`: integrity of the commands topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSettings {
+    /// Refuse commands without a valid `klaxon-signature` from a key allowed to sign for their
+    /// `by` (they change nothing and yield `command.rejected`).
+    #[serde(default = "yes")]
+    pub require_signature: bool,
+    /// A command whose `at` is earlier than its receipt by more than this is marked `backdated`.
+    #[serde(default = "default_backdate_tolerance")]
+    pub backdate_tolerance: String,
+    /// The public keys commands may be signed with.
+    #[serde(default)]
+    pub keys: Vec<CommandKeySettings>,
+}
+
+fn default_backdate_tolerance() -> String {
+    "5m".into()
+}
+
+impl Default for CommandSettings {
+    fn default() -> Self {
+        CommandSettings {
+            require_signature: true,
+            backdate_tolerance: default_backdate_tolerance(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// `[[commands.keys]]`: one Ed25519 public key and the principals it may sign for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandKeySettings {
+    /// Named in the signature header (`ed25519:<id>:<signature>`) and, as `via`, in the events.
+    pub id: String,
+    /// Base64 of the 32-byte public key (what `klaxon keygen` prints).
+    pub public_key: String,
+    /// The `by` values this key may sign for; `"*"` for any.
+    pub principals: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -320,6 +419,10 @@ impl Settings {
         crate::admission::Window::live(now, self.max_event_age(), self.max_event_skew())
     }
 
+    pub fn backdate_tolerance(&self) -> Millis {
+        Millis::parse_human(&self.commands.backdate_tolerance).unwrap_or(Millis(5 * 60_000))
+    }
+
     pub fn dedup_window(&self) -> Millis {
         Millis::parse_human(&self.state.dedup_window).unwrap_or(Millis(7 * crate::time::DAY))
     }
@@ -413,6 +516,10 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
         ("input.max_event_age", &settings.input.max_event_age),
         ("metrics.stall_after", &settings.metrics.stall_after),
         ("input.max_event_skew", &settings.input.max_event_skew),
+        (
+            "commands.backdate_tolerance",
+            &settings.commands.backdate_tolerance,
+        ),
     ] {
         if let Err(e) = Millis::parse_human(v) {
             add(key, e);
@@ -502,6 +609,9 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
         }
     }
     for (key, problem) in super::delivery::validate(&settings.delivery) {
+        add(&key, problem);
+    }
+    for (key, problem) in crate::signing::check_settings(&settings) {
         add(&key, problem);
     }
     if issues.len() > before {

@@ -19,6 +19,14 @@ pub struct Metrics {
     pub records_processed: IntCounter,
     pub records_rejected: IntCounterVec,
     pub commands: IntCounterVec,
+    /// Commands refused for their signature (SPEC §9), by reason.
+    pub commands_refused: IntCounterVec,
+    /// Commands the desk accepted (written, acknowledged) or refused, by command and outcome.
+    pub desk_commands: IntCounterVec,
+    /// Desk API requests by route and status class.
+    pub desk_requests: IntCounterVec,
+    /// Incidents in the desk's view (its global table).
+    pub desk_incidents: IntGauge,
     pub escalations: IntCounterVec,
     pub incidents_open: IntGaugeVec,
     pub reports_due: IntGaugeVec,
@@ -83,6 +91,15 @@ pub const COMMANDS: [&str; 7] = [
     "merge",
 ];
 
+/// `name` if it is a known command, else `unknown`: a bounded label.
+pub fn command_label(name: &str) -> &'static str {
+    COMMANDS
+        .iter()
+        .find(|c| **c == name)
+        .copied()
+        .unwrap_or("unknown")
+}
+
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
@@ -127,6 +144,25 @@ impl Metrics {
                 "klaxon_commands_total",
                 "Commands handled, by command and outcome (applied, rejected).",
                 &["command", "outcome"],
+            )?,
+            commands_refused: counter(
+                "klaxon_commands_refused_total",
+                "Commands refused for their signature (unsigned, bad_signature, principal_not_allowed).",
+                &["reason"],
+            )?,
+            desk_commands: counter(
+                "klaxon_desk_commands_total",
+                "Commands sent through the desk, by command and outcome (accepted, or why refused).",
+                &["command", "outcome"],
+            )?,
+            desk_requests: counter(
+                "klaxon_desk_requests_total",
+                "Desk API requests, by route and status code class.",
+                &["route", "status"],
+            )?,
+            desk_incidents: gauge(
+                "klaxon_desk_incidents",
+                "Incidents in the desk's view (read from the changelog of every partition).",
             )?,
             escalations: counter(
                 "klaxon_escalations_emitted_total",

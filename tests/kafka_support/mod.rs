@@ -114,10 +114,98 @@ impl Topics {
     }
 }
 
+/// Desk tokens of the test config's principals, one per role (SPEC §9).
+pub const VIEWER_TOKEN: &str = "viewer-token-for-tests";
+pub const DUTY_TOKEN: &str = "duty-token-for-tests";
+pub const LEAD_TOKEN: &str = "lead-token-for-tests";
+/// Principal names of those tokens.
+pub const VIEWER: &str = "vera";
+pub const DUTY: &str = "dora";
+pub const LEAD: &str = "leo";
+
+/// The key the tests sign commands with (id `test`, trusted for any principal), and the key of
+/// the desk (id `desk`); a third key (id `narrow`) may sign only for `alice`.
+fn key_seed(id: &str) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    for (i, b) in id.bytes().cycle().take(32).enumerate() {
+        seed[i] = b.wrapping_add(i as u8);
+    }
+    seed
+}
+
+fn key_file(dir: &std::path::Path, id: &str) -> PathBuf {
+    use base64::Engine as _;
+    let path = dir.join(format!("{id}.key"));
+    std::fs::write(
+        &path,
+        base64::engine::general_purpose::STANDARD.encode(key_seed(id)),
+    )
+    .expect("write key");
+    path
+}
+
+/// A signer for key `id` (`test`, `desk` or `narrow`).
+pub fn signer(id: &str) -> klaxon::signing::CommandSigner {
+    let dir = test_config();
+    klaxon::signing::CommandSigner::load(&dir.join(format!("{id}.key")), id).expect("key")
+}
+
+/// The shipped config plus what the tests need (SPEC §9): the signing keys, the desk's key and
+/// one principal per role. Written once per test binary.
+pub fn test_config() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("klaxon-test-config-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&root().join("config"), &dir);
+        let mut extra = String::from("\n# Added by the tests (tests/kafka_support).\n");
+        for (id, principals) in [("test", "[\"*\"]"), ("desk", "[\"*\"]"), ("narrow", "[\"alice\"]")] {
+            let file = key_file(&dir, id);
+            let public = klaxon::signing::CommandSigner::load(&file, id)
+                .expect("key")
+                .public_key();
+            extra.push_str(&format!(
+                "[[commands.keys]]\nid = \"{id}\"\npublic_key = \"{public}\"\nprincipals = {principals}\n\n"
+            ));
+        }
+        for (name, role, token) in [
+            (VIEWER, "viewer", VIEWER_TOKEN),
+            (DUTY, "duty_officer", DUTY_TOKEN),
+            (LEAD, "lead", LEAD_TOKEN),
+        ] {
+            extra.push_str(&format!(
+                "[[desk.principals]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n\n",
+                klaxon::desk::auth::token_sha256(token)
+            ));
+        }
+        let default = dir.join("default.toml");
+        let mut text = std::fs::read_to_string(&default).expect("default.toml");
+        text.push_str(&extra);
+        std::fs::write(&default, text).expect("write default.toml");
+        dir
+    })
+    .clone()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read config dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
 /// A running `klaxon run`, with its log lines collected.
 pub struct Klaxon {
     pub child: Child,
     pub metrics_port: u16,
+    /// Where its in-process desk listens.
+    pub desk_port: u16,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -126,30 +214,56 @@ impl Klaxon {
     /// prefix as instance id (stable across restarts within a test; a second instance in the
     /// same group must set its own `KLAXON_INSTANCE_ID` in `extra_env`).
     pub fn start(topics: &Topics, extra_env: &[(&str, &str)]) -> Klaxon {
-        Self::spawn(topics, true, extra_env)
+        Self::spawn("run", topics, true, extra_env)
     }
 
     /// On the shipped `config/` as a user runs it: only the broker address, the group and topic
-    /// names and the metrics port are set (so the instance id is the host name, its default).
+    /// names and the metrics and desk ports are set (so the instance id is the host name, its
+    /// default).
     pub fn start_shipped(topics: &Topics, extra_env: &[(&str, &str)]) -> Klaxon {
-        Self::spawn(topics, false, extra_env)
+        Self::spawn("run", topics, false, extra_env)
     }
 
-    fn spawn(topics: &Topics, test_settings: bool, extra_env: &[(&str, &str)]) -> Klaxon {
+    /// `klaxon run` or `klaxon desk` (`what`), with the tests' settings.
+    pub fn start_as(what: &str, topics: &Topics, extra_env: &[(&str, &str)]) -> Klaxon {
+        Self::spawn(what, topics, true, extra_env)
+    }
+
+    fn spawn(
+        what: &str,
+        topics: &Topics,
+        test_settings: bool,
+        extra_env: &[(&str, &str)],
+    ) -> Klaxon {
         let port = free_port();
+        let desk_port = free_port();
+        let config = if test_settings {
+            test_config()
+        } else {
+            root().join("config")
+        };
         // KLAXON_BIN: another build of the binary (a release build, for measurements).
         let bin =
             std::env::var("KLAXON_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_klaxon").into());
         let mut cmd = Command::new(bin);
-        cmd.arg("run")
+        cmd.arg(what)
             .arg("--log-format")
             .arg("text")
             .arg("--config")
-            .arg(root().join("config"));
+            .arg(&config);
         for (k, _) in std::env::vars() {
             if k.starts_with("KLAXON_") {
                 cmd.env_remove(k);
             }
+        }
+        // Tests run in parallel: each desk on its own port.
+        cmd.env("KLAXON__DESK__LISTEN", format!("127.0.0.1:{desk_port}"));
+        if test_settings {
+            cmd.env(
+                "KLAXON__DESK__SIGNING_KEY_FILE",
+                config.join("desk.key").display().to_string(),
+            )
+            .env("KLAXON__DESK__SIGNING_KEY_ID", "desk");
         }
         cmd.env("KAFKA_BROKERS", brokers())
             .env("RUST_LOG", "info,rdkafka=warn")
@@ -189,7 +303,8 @@ impl Klaxon {
         }
         Klaxon {
             child,
-            metrics_port: port,
+            metrics_port: if what == "desk" { desk_port } else { port },
+            desk_port,
             logs,
         }
     }
@@ -318,10 +433,34 @@ pub fn producer() -> FutureProducer {
         .expect("producer")
 }
 
+/// Produces one record; a record for a commands topic is signed with the `test` key, as every
+/// producer of commands must (SPEC §9).
 pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, payload: &[u8]) {
+    let sig = topic
+        .ends_with(".commands")
+        .then(|| signer("test").sign(payload));
+    produce_with_signature(p, topic, key, payload, sig.as_deref()).await
+}
+
+/// Produces one record with the given `klaxon-signature` header, or none.
+pub async fn produce_with_signature(
+    p: &FutureProducer,
+    topic: &str,
+    key: Option<&str>,
+    payload: &[u8],
+    signature: Option<&str>,
+) {
     let mut rec = FutureRecord::to(topic).payload(payload);
     if let Some(k) = key {
         rec = rec.key(k);
+    }
+    if let Some(sig) = signature {
+        rec = rec.headers(
+            rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                key: klaxon::signing::HEADER,
+                value: Some(sig.as_bytes()),
+            }),
+        );
     }
     p.send(rec, Duration::from_secs(10)).await.expect("produce");
 }
