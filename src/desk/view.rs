@@ -25,23 +25,24 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-/// One line of an incident's timeline, compact: an incident's escalation events and the
-/// commands behind them. Rare details live behind one box.
+/// One line of an incident's timeline, compact (40 bytes): an incident's escalation events and
+/// the commands behind them. What only a command's events have lives behind one box.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Moment {
     pub at: Timestamp,
-    /// Low 64 bits of a hash of the event id: at-least-once delivery repeats events.
-    id_hash: u64,
+    /// The event id after `<incident id>/<type>` (`/initial/3`; empty for `incident.opened`),
+    /// or `!` and the whole id when it does not start that way (a rejected command's). Also
+    /// what repeated deliveries are recognised by.
+    suffix: Box<str>,
+    pub extra: Option<Box<MomentExtra>>,
     pub kind: EventType,
     pub level: Option<Level>,
     pub report_kind: Option<ReportKind>,
-    pub extra: Option<Box<MomentExtra>>,
 }
 
 /// What only some moments have.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MomentExtra {
-    pub event_id: Box<str>,
     pub command: Option<Box<str>>,
     pub by: Option<Box<str>>,
     pub via: Option<Box<str>>,
@@ -50,6 +51,15 @@ pub struct MomentExtra {
     /// The reason of a rejection, dismissal or regrade; the target of a merge; a filing's
     /// channel and reference.
     pub detail: Option<Box<str>>,
+}
+
+impl Moment {
+    fn event_id(&self, incident: &IncidentId) -> String {
+        match self.suffix.strip_prefix('!') {
+            Some(whole) => whole.to_string(),
+            None => format!("{incident}/{}{}", self.kind.key(), self.suffix),
+        }
+    }
 }
 
 struct Slot {
@@ -287,7 +297,7 @@ pub struct MomentView {
     pub at: String,
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub event_id: Option<String>,
+    pub event_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -362,10 +372,6 @@ fn boxed(s: Option<String>) -> Option<Box<str>> {
     s.map(String::into_boxed_str)
 }
 
-fn hash64(s: &str) -> u64 {
-    crate::engine::fnv1a(&[s.as_bytes()])
-}
-
 impl View {
     pub fn len(&self) -> usize {
         self.incidents.len()
@@ -424,12 +430,16 @@ impl View {
             return Ok(None);
         };
         let at = Timestamp::parse_rfc3339(&ev.at).map_err(|e| format!("at: {e}"))?;
-        let id_hash = hash64(&ev.event_id);
+        let prefix = format!("{}/{}", ev.incident_id, kind.key());
+        let suffix: Box<str> = match ev.event_id.strip_prefix(prefix.as_str()) {
+            Some(rest) => rest.into(),
+            None => format!("!{}", ev.event_id).into(),
+        };
         if !self.incidents.contains_key(&id) {
             self.orphans.entry(id).or_insert(self.tick);
         }
         let list = self.timelines.entry(id).or_default();
-        if list.iter().any(|m| m.id_hash == id_hash) {
+        if list.iter().any(|m| m.kind == kind && m.suffix == suffix) {
             return Ok(Some(id));
         }
         let detail = ev
@@ -447,7 +457,6 @@ impl View {
                 }
             });
         let extra = MomentExtra {
-            event_id: ev.event_id.into_boxed_str(),
             command: ev
                 .command
                 .as_ref()
@@ -463,11 +472,11 @@ impl View {
         };
         let m = Moment {
             at,
-            id_hash,
+            suffix,
             kind,
             level: ev.level,
             report_kind: ev.report_kind,
-            extra: Some(Box::new(extra)),
+            extra: (extra != MomentExtra::default()).then(|| Box::new(extra)),
         };
         // In time order; events of one incident mostly arrive in order.
         let pos = list.partition_point(|x| x.at <= m.at);
@@ -770,7 +779,7 @@ fn detail(
             MomentView {
                 at: m.at.format(offset),
                 kind: m.kind.key(),
-                event_id: x.map(|x| x.event_id.to_string()),
+                event_id: m.event_id(&inc.id),
                 level: m.level,
                 report_kind: m.report_kind,
                 command: s(|x| &x.command),
@@ -920,6 +929,8 @@ mod tests {
             1,
             "repeated events are kept once"
         );
+        let due = d.timeline.iter().find(|m| m.kind == "report.due").unwrap();
+        assert_eq!(due.event_id, format!("{}/report.due/initial", ids[0]));
         view.apply_state(ids[0].to_string().as_bytes(), None)
             .unwrap();
         assert!(view
@@ -932,6 +943,7 @@ mod tests {
     fn timelines_whose_incident_never_comes_are_dropped_after_the_grace() {
         let mut view = View::default();
         let ev = r#"{"event_id":"INC-20261124-000000000009/incident.opened","type":"incident.opened","incident_id":"INC-20261124-000000000009","at":"2026-11-24T08:00:00+08:00"}"#;
+        assert_eq!(std::mem::size_of::<Moment>(), 40);
         view.sweep_orphans(1);
         view.apply_event(ev.as_bytes()).unwrap();
         assert_eq!(view.moments(), 1);
