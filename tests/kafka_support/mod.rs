@@ -150,6 +150,31 @@ pub fn signer(id: &str) -> klaxon::signing::CommandSigner {
     klaxon::signing::CommandSigner::load(&dir.join(format!("{id}.key")), id).expect("key")
 }
 
+/// The shipped config with only what a user must add to send commands at all: the public keys
+/// commands are signed with (`[[commands.keys]]`, SPEC §9).
+pub fn shipped_config() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("klaxon-shipped-config-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&root().join("config"), &dir);
+        let mut extra = String::from("\n# Added by the tests: the keys commands are signed with.\n");
+        for id in ["test", "desk", "narrow"] {
+            let public = signer(id).public_key();
+            let principals = if id == "narrow" { "[\"alice\"]" } else { "[\"*\"]" };
+            extra.push_str(&format!(
+                "[[commands.keys]]\nid = \"{id}\"\npublic_key = \"{public}\"\nprincipals = {principals}\n\n"
+            ));
+        }
+        let default = dir.join("default.toml");
+        let mut text = std::fs::read_to_string(&default).expect("default.toml");
+        text.push_str(&extra);
+        std::fs::write(&default, text).expect("write default.toml");
+        dir
+    })
+    .clone()
+}
+
 /// The shipped config plus what the tests need (SPEC §9): the signing keys, the desk's key and
 /// one principal per role. Written once per test binary.
 pub fn test_config() -> PathBuf {
@@ -240,7 +265,7 @@ impl Klaxon {
         let config = if test_settings {
             test_config()
         } else {
-            root().join("config")
+            shipped_config()
         };
         // KLAXON_BIN: another build of the binary (a release build, for measurements).
         let bin =
