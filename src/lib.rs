@@ -31,6 +31,7 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod board;
 pub mod ctl;
 pub mod decode;
 pub mod delivery;
