@@ -174,6 +174,54 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
+    /// Clicks the element `css` names, finding it again if the page re-rendered it meanwhile
+    /// (live updates replace nodes).
+    pub async fn click(&self, css: &str) {
+        let mut last = None;
+        for _ in 0..20 {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(e) => match self.center(&e).await.and(e.click().await) {
+                    Ok(()) => return,
+                    Err(err) => last = Some(err.to_string()),
+                },
+                Err(err) => last = Some(err.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let shot = self.screenshot(&format!("click-{}", slug(css))).await;
+        panic!(
+            "cannot click {css}: {}; screenshot {}",
+            last.unwrap_or_default(),
+            shot.display()
+        );
+    }
+
+    /// Scrolls `e` to the middle of the window: WebDriver only makes it "in view", which can be
+    /// under the sticky header, where a click would land on the header instead.
+    async fn center(&self, e: &Element) -> Result<(), fantoccini::error::CmdError> {
+        let arg = serde_json::to_value(e).map_err(fantoccini::error::CmdError::Json)?;
+        self.client
+            .execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+            .await
+            .map(|_| ())
+    }
+
+    /// Types into the element `css` names (WebDriver key codes allowed), as [`Browser::click`].
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let mut last = None;
+        for _ in 0..20 {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(e) => match e.send_keys(text).await {
+                    Ok(()) => return,
+                    Err(err) => last = Some(err.to_string()),
+                },
+                Err(err) => last = Some(err.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot type into {css}: {}", last.unwrap_or_default());
+    }
+
     pub async fn exists(&self, css: &str) -> bool {
         !self
             .client

@@ -27,6 +27,7 @@
   const CHANNELS = {
     hotline: { zh: '电话', en: 'hotline' }, website: { zh: '网站', en: 'website' },
     wechat_mini_program: { zh: '微信小程序', en: 'WeChat mini program' }, wechat_account: { zh: '微信公众号', en: 'WeChat account' },
+    wechat_official_account: { zh: '微信公众号', en: 'WeChat official account' },
     email: { zh: '电子邮件', en: 'email' }, fax: { zh: '传真', en: 'fax' },
   };
   const ROLES = {
@@ -80,7 +81,7 @@
       by_who: 'by', via: 'via', ongoing: 'ongoing', acknowledged: 'acknowledged', regraded: 'Regraded',
       computed: 'computed', cancelled: 'cancelled', late: 'filed late', backdated: 'backdated', received: 'received',
       filing: 'Filed', recipients_channels: 'Recipients and channels', no_match: 'No indicator meets a threshold.',
-      at: 'At', draft_help: 'Items marked ✎ must be completed by a person.',
+      at: 'At', timer: 'Timer', draft_help: 'Items marked ✎ must be completed by a person.',
     },
     zh: {
       skip: '跳到内容', board_title: '值班看板', sign_out: '退出',
@@ -121,7 +122,7 @@
       by_who: '操作人', via: '经由', ongoing: '持续中', acknowledged: '已接手', regraded: '人工定级',
       computed: '计算级别', cancelled: '已取消', late: '迟报', backdated: '补记时间', received: '收到于',
       filing: '报送情况', recipients_channels: '报告对象与渠道', no_match: '没有指标达到阈值。',
-      at: '时间', draft_help: '标有 ✎ 的项目须人工填写。',
+      at: '时间', timer: '计时', draft_help: '标有 ✎ 的项目须人工填写。',
     },
   };
 
@@ -396,6 +397,10 @@
   const opProvince = (op, inc) => (op && typeof op === 'object' && op.province) || (inc && inc.province) || '';
 
   function fillSelect(sel, values, label) {
+    // Rebuilt only when the choices change, so a list open under the officer's hand stays open.
+    const key = S.lang + '\u0000' + values.join('\u0000');
+    if (sel.dataset.key === key) return;
+    sel.dataset.key = key;
     const keep = sel.value;
     sel.replaceChildren(el('option', { value: '' }, t('any')));
     for (const v of values) sel.append(el('option', { value: v }, label ? label(v) : v));
@@ -511,9 +516,15 @@
   }
 
   // ---------------------------------------------------------------- incident page
+  /** The detail without what only the passing of time changes (clocks tick on their own). */
+  const settled = (d) => JSON.stringify(d, (k, v) => (k === 'seconds_remaining' || k === 'now' ? undefined : v));
+
   async function loadDetail(id) {
     try {
-      S.detail = await api('incidents/' + encodeURIComponent(id));
+      const d = await api('incidents/' + encodeURIComponent(id));
+      // Re-render only on a real change: the page stays still under the officer's hands.
+      if (S.detail && S.detail.id === d.id && settled(S.detail) === settled(d) && $('#incident h1')) return;
+      S.detail = d;
     } catch (e) {
       if (e.status === 404) {
         S.detail = null;
@@ -611,7 +622,7 @@
           el('span', {}, levelBadge(e.level), ' ', e.guide_row || e.row || `${LEVELS[levelOf(e.level)].zh} · ${e.indicator}`)]))
         : el('p', { class: 'muted' }, t('no_match'))),
       figures.length ? section(t('figures'), table([t('indicator'), t('value')], figures.map((f) => [el('span', { class: 'mono' }, f.figure || f.indicator || ''), figureValue(f)]))) : null,
-      timers.length ? section(t('timers'), table([t('kind'), t('at'), t('c_deadline')], timers.map((x) => [
+      timers.length ? section(t('timers'), table([t('timer'), t('at'), t('c_deadline')], timers.map((x) => [
         [x.kind, x.report].filter(Boolean).join(' · '), shortTime(x.at), el('span', { class: 'countdown small', dataset: { deadline: x.at } })]))) : null,
       section(t('timeline'), timeline.length ? el('ol', { class: 'timeline' }, timeline.map(timelineItem)) : el('p', { class: 'muted' }, t('none'))));
 
@@ -622,9 +633,9 @@
           el('button', { type: 'button', class: 'btn', id: 'copy-all', onclick: (e) => copy(draftText(items), e.currentTarget) }, t('copy_all'))),
         el('ol', { class: 'draft' }, items.map((it, i) => el('li', { class: it.to_complete ? 'draft-item todo' : 'draft-item', id: `draft-${it.item || i + 1}` },
           el('div', { class: 'draft-head' },
-            el('strong', {}, it.title || `(${it.item || i + 1})`),
+            el('strong', {}, itemTitle(it, i)),
             it.to_complete ? el('span', { class: 'todo-tag' }, `✎ ${t('to_complete')}`) : null,
-            el('button', { type: 'button', class: 'btn small copy', id: `copy-${it.item || i + 1}`, 'aria-label': `${t('copy')} ${it.item || i + 1}`, onclick: (e) => copy(itemText(it), e.currentTarget) }, t('copy'))),
+            el('button', { type: 'button', class: 'btn small copy', id: `copy-${it.item || i + 1}`, 'aria-label': `${t('copy')} ${it.item || i + 1}`, onclick: (e) => copy(itemText(it, i), e.currentTarget) }, t('copy'))),
           el('p', { class: 'draft-content' }, it.content || ''))))) : el('p', { class: 'muted' }, t('none')));
 
     root.replaceChildren(
@@ -648,8 +659,15 @@
       extra ? el('span', { class: 'sub' }, extra) : null);
   }
 
-  const itemText = (it) => `${it.title || ''}\n${it.content || ''}`.trim();
-  const draftText = (items) => items.map(itemText).join('\n\n');
+  /** Item titles as the Measures number them: （一） … （八）, unless the title already does. */
+  const ZH_NUM = ['一', '二', '三', '四', '五', '六', '七', '八', '九', '十'];
+  const itemTitle = (it, i) => {
+    const n = Number(it.item) || i + 1;
+    const title = it.title || '';
+    return /^[（(]/.test(title) ? title : `（${ZH_NUM[n - 1] || n}）${title}`;
+  };
+  const itemText = (it, i) => `${itemTitle(it, i)}\n${it.content || ''}`.trim();
+  const draftText = (items) => items.map((it, i) => itemText(it, i)).join('\n\n');
 
   // ---------------------------------------------------------------- copy
   /** Clipboard API where the page is a secure context (https, or the loopback default); else the
