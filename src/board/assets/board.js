@@ -619,7 +619,7 @@
         el('ul', { class: 'channels' }, channels.map((c) => el('li', {}, el('span', { class: 'muted' }, (CHANNELS[c.kind] ? CHANNELS[c.kind][S.lang] : c.kind) + ': '), el('span', { class: 'mono' }, c.value))))),
       section(t('evidence'), ev.length ? table([t('indicator'), t('value'), t('threshold'), t('guide_row')],
         ev.map((e) => [el('span', { class: 'mono' }, e.indicator), fmtVal(e.value) + unit(e.unit), '≥ ' + fmtVal(e.threshold) + unit(e.unit),
-          el('span', {}, levelBadge(e.level), ' ', e.guide_row || e.row || `${LEVELS[levelOf(e.level)].zh} · ${e.indicator}`)]))
+          el('span', {}, levelBadge(e.level), ' ', (d.guide_rows && d.guide_rows[e.indicator]) || '')]))
         : el('p', { class: 'muted' }, t('no_match'))),
       figures.length ? section(t('figures'), table([t('indicator'), t('value')], figures.map((f) => [el('span', { class: 'mono' }, f.figure || f.indicator || ''), figureValue(f)]))) : null,
       timers.length ? section(t('timers'), table([t('timer'), t('at'), t('c_deadline')], timers.map((x) => [
