@@ -3,7 +3,9 @@
 # integration tests against a real broker (started here by scripts/broker.sh unless
 # KAFKA_BROKERS names one), a real Prometheus scraping a running Klaxon (tests/deploy_observability.rs;
 # scripts/prometheus.sh provides it), a real Alertmanager receiving pages (tests/delivery.rs;
-# scripts/alertmanager.sh provides it), and the deployment checks (promtool, dashboards, manifests).
+# scripts/alertmanager.sh provides it), the duty board in a real headless Chromium
+# (tests/desk_board.rs; scripts/chromium.sh installs Debian's chromium and chromium-driver), and
+# the deployment checks (promtool, dashboards, manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,5 +20,6 @@ export KAFKA_BROKERS
 
 scripts/prometheus.sh >/dev/null # Prometheus for tests/deploy_observability.rs (installed once)
 scripts/alertmanager.sh >/dev/null # Alertmanager for tests/delivery.rs (installed once)
+scripts/chromium.sh >/dev/null   # headless Chromium + chromedriver for tests/desk_board.rs (installed once)
 cargo test --locked --all-targets
 scripts/check-deploy.sh
