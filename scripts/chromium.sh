@@ -31,6 +31,7 @@ die() {
 PACKAGES=(chromium chromium-driver fonts-wqy-microhei)
 
 have_font() {
+    # shellcheck disable=SC2016  # dpkg-query's own format string, not an expansion
     dpkg-query -W -f='${Status}' fonts-wqy-microhei 2>/dev/null | grep -q 'install ok installed'
 }
 
