@@ -1,4 +1,4 @@
-// Klaxon duty board: one small vanilla script, no framework, no build step (src/board/mod.rs
+// Klaxon duty board: one small vanilla script, no framework, no build step (src/desk/board.rs
 // says why). It talks to the desk API under api/v1 with the bearer token the officer pasted; the
 // token lives in sessionStorage only (gone when the tab closes, never in a URL or a cookie).
 //
