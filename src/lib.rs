@@ -31,7 +31,6 @@
 
 pub mod admission;
 pub mod allocator;
-pub mod board;
 pub mod ctl;
 pub mod decode;
 pub mod delivery;

@@ -135,6 +135,8 @@ pub fn document() -> Value {
                         "figure": {"type": "string"}, "minutes": {"type": "number"}, "ongoing": {"type": "boolean"},
                         "episodes": {"type": "array"}, "value": {"type": "number"}, "values": {"type": "array", "items": {"type": "string"}}}}},
                     "matched": {"type": "array", "description": "Evidence: indicator, value, threshold, level, unit."},
+                    "guide_rows": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "For each matched indicator, the grading guide row it comes from (grading.toml `source`)."},
                     "timers": {"type": "array", "items": {"type": "object", "properties": {
                         "at": timestamp, "seconds_remaining": {"type": "integer"},
                         "kind": {"type": "string", "enum": ["crossing", "upgrade_warning", "report", "page", "expire"]}, "report": {"type": "string"}}}},

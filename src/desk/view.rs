@@ -334,6 +334,9 @@ pub struct Detail {
     pub figures: Vec<FigureView>,
     /// The indicators that meet their thresholds now.
     pub matched: Vec<Evidence>,
+    /// For each matched indicator, the grading guide row it comes from (`source` in
+    /// grading.toml), so a person can check the evidence against the Guide.
+    pub guide_rows: std::collections::BTreeMap<String, String>,
     pub timers: Vec<TimerView>,
     pub recipients: Vec<Recipient>,
     pub channels: Vec<Channel>,
@@ -807,6 +810,14 @@ fn detail(
         override_level: inc.override_level.as_deref().cloned(),
         computed_level: inc.computed,
         figures: figures(rules, inc, now, offset),
+        guide_rows: grade
+            .evidence
+            .iter()
+            .filter_map(|e| {
+                let row = rules.indicators.iter().find(|i| i.id == e.indicator)?;
+                Some((e.indicator.clone(), row.source.clone()))
+            })
+            .collect(),
         matched: grade.evidence.clone(),
         timers,
         recipients: draft::recipients(rules, route, &inc.operator),
