@@ -23,6 +23,7 @@
     initial: { zh: '初报', en: 'Initial report' },
     follow_up: { zh: '续报', en: 'Follow-up report' },
     summary: { zh: '总结报告', en: 'Summary report' },
+    supplement: { zh: '补报', en: 'Supplementary report' },
   };
   const CHANNELS = {
     hotline: { zh: '电话', en: 'hotline' }, website: { zh: '网站', en: 'website' },
@@ -64,15 +65,16 @@
       copied_fallback: 'Copied (fallback)', copy_manual: 'Press Ctrl+C (⌘C) to copy the selected text',
       to_complete: 'to complete', timeline: 'Timeline', none: '—', actions: 'Actions',
       a_ack: 'Acknowledge', a_file: 'Report filed…', a_resolve: 'Resolve…', a_dismiss: 'Dismiss…',
-      a_regrade: 'Regrade…', a_merge: 'Merge…', cancel: 'Cancel', confirm: 'Confirm',
+      a_regrade: 'Regrade…', a_merge: 'Merge…', a_follow_up: 'Follow-up due…', cancel: 'Cancel', confirm: 'Confirm',
       kind: 'Report kind', channel: 'Channel', reference: 'Reference', note: 'Note', reason: 'Reason', into: 'Into incident',
-      partial: 'Partial report (补报): items 1–2 now, the rest to follow',
+      partial: 'Partial (补报): items （一）（二） now; the rest falls due as a supplementary report',
       q_ack: (id) => `Acknowledge ${id}? Your name is recorded.`,
       q_file: (id) => `Record that a report on ${id} was filed. Its countdown stops.`,
       q_resolve: (id) => `Resolve ${id}: the incident has ended. Reports already due stay due; a summary report falls due.`,
       q_dismiss: (id) => `Dismiss ${id} as a false positive: all its timers stop.`,
       q_regrade: (id) => `Set the level of ${id} by hand (overrides the computed level until the next regrade).`,
       q_merge: (id) => `Merge ${id} into another incident.`,
+      q_follow_up: (id) => `Important new circumstances: a follow-up report (续报) on ${id} falls due.`,
       done: (what, id, by) => `${what}: sent for ${id} as ${by} and acknowledged by Kafka.`,
       refused: 'Refused: ', rejected: (id, why) => `Klaxon rejected the command on ${id}: ${why}`,
       required: (f) => `${f} is required.`, not_found: 'No such incident.',
@@ -105,15 +107,16 @@
       copied_fallback: '已复制（兼容方式）', copy_manual: '请按 Ctrl+C (⌘C) 复制已选中的文本',
       to_complete: '待填写', timeline: '时间线', none: '—', actions: '操作',
       a_ack: '确认接手', a_file: '已报告…', a_resolve: '结束事件…', a_dismiss: '误报关闭…',
-      a_regrade: '调整级别…', a_merge: '合并…', cancel: '取消', confirm: '确认',
+      a_regrade: '调整级别…', a_merge: '合并…', a_follow_up: '需要续报…', cancel: '取消', confirm: '确认',
       kind: '报告类型', channel: '渠道', reference: '回执编号', note: '备注', reason: '理由', into: '并入事件',
-      partial: '补报：先报第1–2项，其余随后补报',
+      partial: '补报：先报第（一）（二）项，其余作为补报另行计时',
       q_ack: (id) => `确认接手 ${id}？将记录您的姓名。`,
       q_file: (id) => `记录 ${id} 已报告，其倒计时将停止。`,
       q_resolve: (id) => `结束 ${id}：事件已处置完毕。已到期的报告仍需报送；总结报告开始计时。`,
       q_dismiss: (id) => `将 ${id} 作为误报关闭：全部计时停止。`,
       q_regrade: (id) => `手动设定 ${id} 的级别（在下次调整前覆盖计算级别）。`,
       q_merge: (id) => `将 ${id} 并入另一事件。`,
+      q_follow_up: (id) => `出现重要新情况：${id} 需要续报，开始计时。`,
       done: (what, id, by) => `已以 ${by} 的身份为 ${id} 提交「${what}」，Kafka 已确认收到。`,
       refused: '被拒绝：', rejected: (id, why) => `Klaxon 拒绝了 ${id} 的命令：${why}`,
       required: (f) => `${f}为必填项。`, not_found: '没有此事件。',
@@ -713,6 +716,7 @@
     return el('div', { class: 'actions', role: 'group', 'aria-label': t('actions') },
       unfiled.length ? b('report_filed', t('a_file'), () => fileDialog(d, unfiled), true) : null,
       open && !d.acknowledged ? b('ack', t('a_ack'), () => ackDialog(d)) : null,
+      b('follow_up', t('a_follow_up'), () => simpleDialog(d, 'follow_up', t('a_follow_up'), t('q_follow_up', d.id), ['reason'])),
       open ? b('resolve', t('a_resolve'), () => simpleDialog(d, 'resolve', t('a_resolve'), t('q_resolve', d.id), [])) : null,
       open ? b('dismiss', t('a_dismiss'), () => simpleDialog(d, 'dismiss', t('a_dismiss'), t('q_dismiss', d.id), ['reason'])) : null,
       open ? b('regrade', t('a_regrade'), () => regradeDialog(d)) : null,
@@ -751,7 +755,16 @@
     const channels = (d.channels || []).map((c) => c.value).filter(Boolean);
     const chan = el('input', { type: 'text', name: 'channel', id: 'in-channel', list: 'chan-list', required: true, value: '12387', autocomplete: 'off' });
     const list = el('datalist', { id: 'chan-list' }, channels.map((c) => el('option', { value: c })));
+    // 补报 (art. 7): items （一）（二） first; Klaxon then makes the rest due as a supplement report.
     const partial = el('input', { type: 'checkbox', name: 'partial', id: 'in-partial' });
+    const partialRow = el('label', { class: 'check' }, partial, ' ', t('partial'));
+    const syncPartial = () => {
+      const ok = kindSel.value === 'initial' || kindSel.value === 'follow_up';
+      partialRow.hidden = !ok;
+      if (!ok) partial.checked = false;
+    };
+    kindSel.addEventListener('change', syncPartial);
+    syncPartial();
     const note = textInput('note', false);
     openDialog(t('a_file'), [
       el('p', {}, t('q_file', d.id)),
@@ -759,15 +772,15 @@
       field('channel', t('channel'), el('span', {}, chan, list)),
       field('reference', t('reference'), textInput('reference', true)),
       field('note', t('note'), note),
-      el('label', { class: 'check' }, partial, ' ', t('partial')),
+      partialRow,
     ], () => {
       const ref = $('#in-reference').value.trim();
       const ch = chan.value.trim();
       if (!ch) return fail(t('required', t('channel')));
       if (!ref) return fail(t('required', t('reference')));
-      const notes = [partial.checked ? '补报 partial: items 1–2 reported, items 3–8 to follow' : '', note.value.trim()].filter(Boolean).join('; ');
       const body = { command: 'report_filed', report_kind: kindSel.value || undefined, channel: ch, reference: ref };
-      if (notes) body.note = notes;
+      if (note.value.trim()) body.note = note.value.trim();
+      if (partial.checked) body.partial = true;
       return send(d, body, `${t('a_file').replace('…', '')} (${kindLabel(kindSel.value)})`);
     });
   }
