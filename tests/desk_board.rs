@@ -335,6 +335,45 @@ async fn the_board_in_a_real_browser() {
     )
     .await;
 
+    // 补报: a partial filing (items （一）（二） first) stops the initial report's clock and starts
+    // the supplementary report's.
+    let metro = b
+        .wait_for(
+            "the fare-gates incident",
+            "[...document.querySelectorAll('#rows tr')].map(r => r.dataset.incident).find(i => document.querySelector(`#rows tr[data-incident=\"${i}\"] .title a`).textContent.includes('fare gates down'))",
+            WAIT,
+        )
+        .await
+        .as_str()
+        .expect("incident id")
+        .to_string();
+    b.click(&format!("#rows tr[data-incident=\"{metro}\"] .title a"))
+        .await;
+    b.wait_for(
+        "the fare-gates incident page",
+        &format!("document.querySelector('#incident .inc-head .mono')?.textContent === '{metro}' && document.querySelector('#act-report_filed')"),
+        WAIT,
+    )
+    .await;
+    b.click("#act-report_filed").await;
+    b.click("#in-partial").await;
+    b.type_into("#in-reference", "CN-2026-BOARD-2\u{E007}")
+        .await;
+    b.wait_for(
+        "the supplementary report's clock",
+        "[...document.querySelectorAll('#incident .kv-table tr')].some(r => /补报/.test(r.textContent) && r.querySelector('[data-deadline]'))",
+        WAIT,
+    )
+    .await;
+    b.screenshot("incident-partial").await;
+    b.click("a.back").await;
+    b.wait_for(
+        "the board row on the supplementary report",
+        &format!("/补报/.test((document.querySelector('#rows tr[data-incident=\"{metro}\"] .kind') || {{}}).textContent || '')"),
+        WAIT,
+    )
+    .await;
+
     // Chinese labels.
     b.click("#lang").await;
     let head = b
