@@ -234,9 +234,10 @@ struct Me {
     can_write: bool,
 }
 
-const COMMANDS: [&str; 6] = [
+const COMMANDS: [&str; 7] = [
     "ack",
     "report_filed",
+    "follow_up",
     "resolve",
     "dismiss",
     "regrade",

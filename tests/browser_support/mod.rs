@@ -8,6 +8,7 @@
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -78,6 +79,9 @@ impl Browser {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, so that ending the group also ends the Chromium processes
+            // it started (a killed chromedriver leaves them running otherwise).
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("start {chromedriver}: {e}"));
         let profile = tempfile::tempdir().expect("profile dir");
@@ -286,6 +290,16 @@ impl Browser {
     pub async fn close(mut self) {
         let client = self.client.clone();
         let _ = client.close().await;
+        self.end_driver();
+    }
+
+    /// Ends chromedriver and every process in its group (the browsers it started).
+    fn end_driver(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -293,9 +307,7 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // chromedriver ends its browsers when it exits.
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.end_driver();
     }
 }
 
