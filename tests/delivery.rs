@@ -135,7 +135,9 @@ impl Receiver {
 /// The shipped config with `extra` appended to `default.toml`.
 fn config_dir(extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let src = root().join("config");
+    // The shipped config with the public keys the tests sign commands with: commands must be
+    // signed on the shipped defaults.
+    let src = kafka_support::shipped_config();
     copy_dir(&src, dir.path());
     let path = dir.path().join("default.toml");
     let mut text = std::fs::read_to_string(&path).expect("default.toml");
