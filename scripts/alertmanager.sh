@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prometheus Alertmanager for the delivery tests (tests/delivery_alertmanager.rs) and the demo.
+# Prometheus Alertmanager for the delivery tests (tests/delivery.rs) and the demo.
 #
 # Usage:
 #   scripts/alertmanager.sh [path]      prints the path of the alertmanager binary
@@ -20,42 +20,21 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS="$ROOT/.tools"
 LOCAL="$TOOLS/alertmanager/usr/bin"
 PKG=prometheus-alertmanager
-export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "alertmanager.sh: $*" >&2; }
 die() {
     log "$*"
     exit 1
 }
+# shellcheck source=scripts/lib/debian.sh
+. "$ROOT/scripts/lib/debian.sh"
 
 install_local() {
-    if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
-        die "not a Debian-like system (no apt-get/dpkg-deb): install Alertmanager and put alertmanager on PATH, or set ALERTMANAGER_BIN"
+    install_lock alertmanager
+    if [[ -x "$LOCAL/prometheus-alertmanager" ]]; then
+        return 0
     fi
-    mkdir -p "$TOOLS"
-    # One installer at a time (parallel tests): wait, then see if it is done.
-    if command -v flock >/dev/null 2>&1; then
-        exec 9>"$TOOLS/alertmanager.lock"
-        flock 9
-        if [[ -x "$LOCAL/prometheus-alertmanager" ]]; then
-            return 0
-        fi
-    fi
-    local dl="$TOOLS/alertmanager-deb"
-    rm -rf "$dl"
-    mkdir -p "$dl"
-    if ! (cd "$dl" && apt-get download "$PKG" >&2); then
-        if [[ $(id -u) -eq 0 ]]; then
-            log "apt-get download failed; running apt-get update once"
-            apt-get update >&2 || die "apt-get update failed"
-            (cd "$dl" && apt-get download "$PKG" >&2) || die "apt-get download $PKG failed"
-        else
-            die "apt-get download $PKG failed (run 'apt-get update' as root first)"
-        fi
-    fi
-    rm -rf "$TOOLS/alertmanager"
-    dpkg-deb -x "$dl"/${PKG}_*.deb "$TOOLS/alertmanager" || die "dpkg-deb -x failed"
-    rm -rf "$dl"
+    deb_extract "$PKG" alertmanager
     [[ -x "$LOCAL/prometheus-alertmanager" ]] ||
         die "no usr/bin/prometheus-alertmanager in Debian's $PKG package"
 }

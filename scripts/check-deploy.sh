@@ -377,7 +377,7 @@ check_pinned_images() {
 }
 
 check_shell() {
-    shellcheck "$ROOT"/scripts/*.sh
+    (cd "$ROOT" && shellcheck -x scripts/*.sh scripts/lib/*.sh)
 }
 
 # ---------------------------------------------------------------------------------------------

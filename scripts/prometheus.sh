@@ -17,43 +17,22 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS="$ROOT/.tools"
 LOCAL="$TOOLS/prometheus/usr/bin"
-export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "prometheus.sh: $*" >&2; }
 die() {
     log "$*"
     exit 1
 }
+# shellcheck source=scripts/lib/debian.sh
+. "$ROOT/scripts/lib/debian.sh"
 
 # Extracts Debian's prometheus package into .tools/prometheus (server and promtool).
 install_local() {
-    if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
-        die "not a Debian-like system (no apt-get/dpkg-deb): install Prometheus and put prometheus and promtool on PATH, or set PROMETHEUS_BIN and PROMTOOL_BIN"
+    install_lock prometheus
+    if [[ -x "$LOCAL/prometheus" && -x "$LOCAL/promtool" ]]; then
+        return 0
     fi
-    mkdir -p "$TOOLS"
-    # One installer at a time (parallel tests, check-deploy): wait, then see if it is done.
-    if command -v flock >/dev/null 2>&1; then
-        exec 9>"$TOOLS/prometheus.lock"
-        flock 9
-        if [[ -x "$LOCAL/prometheus" && -x "$LOCAL/promtool" ]]; then
-            return 0
-        fi
-    fi
-    local dl="$TOOLS/prometheus-deb"
-    rm -rf "$dl"
-    mkdir -p "$dl"
-    if ! (cd "$dl" && apt-get download prometheus >&2); then
-        if [[ $(id -u) -eq 0 ]]; then
-            log "apt-get download failed; running apt-get update once"
-            apt-get update >&2 || die "apt-get update failed"
-            (cd "$dl" && apt-get download prometheus >&2) || die "apt-get download prometheus failed"
-        else
-            die "apt-get download prometheus failed (run 'apt-get update' as root first)"
-        fi
-    fi
-    rm -rf "$TOOLS/prometheus"
-    dpkg-deb -x "$dl"/prometheus_*.deb "$TOOLS/prometheus" || die "dpkg-deb -x failed"
-    rm -rf "$dl"
+    deb_extract prometheus prometheus
     [[ -x "$LOCAL/prometheus" && -x "$LOCAL/promtool" ]] ||
         die "no usr/bin/prometheus and usr/bin/promtool in Debian's prometheus package"
 }
