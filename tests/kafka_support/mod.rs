@@ -151,65 +151,77 @@ pub fn signer(id: &str) -> klaxon::signing::CommandSigner {
 }
 
 /// The shipped config with only what a user must add to send commands at all: the public keys
-/// commands are signed with (`[[commands.keys]]`, SPEC §9).
+/// commands are signed with (`[[commands.keys]]`).
 pub fn shipped_config() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("klaxon-shipped-config-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        copy_dir(&root().join("config"), &dir);
-        let mut extra = String::from("\n# Added by the tests: the keys commands are signed with.\n");
-        for id in ["test", "desk", "narrow"] {
-            let public = signer(id).public_key();
-            let principals = if id == "narrow" { "[\"alice\"]" } else { "[\"*\"]" };
-            extra.push_str(&format!(
-                "[[commands.keys]]\nid = \"{id}\"\npublic_key = \"{public}\"\nprincipals = {principals}\n\n"
-            ));
-        }
-        let default = dir.join("default.toml");
-        let mut text = std::fs::read_to_string(&default).expect("default.toml");
-        text.push_str(&extra);
-        std::fs::write(&default, text).expect("write default.toml");
-        dir
+        let keys_dir = test_config();
+        config_dir("klaxon-shipped-config", |_| {
+            let mut extra =
+                String::from("\n# Added by the tests: the keys commands are signed with.\n");
+            push_command_keys(&mut extra, &keys_dir);
+            extra
+        })
     })
     .clone()
 }
 
-/// The shipped config plus what the tests need (SPEC §9): the signing keys, the desk's key and
-/// one principal per role. Written once per test binary.
+/// The shipped config plus what the tests need: the signing keys, the desk's key and one
+/// principal per role. Written once per test binary.
 pub fn test_config() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("klaxon-test-config-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        copy_dir(&root().join("config"), &dir);
-        let mut extra = String::from("\n# Added by the tests (tests/kafka_support).\n");
-        for (id, principals) in [("test", "[\"*\"]"), ("desk", "[\"*\"]"), ("narrow", "[\"alice\"]")] {
-            let file = key_file(&dir, id);
-            let public = klaxon::signing::CommandSigner::load(&file, id)
-                .expect("key")
-                .public_key();
-            extra.push_str(&format!(
-                "[[commands.keys]]\nid = \"{id}\"\npublic_key = \"{public}\"\nprincipals = {principals}\n\n"
-            ));
-        }
-        for (name, role, token) in [
-            (VIEWER, "viewer", VIEWER_TOKEN),
-            (DUTY, "duty_officer", DUTY_TOKEN),
-            (LEAD, "lead", LEAD_TOKEN),
-        ] {
-            extra.push_str(&format!(
-                "[[desk.principals]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n\n",
-                klaxon::desk::auth::token_sha256(token)
-            ));
-        }
-        let default = dir.join("default.toml");
-        let mut text = std::fs::read_to_string(&default).expect("default.toml");
-        text.push_str(&extra);
-        std::fs::write(&default, text).expect("write default.toml");
-        dir
+        config_dir("klaxon-test-config", |dir| {
+            let mut extra = String::from("\n# Added by the tests (tests/kafka_support).\n");
+            for id in ["test", "desk", "narrow"] {
+                key_file(dir, id);
+            }
+            push_command_keys(&mut extra, dir);
+            for (name, role, token) in [
+                (VIEWER, "viewer", VIEWER_TOKEN),
+                (DUTY, "duty_officer", DUTY_TOKEN),
+                (LEAD, "lead", LEAD_TOKEN),
+            ] {
+                extra.push_str(&format!(
+                    "[[desk.principals]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n\n",
+                    klaxon::desk::auth::token_sha256(token)
+                ));
+            }
+            extra
+        })
     })
     .clone()
+}
+
+/// A fresh copy of `config/` in the temp dir (named after `name` and this process) with
+/// `extra(dir)` appended to its `default.toml`.
+fn config_dir(name: &str, extra: impl FnOnce(&std::path::Path) -> String) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root().join("config"), &dir);
+    let extra = extra(&dir);
+    let default = dir.join("default.toml");
+    let mut text = std::fs::read_to_string(&default).expect("default.toml");
+    text.push_str(&extra);
+    std::fs::write(&default, text).expect("write default.toml");
+    dir
+}
+
+/// `[[commands.keys]]` for the three test keys whose secret halves are in `keys_dir`: `test`
+/// and `desk` may sign for anyone, `narrow` only for `alice`.
+fn push_command_keys(extra: &mut String, keys_dir: &std::path::Path) {
+    for (id, principals) in [
+        ("test", "[\"*\"]"),
+        ("desk", "[\"*\"]"),
+        ("narrow", "[\"alice\"]"),
+    ] {
+        let public = klaxon::signing::CommandSigner::load(&keys_dir.join(format!("{id}.key")), id)
+            .expect("key")
+            .public_key();
+        extra.push_str(&format!(
+            "[[commands.keys]]\nid = \"{id}\"\npublic_key = \"{public}\"\nprincipals = {principals}\n\n"
+        ));
+    }
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
