@@ -66,6 +66,8 @@ impl Window {
 /// `timestamp`). The error names the first field at fault.
 pub fn admit(input: &Input<'_>, window: &Window) -> Result<(), DecodeError> {
     match input {
+        // A command whose `at` is unusable is rejected by the engine, naming `at`.
+        Input::Command(c) if c.problem.as_ref().is_some_and(|p| !p.at_usable) => Ok(()),
         Input::Command(c) => check(window, "at", c.at),
         Input::Alert(a) => {
             check(window, "timestamp", a.timestamp)?;

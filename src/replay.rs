@@ -12,7 +12,7 @@
 use crate::admission::{admit, Window};
 use crate::decode::{decode_with, DecodeError, Expect, Mappings};
 use crate::engine::Engine;
-use crate::model::Escalation;
+use crate::model::{Escalation, Input};
 use crate::time::Timestamp;
 use std::io::{self, BufRead, Write};
 
@@ -102,12 +102,30 @@ pub fn run_with_progress<R: BufRead, W: Write>(
         let decoded = decode_with(line, Expect::Either, max_bytes, mappings)
             .and_then(|input| admit(&input, &Window::REPLAY).map(|()| input));
         match decoded {
+            // A command whose `at` is unusable has no time of its own: it is taken as received
+            // at the time of the record before it in the file (the replay's clock there), and
+            // the engine answers it with `command.rejected` at that time.
+            Ok(Input::Command(c)) if c.event_time().is_none() => {
+                let t = records
+                    .last()
+                    .map_or(Timestamp::MIN, |r: &(Timestamp, _, _)| r.0);
+                records.push((t, i + 1, line));
+            }
             Ok(input) => records.push((input.time(), i + 1, line)),
             Err(error) => {
                 summary.rejected += 1;
                 on_bad(&BadLine { line: i + 1, error });
             }
         }
+    }
+    // Such a command before any other record takes the first record's time.
+    let first = records
+        .iter()
+        .map(|r| r.0)
+        .find(|t| *t != Timestamp::MIN)
+        .unwrap_or(Window::REPLAY.earliest);
+    for r in records.iter_mut().filter(|r| r.0 == Timestamp::MIN) {
+        r.0 = first;
     }
     records.sort_by_key(|(t, n, _)| (*t, *n));
     summary.records = records.len();
@@ -117,9 +135,14 @@ pub fn run_with_progress<R: BufRead, W: Write>(
             on_progress(done, total);
         }
         // Decoding is deterministic: a record that decoded above decodes again.
-        let Ok(input) = decode_with(line, Expect::Either, max_bytes, mappings) else {
+        let Ok(mut input) = decode_with(line, Expect::Either, max_bytes, mappings) else {
             continue;
         };
+        if let Input::Command(c) = &mut input {
+            if c.event_time().is_none() {
+                c.received_at = Some(t);
+            }
+        }
         // Timers due strictly before the record fire first; one due at the very same instant
         // fires after it, so a report filed at its deadline is on time.
         summary.events += advance(engine, t.before(), out)?;

@@ -125,6 +125,67 @@ async fn year_0001_year_9999_and_an_inverted_interval_are_dead_lettered_and_the_
         .collect();
     assert_eq!(due.len(), 1, "{due:?}");
     assert_eq!(due[0]["alert_ids"][0], "ok");
+    // Commands with a field of the wrong type are answered with `command.rejected` naming the
+    // field, and change nothing; a record on the commands topic that is not an object at all
+    // is a dead letter.
+    for payload in [
+        serde_json::json!({"command": "report_filed", "incident_id": "@ok", "at": true, "by": "alice"}),
+        serde_json::json!({"command": "regrade", "incident_id": "@ok", "at": ok_at, "level": 3, "reason": "r"}),
+    ] {
+        produce(&p, &t.commands, None, payload.to_string().as_bytes()).await;
+    }
+    produce(&p, &t.commands, None, b"[1,2]").await;
+    let out = read_until(&consumer(&t.escalations), Duration::from_secs(30), |r| {
+        types(r).iter().filter(|t| *t == "command.rejected").count() >= 2
+    })
+    .await;
+    let mut rejected: Vec<serde_json::Value> = out
+        .iter()
+        .map(Record::json)
+        .filter(|e| e["type"] == "command.rejected")
+        .collect();
+    rejected.sort_by_key(|e| e["command"]["command"].to_string());
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert_eq!(rejected[0]["command"]["command"], "regrade");
+    assert_eq!(
+        rejected[0]["reason"],
+        "field `level` has the wrong type: invalid type: integer `3`, expected a string"
+    );
+    assert_eq!(rejected[1]["command"]["command"], "report_filed");
+    assert!(
+        rejected[1]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("field `at` has the wrong type")),
+        "{rejected:?}"
+    );
+    assert!(
+        !types(&out)
+            .iter()
+            .any(|t| t == "report.filed" || t == "incident.regraded"),
+        "nothing changed: {:?}",
+        types(&out)
+    );
+    let dlq = read_until(&consumer(&t.dlq), Duration::from_secs(30), |r| r.len() >= 4).await;
+    let not_object: Vec<&Record> = dlq
+        .iter()
+        .filter(|r| r.headers["klaxon-reason"] == "not_object")
+        .collect();
+    assert_eq!(not_object.len(), 1);
+    for (reason, n) in [
+        ("not_object", 1.0),
+        ("wrong_type", 0.0),
+        ("missing_field", 0.0),
+    ] {
+        let series = format!("klaxon_records_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(k.metrics_port, &series), n, "{series}");
+    }
+    assert_eq!(
+        metric(
+            k.metrics_port,
+            "klaxon_commands_invalid_total{reason=\"wrong_type\"}"
+        ),
+        2.0
+    );
     assert!(ready(k.metrics_port), "still ready");
     let rss = rss_mib(k.child.id());
     assert!(rss < RSS_BOUND_MIB, "RSS {rss} MiB");

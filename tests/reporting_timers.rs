@@ -1124,6 +1124,52 @@ fn a_command_for_an_unknown_incident_is_rejected_with_the_reason() {
     assert_eq!(rejected[0]["at"], t("09:00"));
 }
 
+/// #18: a command with a field of the wrong type, or an unreadable `at`, is answered with
+/// `command.rejected` naming the field (not dead-lettered) and changes nothing; a record that
+/// names no command is still a bad line.
+#[test]
+fn a_command_with_a_wrong_typed_field_is_rejected_naming_the_field() {
+    let lines = [
+        other_leak_at_8(),
+        json!({"command": "regrade", "incident_id": "@k", "at": t("09:00"), "level": 3, "reason": "r"}),
+        json!({"command": "report_filed", "incident_id": "@k", "at": true, "by": "alice"}),
+        json!({"command": "dismiss", "incident_id": 42, "at": t("09:02"), "reason": "noise"}),
+        json!({"command": "resolve", "incident_id": "@k", "at": null}),
+        json!({"incident_id": "@k", "at": t("09:04")}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let replay = common::replay_text(&text, Some("12:00"));
+    let ev = &replay.events;
+    let rejected = of_type(ev, "command.rejected");
+    let reasons: Vec<&str> = rejected.iter().map(|e| s(&e["reason"])).collect();
+    assert_eq!(rejected.len(), 4, "{reasons:?}");
+    assert_eq!(
+        reasons[0],
+        "field `level` has the wrong type: invalid type: integer `3`, expected a string"
+    );
+    assert_eq!(rejected[0]["at"], t("09:00"));
+    assert_eq!(rejected[0]["command"]["command"], "regrade");
+    assert!(
+        reasons[1].starts_with("field `at` has the wrong type"),
+        "{}",
+        reasons[1]
+    );
+    assert_eq!(rejected[1]["command"]["by"], "alice");
+    // No `at` of its own: rejected at the time of the record before it.
+    assert_eq!(rejected[1]["at"], t("09:00"));
+    assert!(reasons[2].contains("`incident_id`"), "{}", reasons[2]);
+    assert!(reasons[3].contains("`at`"), "{}", reasons[3]);
+    // Nothing changed: the report was never filed, the incident never dismissed or resolved.
+    assert_eq!(of_type(ev, "report.filed").len(), 0);
+    assert_eq!(of_type(ev, "incident.dismissed").len(), 0);
+    assert_eq!(of_type(ev, "incident.resolved").len(), 0);
+    assert_eq!(of_type(ev, "report.overdue").len(), 1);
+    // The record that names no command is a bad line, reported by its line number.
+    assert_eq!(replay.bad.len(), 1);
+    assert_eq!(replay.bad[0].line, 6);
+    assert_eq!(replay.bad[0].error.code(), "missing_field");
+}
+
 #[test]
 fn an_unknown_command_is_rejected_with_the_reason() {
     let lines = [other_leak_at_8(), cmd("escalate", "@k", "09:00", json!({}))];

@@ -10,6 +10,7 @@ pub mod mapping;
 
 pub use mapping::Mappings;
 
+use crate::model::command::{CommandName, CommandProblem};
 use crate::model::{Alert, Command, Input};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -271,9 +272,111 @@ fn prelude(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
 
 fn native(text: &str, expect: Expect) -> Result<Input<'_>, DecodeError> {
     match expect {
-        Expect::Command => parse::<Command>(text).map(|c| Input::Command(Box::new(c))),
+        Expect::Command => command(text).map(|c| Input::Command(Box::new(c))),
         _ => parse::<Alert>(text).map(|a| Input::Alert(Box::new(a))),
     }
+}
+
+/// Decodes a command, validated once here at the edge. A JSON object whose `command` is a
+/// string is a command, however wrong the rest: a field of the wrong type or an unreadable
+/// value is left out, a missing or unreadable `at` is marked unusable, a name not in
+/// [`CommandName::ALL`] is noted, and the command comes back carrying a [`CommandProblem`]
+/// that names every field at fault; the engine answers it with `command.rejected` and changes
+/// nothing. The sender hears why, which a dead letter would not tell them. Only a record that
+/// is not a JSON object, or names no command, is an error (a dead letter).
+pub fn command(text: &str) -> Result<Command, DecodeError> {
+    let first = match parse::<Command>(text) {
+        Ok(c) => match c.name() {
+            Some(_) => return Ok(c),
+            None => DecodeError::BadValue {
+                field: "command".into(),
+                problem: format!(
+                    "unknown command {:?} (expected {})",
+                    c.command,
+                    CommandName::listed()
+                ),
+            },
+        },
+        Err(e) => e,
+    };
+    let Ok(mut map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+    else {
+        return Err(first);
+    };
+    if !matches!(map.get("command"), Some(serde_json::Value::String(_))) {
+        return Err(first);
+    }
+    let mut problems = vec![first];
+    let mut at_usable = true;
+    // Each round removes (or, for `at`, replaces) one field, so this ends within a round per
+    // field; the bound only guards against a field that keeps failing.
+    for _ in 0..=map.len() + 1 {
+        let field = match problems.last() {
+            Some(DecodeError::MissingField(f)) => f.clone(),
+            Some(DecodeError::WrongType { field, .. } | DecodeError::BadValue { field, .. }) => {
+                field.clone()
+            }
+            _ => break,
+        };
+        // The top-level key at fault (`a.b` → `a`).
+        let key = field.split('.').next().unwrap_or(&field).to_string();
+        if key == "at" {
+            at_usable = false;
+            map.insert(
+                "at".into(),
+                serde_json::Value::String(PLACEHOLDER_AT.into()),
+            );
+        } else if key != "command" {
+            map.remove(&key);
+        }
+        let value = serde_json::Value::Object(map.clone());
+        let next = serde_path_to_error::deserialize::<_, Command>(&value).map_err(|e| {
+            let path = e.path().to_string();
+            classify_value(path, e.into_inner())
+        });
+        match next {
+            Ok(mut c) => {
+                if key != "command" && c.name().is_none() {
+                    problems.push(DecodeError::BadValue {
+                        field: "command".into(),
+                        problem: format!(
+                            "unknown command {:?} (expected {})",
+                            c.command,
+                            CommandName::listed()
+                        ),
+                    });
+                }
+                let reason = problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                c.problem = Some(Box::new(CommandProblem {
+                    reason,
+                    code: problems.first().map_or("bad_value", DecodeError::code),
+                    at_usable,
+                }));
+                return Ok(c);
+            }
+            Err(e) => {
+                if problems.iter().any(|p| p == &e) {
+                    break;
+                }
+                problems.push(e);
+            }
+        }
+    }
+    problems
+        .into_iter()
+        .next()
+        .map_or(Err(DecodeError::NotObject), Err)
+}
+
+/// What a command whose `at` is unusable carries in its place; see [`Command::event_time`].
+const PLACEHOLDER_AT: &str = "2000-01-01T00:00:00Z";
+
+fn classify_value(path: String, e: serde_json::Error) -> DecodeError {
+    classify(path, e)
 }
 
 /// The top-level keys of a JSON object (values skipped, not built).
@@ -494,12 +597,125 @@ mod tests {
             decode(line, Expect::Either, 0),
             Ok(Input::Command(_))
         ));
-        let e = decode(
-            br#"{"command":"ack","incident_id":"INC-1"}"#,
-            Expect::Either,
-            0,
-        )
-        .unwrap_err();
-        assert_eq!(e.to_string(), "missing required field `at`");
+        let (_, p) = problem(r#"{"command":"ack","incident_id":"INC-1"}"#);
+        assert_eq!(p.reason, "missing required field `at`");
+    }
+
+    fn problem(line: &str) -> (Command, CommandProblem) {
+        match decode(line.as_bytes(), Expect::Command, 0) {
+            Ok(Input::Command(c)) => match c.problem.clone() {
+                Some(p) => (*c, *p),
+                None => panic!("expected a problem: {line}"),
+            },
+            other => panic!("expected a command, got {other:?}"),
+        }
+    }
+
+    /// #18: a command with a field of the wrong type is still a command (the engine answers it
+    /// with `command.rejected` naming the field); only records that name no command are dead
+    /// letters.
+    #[test]
+    fn a_malformed_command_is_a_command_with_a_problem() {
+        let (c, p) = problem(
+            r#"{"command":"regrade","incident_id":"INC-1","at":"2026-11-24T08:00:00Z","level":3,"reason":"r"}"#,
+        );
+        assert_eq!(c.command, "regrade");
+        assert_eq!(c.incident_id.as_deref(), Some("INC-1"));
+        assert_eq!(c.level, None);
+        assert_eq!(c.reason.as_deref(), Some("r"));
+        assert_eq!(p.code, "wrong_type");
+        assert!(p.at_usable);
+        assert_eq!(
+            p.reason,
+            "field `level` has the wrong type: invalid type: integer `3`, expected a string"
+        );
+        assert_eq!(c.event_time(), Some(c.at));
+
+        let (c, p) = problem(r#"{"command":"ack","incident_id":42,"at":true,"by":"alice"}"#);
+        assert_eq!(c.by.as_deref(), Some("alice"));
+        assert!(!p.at_usable);
+        assert!(
+            p.reason.contains("field `incident_id` has the wrong type"),
+            "{}",
+            p.reason
+        );
+        assert!(
+            p.reason.contains("field `at` has the wrong type"),
+            "{}",
+            p.reason
+        );
+        assert_eq!(c.event_time(), None);
+
+        for (line, field, code) in [
+            (
+                r#"{"command":"ack","incident_id":"INC-1","at":null}"#,
+                "`at`",
+                "wrong_type",
+            ),
+            (
+                r#"{"command":"ack","incident_id":"INC-1"}"#,
+                "`at`",
+                "missing_field",
+            ),
+            (
+                r#"{"command":"ack","incident_id":"INC-1","at":"yesterday"}"#,
+                "`at`",
+                "bad_value",
+            ),
+            (
+                r#"{"command":"report_filed","incident_id":"INC-1","at":"2026-11-24T08:00:00Z","partial":"yes"}"#,
+                "`partial`",
+                "wrong_type",
+            ),
+            (
+                r#"{"command":"escalate","incident_id":"INC-1","at":"2026-11-24T08:00:00Z"}"#,
+                "`command`",
+                "bad_value",
+            ),
+            (
+                r#"{"command":"ack","incident_id":"INC-1","at":"2026-11-24T08:00:00Z","by":"a","by":"b"}"#,
+                "`by`",
+                "bad_value",
+            ),
+        ] {
+            let (_, p) = problem(line);
+            assert!(p.reason.contains(field), "{line}: {}", p.reason);
+            assert_eq!(p.code, code, "{line}");
+        }
+        let (_, p) = problem(r#"{"command":"escalate","at":7}"#);
+        assert!(
+            p.reason.contains("unknown command \"escalate\""),
+            "{}",
+            p.reason
+        );
+        assert!(p.reason.contains("`at`"), "{}", p.reason);
+
+        // Nothing to attribute: dead letters, as before.
+        for (line, code) in [
+            ("[1]", "not_object"),
+            ("{\"command\":", "not_json"),
+            (
+                r#"{"incident_id":"INC-1","at":"2026-11-24T08:00:00Z"}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"command":7,"incident_id":"INC-1","at":"2026-11-24T08:00:00Z"}"#,
+                "wrong_type",
+            ),
+        ] {
+            let e = decode(line.as_bytes(), Expect::Command, 0).unwrap_err();
+            assert_eq!(e.code(), code, "{line}");
+        }
+        // A good command carries no problem; `Either` (replay) decodes the same way.
+        let line = br#"{"command":"ack","incident_id":"INC-1","at":"2026-11-24T08:00:00Z"}"#;
+        let Ok(Input::Command(c)) = decode(line, Expect::Either, 0) else {
+            panic!("should decode")
+        };
+        assert!(c.problem.is_none());
+        let Ok(Input::Command(c)) = decode(br#"{"command":"ack","level":3}"#, Expect::Either, 0)
+        else {
+            panic!("should decode")
+        };
+        assert!(c.problem.is_some());
     }
 }

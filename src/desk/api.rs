@@ -234,15 +234,7 @@ struct Me {
     can_write: bool,
 }
 
-const COMMANDS: [&str; 7] = [
-    "ack",
-    "report_filed",
-    "follow_up",
-    "resolve",
-    "dismiss",
-    "regrade",
-    "merge",
-];
+const COMMANDS: [&str; 7] = crate::model::CommandName::NAMES;
 
 async fn me(State(desk): State<Arc<Desk>>, headers: HeaderMap) -> Response {
     let r = desk.authenticate(&headers, "me").map(|p| {

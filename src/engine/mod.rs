@@ -1529,7 +1529,15 @@ impl Engine {
 
     // ------------------------------------------------------------------ commands
 
-    fn handle_command(&mut self, cmd: Command) {
+    fn handle_command(&mut self, mut cmd: Command) {
+        // Found malformed at the edge (a field of the wrong type, `at` unreadable, a name not in
+        // the list): rejected before any incident is looked at, naming the fields at fault.
+        if let Some(problem) = cmd.problem.take() {
+            if !problem.at_usable {
+                cmd.at = cmd.received_at.unwrap_or(self.clock);
+            }
+            return self.reject(&cmd, problem.reason);
+        }
         let target = match self.find_incident(cmd.incident_id.as_deref()) {
             Ok(id) => id,
             Err(reason) => return self.reject(&cmd, reason),
@@ -1609,7 +1617,12 @@ impl Engine {
                         p.acknowledged = true;
                     }
                 }
-                let mut ev = self.event(inc, EventType::IncidentAcknowledged, format!("/{}", inc.acks), at);
+                let mut ev = self.event(
+                    inc,
+                    EventType::IncidentAcknowledged,
+                    format!("/{}", inc.acks),
+                    at,
+                );
                 ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
             }
@@ -1627,13 +1640,18 @@ impl Engine {
                         None => "no report is outstanding".to_string(),
                     })?;
                 let partial = cmd.partial == Some(true);
-                if partial && !matches!(inc.reports[n].kind, ReportKind::Initial | ReportKind::FollowUp) {
+                if partial
+                    && !matches!(
+                        inc.reports[n].kind,
+                        ReportKind::Initial | ReportKind::FollowUp
+                    )
+                {
                     return Err(format!(
                         "`partial` applies to an initial or follow-up report (items （一）（二） first, art. 7); the outstanding {} report is filed whole",
                         inc.reports[n].label()
                     ));
                 }
-                                let filed = Filed {
+                let filed = Filed {
                     at,
                     by: cmd.by.clone(),
                     channel: cmd.channel.clone(),
@@ -1649,9 +1667,16 @@ impl Engine {
                     r.clone()
                 };
                 if r.kind != ReportKind::Summary {
-                    inc.reported_level = Some(inc.reported_level.map_or(inc.level, |l| l.max(inc.level)));
+                    inc.reported_level =
+                        Some(inc.reported_level.map_or(inc.level, |l| l.max(inc.level)));
                 }
-                let mut ev = self.report_event(inc, EventType::ReportFiled, &r, format!("/{}", r.label()), at);
+                let mut ev = self.report_event(
+                    inc,
+                    EventType::ReportFiled,
+                    &r,
+                    format!("/{}", r.label()),
+                    at,
+                );
                 ev.onward = self.onward(inc, &r);
                 ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
@@ -1675,7 +1700,12 @@ impl Engine {
                 self.outbox.push_back(ev);
                 if inc.reportable_at.is_some() {
                     let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
-                    let mut r = Report::new(ReportKind::Summary, 0, at, reporting::window(&self.rules, route, ReportKind::Summary));
+                    let mut r = Report::new(
+                        ReportKind::Summary,
+                        0,
+                        at,
+                        reporting::window(&self.rules, route, ReportKind::Summary),
+                    );
                     let grade = grade::evaluate(&self.rules, &inc.asset, &inc.figures, at);
                     self.report_due(inc, &mut r, at, &grade, None);
                     push_boxed(&mut inc.reports, r);
@@ -1707,11 +1737,23 @@ impl Engine {
                 let evidence;
                 if level_text == "computed" {
                     inc.override_level = None;
-                    evidence = Evidence { indicator: "analyst_regrade".into(), value: EvidenceValue::Text(reason), threshold: EvidenceValue::Text("back to computed grading".into()), level: inc.computed, unit: None };
+                    evidence = Evidence {
+                        indicator: "analyst_regrade".into(),
+                        value: EvidenceValue::Text(reason),
+                        threshold: EvidenceValue::Text("back to computed grading".into()),
+                        level: inc.computed,
+                        unit: None,
+                    };
                 } else {
                     let level: Level = level_text.parse()?;
                     inc.override_level = Some(Box::new((level, reason.clone())));
-                    evidence = Evidence { indicator: "analyst_regrade".into(), value: EvidenceValue::Text(reason), threshold: EvidenceValue::Text("analyst judgement".into()), level, unit: None };
+                    evidence = Evidence {
+                        indicator: "analyst_regrade".into(),
+                        value: EvidenceValue::Text(reason),
+                        threshold: EvidenceValue::Text("analyst judgement".into()),
+                        level,
+                        unit: None,
+                    };
                 }
                 self.regrade(inc, at, Some(evidence));
             }
@@ -1722,27 +1764,47 @@ impl Engine {
                 if let Some(why) = closed(inc) {
                     return Err(why);
                 }
-                if !inc.reports.iter().any(|r| r.kind != ReportKind::Summary && r.filed.is_some()) {
+                if !inc
+                    .reports
+                    .iter()
+                    .any(|r| r.kind != ReportKind::Summary && r.filed.is_some())
+                {
                     return Err("no report has been filed yet: a follow-up (续报) follows a filed report; put the new circumstances in the report that is due".into());
                 }
-                if let Some(r) = inc.reports.iter().find(|r| r.kind == ReportKind::FollowUp && r.outstanding()) {
+                if let Some(r) = inc
+                    .reports
+                    .iter()
+                    .find(|r| r.kind == ReportKind::FollowUp && r.outstanding())
+                {
                     return Err(format!(
                         "{} is already due (deadline {}): put the new circumstances in it",
                         r.label(),
                         r.deadline.format(self.opts.offset)
                     ));
                 }
-                self.report_more(inc, ReportKind::FollowUp, at, Some((reason, echo(cmd, self.opts.offset, self.opts.backdate_tolerance))));
+                self.report_more(
+                    inc,
+                    ReportKind::FollowUp,
+                    at,
+                    Some((
+                        reason,
+                        echo(cmd, self.opts.offset, self.opts.backdate_tolerance),
+                    )),
+                );
             }
             "merge" => {
-                let into = self.find_incident(cmd.into.as_deref()).map_err(|e| format!("merge target: {e}"))?;
+                let into = self
+                    .find_incident(cmd.into.as_deref())
+                    .map_err(|e| format!("merge target: {e}"))?;
                 if into == inc.id {
                     return Err("cannot merge an incident into itself".into());
                 }
                 if let Some(why) = closed(inc) {
                     return Err(why);
                 }
-                let Some(mut target) = self.incidents.remove(&into) else { return Err("merge target: unknown incident".into()) };
+                let Some(mut target) = self.incidents.remove(&into) else {
+                    return Err("merge target: unknown incident".into());
+                };
                 if let Some(why) = closed(&target) {
                     self.incidents.insert(into, target);
                     return Err(format!("merge target: {why}"));
@@ -1751,7 +1813,12 @@ impl Engine {
                 self.schedule(&mut target);
                 self.incidents.insert(into, target);
             }
-            other => return Err(format!("unknown command {other:?} (expected ack, report_filed, follow_up, resolve, dismiss, regrade or merge)")),
+            other => {
+                return Err(format!(
+                    "unknown command {other:?} (expected {})",
+                    crate::model::CommandName::listed()
+                ))
+            }
         }
         Ok(())
     }

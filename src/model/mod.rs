@@ -6,7 +6,7 @@ pub mod escalation;
 pub mod level;
 
 pub use alert::Alert;
-pub use command::Command;
+pub use command::{Command, CommandName, CommandProblem};
 pub use escalation::Escalation;
 pub use level::{Level, OperatorClass, ReportKind};
 
@@ -30,7 +30,9 @@ impl Input<'_> {
     pub fn time(&self) -> crate::time::Timestamp {
         match self {
             Input::Alert(a) => a.timestamp,
-            Input::Command(c) => c.at,
+            // A command whose `at` is unusable and whose receipt is unknown has no time of
+            // its own: the earliest instant moves no clock.
+            Input::Command(c) => c.event_time().unwrap_or(crate::time::Timestamp::MIN),
         }
     }
 }

@@ -427,7 +427,15 @@ impl Processor {
                 }
             }
             let command = match &input {
-                Input::Command(c) => Some(c.command.clone()),
+                Input::Command(c) => {
+                    if let Some(problem) = &c.problem {
+                        self.metrics
+                            .commands_invalid
+                            .with_label_values(&[problem.code])
+                            .inc();
+                    }
+                    Some(c.command.clone())
+                }
                 Input::Alert(_) => None,
             };
             let before = events.len();

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub commands: IntCounterVec,
     /// Commands refused for their signature (SPEC §9), by reason.
     pub commands_refused: IntCounterVec,
+    /// Commands rejected as malformed (a field of the wrong type, `at` unreadable, an unknown
+    /// name), by the first problem's code: they yield `command.rejected`, not a dead letter.
+    pub commands_invalid: IntCounterVec,
     /// Commands the desk accepted (written, acknowledged) or refused, by command and outcome.
     pub desk_commands: IntCounterVec,
     /// Desk API requests by route and status class.
@@ -81,15 +84,7 @@ struct StageWatch {
 }
 
 /// Commands whose names may appear as a label; anything else counts as `unknown`.
-pub const COMMANDS: [&str; 7] = [
-    "ack",
-    "report_filed",
-    "follow_up",
-    "resolve",
-    "dismiss",
-    "regrade",
-    "merge",
-];
+pub const COMMANDS: [&str; 7] = crate::model::CommandName::NAMES;
 
 /// `name` if it is a known command, else `unknown`: a bounded label.
 pub fn command_label(name: &str) -> &'static str {
@@ -148,6 +143,11 @@ impl Metrics {
             commands_refused: counter(
                 "klaxon_commands_refused_total",
                 "Commands refused for their signature (unsigned, bad_signature, principal_not_allowed).",
+                &["reason"],
+            )?,
+            commands_invalid: counter(
+                "klaxon_commands_invalid_total",
+                "Commands rejected as malformed (wrong_type, missing_field, bad_value): answered with command.rejected.",
                 &["reason"],
             )?,
             desk_commands: counter(
@@ -250,6 +250,9 @@ impl Metrics {
         // Pre-register bounded label values so dashboards show zeros, not gaps.
         for code in DecodeError::CODES {
             m.records_rejected.with_label_values(&[code]);
+        }
+        for code in ["wrong_type", "missing_field", "bad_value"] {
+            m.commands_invalid.with_label_values(&[code]);
         }
         for t in EventType::ALL {
             m.escalations.with_label_values(&[t.key()]);
