@@ -1,11 +1,18 @@
 //! `klaxon load-test`: the end-to-end load harness. Everything is measured in one run on one
 //! broker, so ratios mean something on a noisy machine:
 //!
-//! 1. **passthrough** — a raw rdkafka consume → produce loop with the same delivery guarantees
-//!    (idempotent, acks=all, offsets stored after the acks): the baseline;
-//! 2. **klaxon** — the real service (`runtime::run`) on the same backlog of alerts. Phases 1 and
-//!    2 alternate for `--rounds` fresh backlogs (default 3), and the ratio's min/median/max is
-//!    reported: on a shared machine, single-round runs of one binary read 0.84 and 1.10 ×;
+//! 1. **passthrough** — a plain rdkafka consume → produce loop (idempotent, acks=all; each
+//!    record handed to the producer as it arrives, no batch waiting for its acknowledgements,
+//!    offsets auto-stored and auto-committed): the baseline, done when the broker acknowledged
+//!    every record it forwarded;
+//! 2. **klaxon** — the real service (`runtime::spawn`, its shipped durability settings) on the
+//!    same backlog, done when its committed offsets cover the backlog: every escalation and
+//!    changelog record those offsets stand for acknowledged by the broker. Each contender starts
+//!    fresh (new topics, new groups) with the whole backlog already waiting, and is timed from
+//!    its start, so group joins, Klaxon's state restore and its commit cadence count. Phases 1
+//!    and 2 alternate for `--rounds` fresh backlogs (default 3); the ratio's min/median/max and
+//!    each contender's client CPU per alert (this process's, from `/proc/self/stat`, while it
+//!    runs alone in it) are reported;
 //! 3. **latency** — the realistic alert mix paced at half of Klaxon's median peak through each
 //!    contender in turn, every 50th alert a probe opening its own incident; probe → arrival time;
 //! 4. **timers** — reminders due a few seconds ahead: how late they arrive;
@@ -26,9 +33,10 @@ use crate::settings::Config;
 use crate::telemetry::Metrics;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
+use rdkafka::TopicPartitionList;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,7 +53,18 @@ pub struct LoadOptions {
     /// Throughput rounds: each feeds a fresh backlog to the passthrough, then to Klaxon, so
     /// the ratio is taken that many times on the same (shared, noisy) machine.
     pub rounds: usize,
+    /// Only the throughput rounds (no latency, timer or restore phases).
+    pub throughput_only: bool,
     pub progress: bool,
+}
+
+/// The 1, 5 and 15 minute load averages, for the report: on a shared machine they say how
+/// busy it was while the figures were taken.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn bar(show: bool, len: u64, msg: &str) -> ProgressBar {
@@ -107,10 +126,12 @@ fn client(brokers: &str) -> ClientConfig {
     c
 }
 
+/// Writes `lines` to `topic`, unkeyed, or with `keys` (record key and partition for each line).
 async fn produce_all(
     brokers: &str,
     topic: &str,
     lines: &[String],
+    keys: Option<&[(Vec<u8>, i32)]>,
     show: bool,
 ) -> Result<(), String> {
     let p: FutureProducer = client(brokers)
@@ -120,9 +141,13 @@ async fn produce_all(
         .map_err(|e| e.to_string())?;
     let b = bar(show, lines.len() as u64, "produce");
     let mut futs = Vec::with_capacity(4096);
-    for l in lines {
+    for (i, l) in lines.iter().enumerate() {
         loop {
-            match p.send_result(FutureRecord::<(), _>::to(topic).payload(l.as_bytes())) {
+            let mut record = FutureRecord::<[u8], _>::to(topic).payload(l.as_bytes());
+            if let Some((key, partition)) = keys.and_then(|k| k.get(i)) {
+                record = record.key(key.as_slice()).partition(*partition);
+            }
+            match p.send_result(record) {
                 Ok(f) => {
                     futs.push(f);
                     break;
@@ -145,62 +170,60 @@ async fn produce_all(
     Ok(())
 }
 
-/// The baseline: consumes `input` and produces each record to `output`, idempotent with
-/// acks=all, storing offsets after the acks, until `stop`. `done` counts the records forwarded.
-/// Its consumer waits in a fetch as long as Klaxon's do (`fetch_wait_ms`).
+/// Counts the records the broker acknowledged (the passthrough's measure of done).
+struct Delivered(Arc<AtomicUsize>);
+
+impl rdkafka::ClientContext for Delivered {}
+
+impl rdkafka::producer::ProducerContext for Delivered {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The baseline: a plain rdkafka consume → produce loop, as anyone would write one. Each record
+/// is handed to an idempotent, acks=all producer as it arrives and the loop reads on; nothing
+/// waits for a batch's acknowledgements (librdkafka pipelines them), offsets are stored as
+/// records are consumed and auto-committed. `delivered` counts the records the broker
+/// acknowledged on `output`. Its consumer waits in a fetch as long as Klaxon's do
+/// (`fetch_wait_ms`). Runs until `stop`.
 async fn passthrough(
     brokers: String,
     (input, output): (String, String),
     group: String,
     fetch_wait_ms: String,
-    done: Arc<AtomicUsize>,
+    delivered: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let c: StreamConsumer = consumer(&brokers, &group, "earliest", &fetch_wait_ms)
-        .set("enable.auto.offset.store", "false")
         .create()
         .map_err(|e| e.to_string())?;
     c.subscribe(&[&input]).map_err(|e| e.to_string())?;
-    let p: FutureProducer = client(&brokers)
+    let p: ThreadedProducer<Delivered> = client(&brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
-        .create()
+        .create_with_context(Delivered(delivered))
         .map_err(|e| e.to_string())?;
-    joined(&c).await;
     loop {
-        let first = tokio::select! {
+        let m = tokio::select! {
             _ = stop.changed() => break,
             m = c.recv() => m.map_err(|e| e.to_string())?,
         };
-        let mut batch = vec![first];
-        while batch.len() < 512 {
-            match tokio::time::timeout(Duration::ZERO, c.recv()).await {
-                Ok(Ok(m)) => batch.push(m),
-                _ => break,
-            }
+        let mut record = BaseRecord::<[u8], [u8]>::to(&output).payload(m.payload().unwrap_or(&[]));
+        if let Some(k) = m.key() {
+            record = record.key(k);
         }
-        let mut futs = Vec::with_capacity(batch.len());
-        for m in &batch {
-            let payload = m.payload().unwrap_or(&[]);
-            loop {
-                match p.send_result(FutureRecord::<[u8], [u8]>::to(&output).payload(payload)) {
-                    Ok(f) => {
-                        futs.push(f);
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-                }
-            }
+        // A full producer queue: wait for acknowledgements to free it, as any producer must.
+        while let Err((_, back)) = p.send(record) {
+            record = back;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        for f in futs {
-            let _ = f.await;
-        }
-        for m in &batch {
-            let _ = c.store_offset_from_message(m);
-        }
-        done.fetch_add(batch.len(), Ordering::Relaxed);
     }
+    let _ = p.flush(Duration::from_secs(10));
     Ok(())
 }
 
@@ -220,38 +243,255 @@ async fn joined(c: &StreamConsumer) {
     }
 }
 
-/// Feeds `lines` to `input` and returns the contender's rate: from when it `started` reading
-/// until `done` counts every line.
-async fn throughput(
+/// CPU time (user + system) this process has used so far, in seconds, from `/proc/self/stat`
+/// (clock ticks of 1/100 s: 0.05 µs per alert over a 200,000-alert run). Each contender runs
+/// alone in this process while it is measured, so the difference over its run is its own.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.get(s.rfind(')')? + 2..)?.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// One contender's run over one backlog.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    /// From the contender's start until it was done.
+    secs: f64,
+    /// From its start until the first record came out of it (group join and, for Klaxon, the
+    /// restore of its state included).
+    first: f64,
+    /// Client CPU over the run, µs per alert.
+    cpu_us: f64,
+    /// Keyed alerts Klaxon found keyed otherwise and re-routed (`klaxon_records_rerouted_total`).
+    rerouted: u64,
+}
+
+impl Run {
+    fn rate(&self, n: usize) -> f64 {
+        n as f64 / self.secs
+    }
+
+    /// The rate once running: from the first record out to done (the fixed costs of starting
+    /// left out; for Klaxon, the commit cadence after the last record still in).
+    fn running_rate(&self, n: usize) -> f64 {
+        n as f64 / (self.secs - self.first)
+    }
+}
+
+/// The sum of `group`'s committed offsets on `topic` (partitions without one count 0).
+fn committed_sum(c: &BaseConsumer, topic: &str, parts: i32) -> Option<i64> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
+    Some(
+        got.elements()
+            .iter()
+            .map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum(),
+    )
+}
+
+/// The sum of `topic`'s high watermarks: how many records it holds (a fresh topic starts at 0).
+fn high_sum(c: &BaseConsumer, topic: &str, parts: i32) -> Option<i64> {
+    let mut sum = 0;
+    for p in 0..parts {
+        sum += c.fetch_watermarks(topic, p, Duration::from_secs(5)).ok()?.1;
+    }
+    Some(sum)
+}
+
+/// Waits (on a thread of its own: the offset look-ups block) until each stage's committed
+/// offsets cover everything on its input topic, in order: `(group, topic)` pairs, each stage
+/// reading what the one before it wrote, so a stage's input is complete once the stage before it
+/// is done. Returns when the last stage was seen done, or `None` after `limit`.
+async fn committed_cover(
     brokers: &str,
-    input: &str,
-    lines: &[String],
-    (started, done): (impl Fn() -> bool, impl Fn() -> usize),
-    show: bool,
-    msg: &str,
-) -> f64 {
-    let feeder = {
-        let (brokers, input, lines) = (brokers.to_string(), input.to_string(), lines.to_vec());
-        tokio::spawn(async move { produce_all(&brokers, &input, &lines, false).await })
-    };
-    let b = bar(show, lines.len() as u64, msg);
-    let mut first = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let n = done();
-        if started() {
-            first.get_or_insert_with(Instant::now);
+    stages: Vec<(String, String)>,
+    parts: i32,
+    limit: Duration,
+) -> Result<Option<Instant>, String> {
+    let brokers = brokers.to_string();
+    tokio::task::spawn_blocking(move || {
+        let watchers = stages
+            .iter()
+            .map(|(group, topic)| {
+                client(&brokers)
+                    .set("group.id", group)
+                    .set("enable.auto.commit", "false")
+                    .create::<BaseConsumer>()
+                    .map(|c| (c, topic.clone()))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let until = Instant::now() + limit;
+        let mut stage = 0;
+        while Instant::now() < until {
+            let (c, topic) = &watchers[stage];
+            let done = match (committed_sum(c, topic, parts), high_sum(c, topic, parts)) {
+                (Some(got), Some(all)) => got >= all,
+                _ => false,
+            };
+            if done {
+                stage += 1;
+                if stage == watchers.len() {
+                    return Ok(Some(Instant::now()));
+                }
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        b.set_position(n as u64);
-        if n >= lines.len() || Instant::now() > deadline {
+        Ok(None)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The passthrough over one backlog: fresh topics, the backlog on its input before it starts,
+/// timed from its start until the broker acknowledged every record it forwarded.
+async fn passthrough_round(
+    settings: &crate::settings::Settings,
+    lines: &[String],
+    fetch_wait_ms: &str,
+) -> Result<Run, String> {
+    let brokers = settings.kafka.brokers.clone();
+    crate::runtime::kafka::ensure_topics(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (input, output) = (
+        settings.topics.alerts.clone(),
+        settings.topics.escalations.clone(),
+    );
+    produce_all(&brokers, &input, lines, None, false).await?;
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let task = tokio::spawn(passthrough(
+        brokers,
+        (input, output),
+        settings.kafka.group_id.clone(),
+        fetch_wait_ms.to_string(),
+        delivered.clone(),
+        stop_rx,
+    ));
+    let mut first = None;
+    let until = t0 + Duration::from_secs(600);
+    loop {
+        let n = delivered.load(Ordering::Relaxed);
+        if n > 0 {
+            first.get_or_insert_with(|| t0.elapsed());
+        }
+        if n >= lines.len() || Instant::now() > until || task.is_finished() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    b.finish_and_clear();
-    let _ = feeder.await;
-    let secs = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
-    lines.len() as f64 / secs
+    let (secs, cpu) = (t0.elapsed(), cpu_seconds() - cpu0);
+    let _ = stop_tx.send(true);
+    task.await.map_err(|e| e.to_string())??;
+    if delivered.load(Ordering::Relaxed) < lines.len() {
+        return Err(format!(
+            "the passthrough forwarded {} of {} records",
+            delivered.load(Ordering::Relaxed),
+            lines.len()
+        ));
+    }
+    Ok(Run {
+        secs: secs.as_secs_f64(),
+        first: first.unwrap_or(secs).as_secs_f64(),
+        cpu_us: cpu * 1e6 / lines.len().max(1) as f64,
+        rerouted: 0,
+    })
+}
+
+/// Klaxon over one backlog, on its shipped settings: fresh topics and groups, the backlog on
+/// the alerts topic before it starts, timed from its start (clients created, groups joined,
+/// state restored) until its committed offsets cover the backlog, which means the escalations
+/// and the changelog records those offsets stand for were acknowledged by the broker. With
+/// `kafka.input_keyed` the backlog is written keyed by routing key (as `klaxon route-key` gives).
+async fn klaxon_round(config: &Config, lines: &[String]) -> Result<Run, String> {
+    let s = &config.settings;
+    crate::runtime::kafka::ensure_topics(s)
+        .await
+        .map_err(|e| e.to_string())?;
+    let processor = format!("{}.processor", s.kafka.group_id);
+    let stages = if s.kafka.input_keyed {
+        let keys = lines
+            .iter()
+            .map(|l| {
+                crate::runtime::keyed::record_key(config, l.as_bytes())
+                    .map(|(k, p)| (k.to_vec(), p))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        produce_all(
+            &s.kafka.brokers,
+            &s.topics.alerts,
+            lines,
+            Some(&keys),
+            false,
+        )
+        .await?;
+        vec![
+            (processor.clone(), s.topics.alerts.clone()),
+            (processor, s.topics.repartition.clone()),
+        ]
+    } else {
+        produce_all(&s.kafka.brokers, &s.topics.alerts, lines, None, false).await?;
+        vec![
+            (s.kafka.group_id.clone(), s.topics.alerts.clone()),
+            (processor, s.topics.repartition.clone()),
+        ]
+    };
+    let config = Arc::new(config.clone());
+    let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), Clock::wall());
+    let first = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            while metrics.records_processed.get() == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            t0.elapsed()
+        })
+    };
+    let done = committed_cover(
+        &s.kafka.brokers,
+        stages,
+        s.state.partitions,
+        Duration::from_secs(600),
+    )
+    .await;
+    let (secs, cpu) = (t0.elapsed(), cpu_seconds() - cpu0);
+    let _ = stop_tx.send(true);
+    let stopped = service.await;
+    first.abort();
+    let first = first.await.unwrap_or(secs);
+    match (done?, stopped) {
+        (Some(_), Ok(Ok(()))) => {}
+        (None, _) => return Err("klaxon's committed offsets never covered the backlog".into()),
+        (_, Ok(Err(e))) => return Err(format!("klaxon stopped with an error: {e}")),
+        (_, Err(e)) => return Err(e.to_string()),
+    }
+    Ok(Run {
+        secs: secs.as_secs_f64(),
+        first: first.as_secs_f64(),
+        cpu_us: cpu * 1e6 / lines.len().max(1) as f64,
+        rerouted: metrics.records_rerouted.get(),
+    })
 }
 
 /// Every this many alerts of the latency feed is a probe that opens an incident of its own.
@@ -507,7 +747,8 @@ fn own_share(before: &HistogramSnapshot, after: &HistogramSnapshot) -> String {
 pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String> {
     let prefix = format!("klaxon-load-{}", crate::runtime::clock::wall_now().0);
     let brokers = config.settings.kafka.brokers.clone();
-    config.settings = config.settings.isolated(&prefix);
+    let base = config.settings.clone();
+    config.settings = base.isolated(&prefix);
     // The harness measures the engine; the desk has its own benchmark (docs/desk.md).
     config.settings.desk.enabled = false;
     let fetch_wait_ms = {
@@ -520,8 +761,11 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     };
     let mut report = String::new();
     report.push_str(&format!(
-        "broker {brokers}; {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}\n",
-        opts.alerts, opts.keys, config.settings.state.partitions,
+        "broker {brokers}; {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}; load average {}\n",
+        opts.alerts,
+        opts.keys,
+        config.settings.state.partitions,
+        load_average(),
     ));
 
     // Same backlogs for both contenders, dated now; each round's alerts are new ids (a repeat
@@ -533,35 +777,99 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
             .map(|i| alert_line(round * opts.alerts + i, opts.keys, &ts))
             .collect()
     };
-    let first = backlog(0);
-    let avg = first.iter().map(String::len).sum::<usize>() / first.len().max(1);
-    let mut first = Some(first); // round 1's backlog, taken rather than generated again
-    report.push_str(&format!("alert size {avg} bytes on average\n"));
-    let pt_in = format!("{prefix}.pt.in");
-    let pt_out = format!("{prefix}.pt.out");
+    let avg = alert_line(0, opts.keys, &ts).len();
+    report.push_str(&format!(
+        "alert size ~{avg} bytes; each contender starts fresh (new topics, new groups) with the whole backlog already on its input, and is timed from its start\n"
+    ));
+
+    let mut ratios = Vec::with_capacity(rounds);
+    let mut peaks = Vec::with_capacity(rounds);
+    let (mut pt_cpu, mut kl_cpu, mut ky_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let mut keyed_ratios = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let lines = backlog(round);
+        let mut pt_settings = base.isolated(&format!("{prefix}.r{round}.pt"));
+        pt_settings.desk.enabled = false;
+        let pt = passthrough_round(&pt_settings, &lines, &fetch_wait_ms).await?;
+        let mut kl_config = config.clone();
+        kl_config.settings = base.isolated(&format!("{prefix}.r{round}"));
+        kl_config.settings.desk.enabled = false;
+        let kl = klaxon_round(&kl_config, &lines).await?;
+        let mut keyed_config = config.clone();
+        keyed_config.settings = base.isolated(&format!("{prefix}.r{round}.keyed"));
+        keyed_config.settings.desk.enabled = false;
+        keyed_config.settings.kafka.input_keyed = true;
+        let ky = klaxon_round(&keyed_config, &lines).await?;
+        let n = lines.len();
+        report.push_str(&format!(
+            "round {}: passthrough {:.0} records/s ({:.2} s, first record out after {:.2} s, then {:.0}/s; {:.1} µs CPU per record); klaxon {:.0} alerts/s committed ({:.2} s, first alert processed after {:.2} s, then {:.0}/s; {:.1} µs CPU per alert): {:.2} × passthrough\n",
+            round + 1,
+            pt.rate(n),
+            pt.secs,
+            pt.first,
+            pt.running_rate(n),
+            pt.cpu_us,
+            kl.rate(n),
+            kl.secs,
+            kl.first,
+            kl.running_rate(n),
+            kl.cpu_us,
+            kl.rate(n) / pt.rate(n)
+        ));
+        report.push_str(&format!(
+            "round {}: klaxon with keyed input (kafka.input_keyed, one hop) {:.0} alerts/s committed ({:.2} s, first alert processed after {:.2} s, then {:.0}/s; {:.1} µs CPU per alert, {} re-routed): {:.2} × passthrough\n",
+            round + 1,
+            ky.rate(n),
+            ky.secs,
+            ky.first,
+            ky.running_rate(n),
+            ky.cpu_us,
+            ky.rerouted,
+            ky.rate(n) / pt.rate(n)
+        ));
+        ratios.push(kl.rate(n) / pt.rate(n));
+        keyed_ratios.push(ky.rate(n) / pt.rate(n));
+        peaks.push(kl.rate(n));
+        pt_cpu.push(pt.cpu_us);
+        kl_cpu.push(kl.cpu_us);
+        ky_cpu.push(ky.cpu_us);
+    }
+    let (ratio_min, ratio_median, ratio_max) = spread(&mut ratios);
+    let (_, kl_rate, _) = spread(&mut peaks);
+    let (pt_lo, pt_mid, pt_hi) = spread(&mut pt_cpu);
+    let (kl_lo, kl_mid, kl_hi) = spread(&mut kl_cpu);
+    let (ky_lo, ky_mid, ky_hi) = spread(&mut ky_cpu);
+    let (keyed_min, keyed_median, keyed_max) = spread(&mut keyed_ratios);
+    report.push_str(&format!(
+        "klaxon / passthrough over {rounds} alternating rounds: min {ratio_min:.2}, median {ratio_median:.2}, max {ratio_max:.2}\n\
+         klaxon with keyed input / passthrough: min {keyed_min:.2}, median {keyed_median:.2}, max {keyed_max:.2}\n\
+         client CPU per alert, min/median/max: passthrough {pt_lo:.1}/{pt_mid:.1}/{pt_hi:.1} µs, klaxon {kl_lo:.1}/{kl_mid:.1}/{kl_hi:.1} µs, klaxon keyed {ky_lo:.1}/{ky_mid:.1}/{ky_hi:.1} µs; load average after the rounds {}\n",
+        load_average()
+    ));
+    if opts.throughput_only {
+        return Ok(report);
+    }
+
+    // The later phases run against one passthrough and one Klaxon, both up and joined.
     crate::runtime::kafka::ensure_topics(&config.settings)
         .await
         .map_err(|e| e.to_string())?;
-    {
-        let mut pt = config.settings.clone();
-        pt.topics.alerts = pt_in.clone();
-        pt.topics.commands = pt_out.clone();
-        crate::runtime::kafka::ensure_topics(&pt)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-
-    // Both contenders joined (and Klaxon's state restored) before any backlog arrives; each
-    // stays up, idle, while the other is measured.
+    let pt_settings = base.isolated(&format!("{prefix}.pt"));
+    crate::runtime::kafka::ensure_topics(&pt_settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (pt_in, pt_out) = (
+        pt_settings.topics.alerts.clone(),
+        pt_settings.topics.escalations.clone(),
+    );
     let (pt_stop, pt_stop_rx) = watch::channel(false);
-    let pt_done = Arc::new(AtomicUsize::new(0));
     let pt_started = Instant::now();
     let pt = tokio::spawn(passthrough(
         brokers.clone(),
         (pt_in.clone(), pt_out.clone()),
-        format!("{prefix}.pt"),
+        pt_settings.kafka.group_id.clone(),
         fetch_wait_ms,
-        pt_done.clone(),
+        Arc::new(AtomicUsize::new(0)),
         pt_stop_rx,
     ));
     let config = Arc::new(config);
@@ -571,59 +879,10 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     while !metrics.is_ready() && Instant::now() < ready_by {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The passthrough's group join has no readiness signal: give it the 4 s it always had.
+    // The passthrough's group join has no readiness signal: give it 4 s.
     let settled =
         (pt_started + Duration::from_secs(4)).max(Instant::now() + Duration::from_secs(1));
     tokio::time::sleep_until(settled.into()).await;
-    let consumed = || {
-        let topic = &config.settings.topics.alerts;
-        metrics.alerts_consumed.with_label_values(&[topic]).get() as usize
-    };
-    let processed = || metrics.records_processed.get() as usize;
-
-    let mut ratios = Vec::with_capacity(rounds);
-    let mut peaks = Vec::with_capacity(rounds);
-    for round in 0..rounds {
-        let lines = first.take().unwrap_or_else(|| backlog(round));
-        let base = pt_done.load(Ordering::Relaxed);
-        let pt_rate = throughput(
-            &brokers,
-            &pt_in,
-            &lines,
-            (
-                || pt_done.load(Ordering::Relaxed) > base,
-                || pt_done.load(Ordering::Relaxed).saturating_sub(base),
-            ),
-            opts.progress,
-            "passthrough",
-        )
-        .await;
-        let (base_consumed, base_processed) = (consumed(), processed());
-        let kl_rate = throughput(
-            &brokers,
-            &config.settings.topics.alerts,
-            &lines,
-            (
-                || consumed() > base_consumed,
-                || processed().saturating_sub(base_processed),
-            ),
-            opts.progress,
-            "klaxon",
-        )
-        .await;
-        report.push_str(&format!(
-            "round {}: passthrough {pt_rate:.0} records/s, klaxon {kl_rate:.0} alerts/s ({:.2} × passthrough)\n",
-            round + 1,
-            kl_rate / pt_rate
-        ));
-        ratios.push(kl_rate / pt_rate);
-        peaks.push(kl_rate);
-    }
-    let (ratio_min, ratio_median, ratio_max) = spread(&mut ratios);
-    let (_, kl_rate, _) = spread(&mut peaks);
-    report.push_str(&format!(
-        "klaxon / passthrough over {rounds} alternating rounds: min {ratio_min:.2}, median {ratio_median:.2}, max {ratio_max:.2}\n"
-    ));
 
     // Latency at half of Klaxon's median peak rate, the same feed through both contenders.
     let rate = opts.latency_rate.unwrap_or(kl_rate / 2.0).max(1.0);

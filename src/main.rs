@@ -104,6 +104,9 @@ enum Cmd {
         /// min/median/max over them is reported (a shared machine swings between runs).
         #[arg(long, default_value = "3")]
         rounds: usize,
+        /// Only the throughput rounds: no latency, timer, restore or memory phases.
+        #[arg(long)]
+        throughput_only: bool,
         /// Open incidents in the scale phase (no broker).
         #[arg(long, default_value = "1000000")]
         scale_incidents: usize,
@@ -125,6 +128,9 @@ enum Cmd {
     },
     /// Validate the config directory; print every problem with its file and key.
     CheckConfig,
+    /// For alerts (JSON lines on stdin, any configured format): the record key and partition a
+    /// producer writes each under for `kafka.input_keyed`, one `<key> <partition>` line per alert.
+    RouteKey,
     /// Grade the alerts given (JSON lines, an object or an array) as one incident and explain why.
     Grade {
         /// Measure ongoing durations at this RFC 3339 time (default: the latest alert's time).
@@ -235,6 +241,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             latency_seconds,
             latency_rate,
             rounds,
+            throughput_only,
             scale_incidents,
             restore_incidents,
             memory_phase,
@@ -272,6 +279,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 latency_seconds,
                 latency_rate,
                 rounds,
+                throughput_only,
                 restore_incidents,
                 progress,
             };
@@ -281,6 +289,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!(e))
                 .context("klaxon load-test")?;
             print!("{report}");
+            if throughput_only {
+                return Ok(ExitCode::SUCCESS);
+            }
             for phase in ["scale", "assets", "dedup"] {
                 let mut child = std::process::Command::new(
                     std::env::current_exe().context("finding the klaxon binary")?,
@@ -298,6 +309,31 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 print!("{}", String::from_utf8_lossy(&out.stdout));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::RouteKey => {
+            let config = load_config(cli.config.as_ref())?;
+            let mut failed = 0usize;
+            let mut out = io::stdout().lock();
+            for (n, line) in io::stdin().lines().enumerate() {
+                let line = line.context("reading stdin")?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match klaxon::runtime::keyed::record_key(&config, line.as_bytes()) {
+                    Ok((key, partition)) => {
+                        writeln!(out, "{} {partition}", String::from_utf8_lossy(&key))?
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("line {}: {e}", n + 1);
+                    }
+                }
+            }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Cmd::CheckConfig => {
             let dir = config_dir(cli.config.as_deref());

@@ -48,6 +48,8 @@ fn the_load_harness_runs_every_phase_and_reports_each() {
         "round 1: passthrough ",
         "round 2: passthrough ",
         "klaxon / passthrough over 2 alternating rounds: min ",
+        "klaxon with keyed input / passthrough: min ",
+        "client CPU per alert, min/median/max: passthrough ",
         "latency passthrough: ",
         "latency klaxon: ",
         "of which Klaxon's processor, from a batch's receipt",

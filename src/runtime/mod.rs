@@ -6,11 +6,15 @@
 //! - [`processor`] consumes the repartition topic (group `<group_id>.processor`), keeps one
 //!   engine per owned partition, restored from [`changelog`] on assignment, and emits.
 //!
+//! With `kafka.input_keyed` the processor also reads `topics.alerts` itself, one hop fewer, and
+//! the router routes commands only ([`keyed`]).
+//!
 //! Scale-out is by consumer group: start more instances with the same `group_id`.
 
 pub mod changelog;
 pub mod clock;
 pub mod kafka;
+pub mod keyed;
 pub mod processor;
 pub mod router;
 pub mod routing;
@@ -49,6 +53,9 @@ pub enum RuntimeError {
         instance: String,
         reason: String,
     },
+    /// `kafka.input_keyed` on an alerts topic that is not partitioned as the repartition topic.
+    #[error("kafka.input_keyed: {0}")]
+    Keyed(String),
     #[error("kafka client of consumer group {group:?} failed fatally and cannot go on: {reason}")]
     Fatal { group: String, reason: String },
     #[error("delivery: {0}")]
@@ -137,13 +144,23 @@ pub async fn run(
         }
     }
     let stall = s.stall_after();
-    let inputs = [s.topics.alerts.clone(), s.topics.commands.clone()];
-    metrics.watch_stage(Stage::Router, &inputs, stall);
-    metrics.watch_stage(
-        Stage::Processor,
-        std::slice::from_ref(&s.topics.repartition),
-        stall,
-    );
+    if s.kafka.input_keyed {
+        metrics.watch_stage(
+            Stage::Router,
+            std::slice::from_ref(&s.topics.commands),
+            stall,
+        );
+        let inputs = [s.topics.repartition.clone(), s.topics.alerts.clone()];
+        metrics.watch_stage(Stage::Processor, &inputs, stall);
+    } else {
+        let inputs = [s.topics.alerts.clone(), s.topics.commands.clone()];
+        metrics.watch_stage(Stage::Router, &inputs, stall);
+        metrics.watch_stage(
+            Stage::Processor,
+            std::slice::from_ref(&s.topics.repartition),
+            stall,
+        );
+    }
     let router = tokio::spawn(router::run(
         config.clone(),
         metrics.clone(),

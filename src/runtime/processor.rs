@@ -14,23 +14,24 @@ use super::clock::Clock;
 use super::kafka::{
     consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext, RebalanceEvent,
 };
+use super::keyed;
 use super::router::{
-    collect_batch, header_value, store_offsets, BATCH, PIPELINE_DEPTH, RECEIVED_HEADER,
-    SOURCE_HEADER,
+    collect_batch, dead_letter, decode_admitted, forward, header_value, store_offsets, BATCH,
+    PIPELINE_DEPTH, RECEIVED_HEADER, SOURCE_HEADER,
 };
 use super::routing::topics_for;
 use super::sink::{send, AckPipeline, AfterAck, OutRecord, Step};
 use super::RuntimeError;
 use crate::decode::{decode, Expect};
-use crate::engine::stats_total;
 use crate::engine::Engine;
+use crate::engine::{input_route_token, stats_total};
 use crate::model::escalation::EventType;
 use crate::model::{Escalation, Input};
 use crate::settings::Config;
 use crate::telemetry::metrics::Stage;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -50,8 +51,15 @@ struct Processor {
     shutdown: watch::Receiver<bool>,
     /// After an assignment: wall-clock timers wait until the backlog is read (or this passes).
     catching_up_until: Option<Instant>,
-    /// Highest offset processed per partition since the last state flush began.
-    pending: BTreeMap<i32, i64>,
+    /// Highest offset processed per input (see [`Processor::input`]) and partition since the
+    /// last state flush began.
+    pending: BTreeMap<(u8, i32), i64>,
+    /// `kafka.input_keyed`: the alerts topic is read here too (see [`super::keyed`]).
+    keyed: bool,
+    /// Records a batch sends besides escalations: keyed alerts re-routed through the repartition
+    /// topic, and undecodable ones dead-lettered. They go out with the batch's escalations, so
+    /// the batch's offsets are stored only once they are acknowledged too.
+    forward: Vec<OutRecord>,
     /// A state flush under way, written a chunk at a time between batches.
     flushing: Option<Flush>,
     last_flush: Instant,
@@ -66,6 +74,10 @@ struct Processor {
     /// Checks command signatures (`[[commands.keys]]`).
     verifier: crate::signing::Verifier,
 }
+
+/// The processor's inputs, as [`Processor::pending`] keys them.
+const FROM_REPARTITION: u8 = 0;
+const FROM_ALERTS: u8 = 1;
 
 /// How often an info line sums up the escalations sent (each one alone is a debug line).
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -106,13 +118,23 @@ pub async fn run(
         metrics: metrics.clone(),
         rebalances: Some(tx),
         pause_on_assign: true,
-        lag_topics: vec![s.topics.repartition.clone()],
+        lag_topics: inputs(s),
     };
     let group = format!("{}.processor", s.kafka.group_id);
-    let consumer: Arc<StreamConsumer<KlaxonContext>> =
-        Arc::new(consumer_config(s, &group, STAGE).create_with_context(ctx)?);
+    let mut cc = consumer_config(s, &group, STAGE);
+    if s.kafka.input_keyed {
+        // Partition p of the alerts topic and partition p of the repartition topic feed the same
+        // engine, so one member must own both: the range assignor gives co-partitioned topics'
+        // equal partitions to the same member (the sticky ones do not promise it).
+        cc.set("partition.assignment.strategy", "range");
+    }
+    let consumer: Arc<StreamConsumer<KlaxonContext>> = Arc::new(cc.create_with_context(ctx)?);
     let instance = group_instance_id(s, STAGE);
-    consumer.subscribe(&[&s.topics.repartition])?;
+    if s.kafka.input_keyed {
+        check_keyed_topic(&consumer, s).await?;
+    }
+    let topics = inputs(s);
+    consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
     let producer: FutureProducer<KlaxonContext> =
         producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
     let mut proc = Processor {
@@ -126,6 +148,8 @@ pub async fn run(
         shutdown: shutdown.clone(),
         catching_up_until: None,
         pending: BTreeMap::new(),
+        keyed: s.kafka.input_keyed,
+        forward: Vec::new(),
         flushing: None,
         last_flush: Instant::now(),
         commit_interval: config.settings.commit_interval(),
@@ -172,7 +196,10 @@ pub async fn run(
                     break;
                 };
                 for m in &batch[..done] {
-                    let e = proc.pending.entry(m.partition()).or_insert(m.offset());
+                    let e = proc
+                        .pending
+                        .entry((proc.input(m), m.partition()))
+                        .or_insert(m.offset());
                     *e = (*e).max(m.offset());
                 }
                 if done < batch.len() || proc.flush_step(FLUSH_CHUNK).await.is_err() {
@@ -245,7 +272,7 @@ impl Processor {
             match ev {
                 RebalanceEvent::Revoked(parts) => {
                     for p in parts {
-                        self.pending.remove(&p);
+                        self.pending.retain(|&(_, q), _| q != p);
                         // Nothing more of a flush under way may be written or committed for it,
                         // even if the partition comes back before the flush ends.
                         if let Some(f) = self.flushing.as_mut() {
@@ -282,12 +309,10 @@ impl Processor {
                         self.engines.insert(p, engine);
                     }
                     let mut tpl = TopicPartitionList::new();
-                    for &p in &parts {
-                        tpl.add_partition_offset(
-                            &self.config.settings.topics.repartition,
-                            p,
-                            Offset::Invalid,
-                        )?;
+                    for topic in inputs(&self.config.settings) {
+                        for &p in &parts {
+                            tpl.add_partition_offset(&topic, p, Offset::Invalid)?;
+                        }
                     }
                     if tpl.count() > 0 {
                         consumer.resume(&tpl)?;
@@ -320,6 +345,65 @@ impl Processor {
         Ok(())
     }
 
+    /// Which input a record came from.
+    fn input(&self, m: &BorrowedMessage<'_>) -> u8 {
+        if self.keyed && m.topic() == self.config.settings.topics.alerts {
+            FROM_ALERTS
+        } else {
+            FROM_REPARTITION
+        }
+    }
+
+    /// A record of the keyed alerts topic, decoded once (through the mappings, as the router
+    /// would): the alert to apply here, or `None` when it was dead-lettered or re-routed because
+    /// its key or partition is not the one computed from it (see [`super::keyed`]).
+    fn direct_input<'m>(
+        &mut self,
+        m: &'m BorrowedMessage<'_>,
+        window: &crate::admission::Window,
+    ) -> Option<Input<'m>> {
+        let config = &self.config;
+        let s = &config.settings;
+        self.metrics
+            .alerts_consumed
+            .with_label_values(&[m.topic()])
+            .inc();
+        match decode_admitted(config, window, m, Expect::Alert) {
+            Err(e) => {
+                self.forward.push(dead_letter(config, &self.metrics, m, &e));
+                None
+            }
+            Ok(decoded) => {
+                let token =
+                    input_route_token(&decoded.input, &config.registry, &s.correlation.group_by);
+                if keyed::is_direct(m.key(), m.partition(), token, s.state.partitions) {
+                    return Some(decoded.input);
+                }
+                self.metrics.records_rerouted.inc();
+                tracing::debug!(partition = m.partition(), offset = m.offset(), "keyed alert re-routed: its key or partition is not the routing key computed from it");
+                self.forward
+                    .push(forward(config, m, Expect::Alert, decoded, token));
+                None
+            }
+        }
+    }
+
+    /// A record of the repartition topic (the router validated it).
+    fn repartitioned_input<'m>(&self, m: &'m BorrowedMessage<'_>) -> Option<Input<'m>> {
+        let expect = match header_value(m, SOURCE_HEADER) {
+            Some(b"commands") => Expect::Command,
+            _ => Expect::Alert,
+        };
+        match decode(m.payload().unwrap_or(&[]), expect, 0) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                // Only across incompatible versions.
+                tracing::error!(partition = m.partition(), offset = m.offset(), error = %e, "undecodable record on the repartition topic skipped");
+                None
+            }
+        }
+    }
+
     /// Applies a batch; returns how many of its records were applied (all of them, unless
     /// shutdown was asked for while the timers due before one were still being caught up: the
     /// rest are read again after the restart).
@@ -329,26 +413,24 @@ impl Processor {
         self.metrics
             .batch_taken(Stage::Processor, super::router::oldest(batch));
         let mut events: Vec<(i32, Escalation)> = Vec::new();
+        let window = self.config.settings.event_window(now);
         for (i, m) in batch.iter().enumerate() {
             let p = m.partition();
             if !self.engines.contains_key(&p) {
                 continue;
             }
-            let expect = match m
-                .headers()
-                .and_then(|h| h.iter().find(|h| h.key == SOURCE_HEADER))
-                .and_then(|h| h.value)
-            {
-                Some(b"commands") => Expect::Command,
-                _ => Expect::Alert,
-            };
-            let payload = m.payload().unwrap_or(&[]);
-            let mut input = match decode(payload, expect, 0) {
-                Ok(i) => i,
-                Err(e) => {
-                    // The router validated it; this only happens across incompatible versions.
-                    tracing::error!(partition = p, offset = m.offset(), error = %e, "undecodable record on the repartition topic skipped");
-                    continue;
+            let direct = self.input(m) == FROM_ALERTS;
+            let (mut input, offset) = if direct {
+                match self.direct_input(m, &window) {
+                    Some(input) => (input, Some(m.offset())),
+                    None => continue,
+                }
+            } else {
+                match self.repartitioned_input(m) {
+                    // Offsets of two topics cannot be compared: with keyed input, the engine
+                    // recognises re-delivered commands and re-routed alerts by their ids.
+                    Some(input) => (input, (!self.keyed).then(|| m.offset())),
+                    None => continue,
                 }
             };
             // Timers due before this record fire first, up to just before the record's own time
@@ -387,7 +469,7 @@ impl Processor {
                     .or_else(|| m.timestamp().to_millis())
                     .map(crate::time::Timestamp);
                 let verdict = self.verifier.verify(
-                    payload,
+                    m.payload().unwrap_or(&[]),
                     header_value(m, crate::signing::HEADER),
                     c.by.as_deref(),
                 );
@@ -439,7 +521,7 @@ impl Processor {
                 Input::Alert(_) => None,
             };
             let before = events.len();
-            engine.handle_from(input, Some(m.offset()));
+            engine.handle_from(input, offset);
             self.metrics.records_processed.inc();
             drain(engine, p, &mut events);
             if let Some((_, ev)) = events.get(before) {
@@ -485,11 +567,11 @@ impl Processor {
         events: Vec<(i32, Escalation)>,
         received: Option<Instant>,
     ) -> Result<(), ()> {
-        if events.is_empty() && received.is_none() {
+        if events.is_empty() && received.is_none() && self.forward.is_empty() {
             return Ok(());
         }
         let s = &self.config.settings;
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.forward);
         for (_, ev) in &events {
             let payload = ev.to_json().into_bytes();
             for topic in topics_for(s, ev) {
@@ -584,7 +666,16 @@ impl Processor {
                 .collect();
             self.flushing = None;
             let consumer = self.consumer.clone();
-            Box::new(move |_| store_offsets(&consumer, &offsets))
+            // Committed at once, not at the next auto-commit tick (up to a second later): the
+            // offsets are durable only once committed, and a restart re-reads from there.
+            Box::new(move |_| {
+                store_offsets(&consumer, &offsets);
+                if !offsets.is_empty() {
+                    if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+                        tracing::debug!(error = %e, "commit after a state flush");
+                    }
+                }
+            })
         } else {
             Box::new(|_| {})
         };
@@ -601,10 +692,17 @@ impl Processor {
         for (&p, engine) in self.engines.iter_mut() {
             todo.extend(engine.take_dirty().into_iter().map(|id| (p, id)));
         }
-        let topic = &self.config.settings.topics.repartition;
+        let t = &self.config.settings.topics;
         let offsets = std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|(p, off)| (topic.clone(), p, off))
+            .map(|((from, p), off)| {
+                let topic = if from == FROM_ALERTS {
+                    &t.alerts
+                } else {
+                    &t.repartition
+                };
+                (topic.clone(), p, off)
+            })
             .collect();
         self.flushing = Some(Flush { todo, offsets });
         self.last_flush = Instant::now();
@@ -687,5 +785,51 @@ fn via(claimed: Option<String>, key: Option<&str>, desk_key: Option<&str>) -> Op
 fn drain(engine: &mut Engine, p: i32, out: &mut Vec<(i32, Escalation)>) {
     while let Some(ev) = engine.poll_output() {
         out.push((p, ev));
+    }
+}
+
+/// The topics the processor reads: the repartition topic, and with `kafka.input_keyed` the
+/// alerts topic too.
+fn inputs(s: &crate::settings::Settings) -> Vec<String> {
+    let mut v = vec![s.topics.repartition.clone()];
+    if s.kafka.input_keyed {
+        v.push(s.topics.alerts.clone());
+    }
+    v
+}
+
+/// With `kafka.input_keyed`, the alerts topic must be partitioned as the repartition topic is
+/// (`state.partitions` partitions), or an incident's alerts and its commands would meet in
+/// different engines: refuse to start rather than split incidents.
+async fn check_keyed_topic(
+    consumer: &Arc<StreamConsumer<KlaxonContext>>,
+    s: &crate::settings::Settings,
+) -> Result<(), RuntimeError> {
+    let (consumer, topic) = (consumer.clone(), s.topics.alerts.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let md = consumer
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        Ok::<_, rdkafka::error::KafkaError>(
+            md.topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map(|t| t.partitions().len()),
+        )
+    })
+    .await
+    .map_err(|e| RuntimeError::Join(e.to_string()))??;
+    match found {
+        Some(n) if n == s.state.partitions as usize => Ok(()),
+        Some(n) => Err(RuntimeError::Keyed(format!(
+            "topic {:?} has {n} partitions but state.partitions is {}: keyed input is read \
+             partition by partition into the engines, so the two must be equal (or set \
+             kafka.input_keyed = false)",
+            s.topics.alerts, s.state.partitions
+        ))),
+        None => Err(RuntimeError::Keyed(format!(
+            "topic {:?} does not exist (or its metadata could not be read)",
+            s.topics.alerts
+        ))),
     }
 }

@@ -8,10 +8,11 @@ use super::clock::Clock;
 use super::kafka::{
     consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext,
 };
+use super::keyed;
 use super::sink::{send, AckPipeline, OutRecord, Step};
 use super::RuntimeError;
 use crate::admission::{admit, Window};
-use crate::decode::{decode_record, Expect};
+use crate::decode::{decode_record, DecodeError, Decoded, Expect};
 use crate::engine::input_route_token;
 use crate::settings::Config;
 use crate::telemetry::metrics::Stage;
@@ -61,7 +62,12 @@ pub async fn run(
     let consumer: Arc<StreamConsumer<KlaxonContext>> =
         Arc::new(consumer_config(s, &s.kafka.group_id, STAGE).create_with_context(ctx)?);
     let instance = group_instance_id(s, STAGE);
-    consumer.subscribe(&[&s.topics.alerts, &s.topics.commands])?;
+    // Keyed alerts go straight to the processor; the router then routes commands only.
+    if s.kafka.input_keyed {
+        consumer.subscribe(&[&s.topics.commands])?;
+    } else {
+        consumer.subscribe(&[&s.topics.alerts, &s.topics.commands])?;
+    }
     let producer: FutureProducer<KlaxonContext> =
         producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
     let acks = AckPipeline::start(producer.clone(), shutdown.clone(), PIPELINE_DEPTH);
@@ -123,93 +129,139 @@ fn route_batch(
     let s = &config.settings;
     let mut out = Vec::with_capacity(batch.len());
     for m in batch {
-        let topic = m.topic();
-        let payload = m.payload().unwrap_or(&[]);
-        let expect = if topic == s.topics.commands {
+        let expect = if m.topic() == s.topics.commands {
             Expect::Command
         } else {
             Expect::Alert
         };
-        metrics.alerts_consumed.with_label_values(&[topic]).inc();
-        let decoded = decode_record(payload, expect, s.input.max_record_bytes, &config.mappings)
-            .and_then(|d| admit(&d.input, window).map(|()| d));
-        match decoded {
+        metrics
+            .alerts_consumed
+            .with_label_values(&[m.topic()])
+            .inc();
+        out.push(match decode_admitted(config, window, m, expect) {
             Ok(decoded) => {
-                let input = &decoded.input;
-                let token = input_route_token(input, &config.registry, &s.correlation.group_by);
-                let mut headers = vec![(
-                    SOURCE_HEADER,
-                    if expect == Expect::Command {
-                        b"commands".to_vec()
-                    } else {
-                        b"alerts".to_vec()
-                    },
-                )];
-                if expect == Expect::Command {
-                    // The signature travels with the untouched bytes it covers; the processor
-                    // checks it (so a record written straight onto the repartition topic is
-                    // checked too).
-                    if let Some(sig) = header_value(m, crate::signing::HEADER) {
-                        headers.push((crate::signing::HEADER, sig.to_vec()));
-                    }
-                    let received = m
-                        .timestamp()
-                        .to_millis()
-                        .unwrap_or_else(|| super::clock::wall_now().0);
-                    headers.push((RECEIVED_HEADER, received.to_string().into_bytes()));
-                }
-                // A mapped record (ECS, OCSF, …) travels on as the native alert it maps to: the
-                // processor reads native records only.
-                let payload = match decoded.mapped {
-                    Some(m) => {
-                        headers.push((FORMAT_HEADER, m.format.into_bytes()));
-                        m.native.into_bytes()
-                    }
-                    None => payload.to_vec(),
-                };
-                out.push(OutRecord {
-                    topic: s.topics.repartition.clone(),
-                    partition: None,
-                    key: format!("{token:06x}").into_bytes(),
-                    payload: Some(payload),
-                    headers,
-                });
+                let token =
+                    input_route_token(&decoded.input, &config.registry, &s.correlation.group_by);
+                forward(config, m, expect, decoded, token)
             }
-            Err(e) => {
-                metrics
-                    .records_rejected
-                    .with_label_values(&[e.code()])
-                    .inc();
-                tracing::warn!(topic, partition = m.partition(), offset = m.offset(), reason = e.code(), error = %e, "record dead-lettered");
-                let mut headers = vec![
-                    ("klaxon-reason", e.code().as_bytes().to_vec()),
-                    ("klaxon-error", e.to_string().into_bytes()),
-                    ("klaxon-source-topic", topic.as_bytes().to_vec()),
-                    (
-                        "klaxon-source-partition",
-                        m.partition().to_string().into_bytes(),
-                    ),
-                    ("klaxon-source-offset", m.offset().to_string().into_bytes()),
-                ];
-                if let Some(h) = m.headers() {
-                    for i in 0..h.count() {
-                        let hd = h.get(i);
-                        if hd.key == "traceparent" {
-                            headers.push(("traceparent", hd.value.unwrap_or(&[]).to_vec()));
-                        }
-                    }
-                }
-                out.push(OutRecord {
-                    topic: s.topics.dead_letter.clone(),
-                    partition: None,
-                    key: m.key().unwrap_or(&[]).to_vec(),
-                    payload: Some(payload.to_vec()),
-                    headers,
-                });
+            Err(e) => dead_letter(config, metrics, m, &e),
+        });
+    }
+    out
+}
+
+/// Decodes an input record (through the configured mappings) and checks its event time against
+/// the admission window.
+pub fn decode_admitted<'m>(
+    config: &Config,
+    window: &Window,
+    m: &'m BorrowedMessage<'_>,
+    expect: Expect,
+) -> Result<Decoded<'m>, DecodeError> {
+    let s = &config.settings;
+    decode_record(
+        m.payload().unwrap_or(&[]),
+        expect,
+        s.input.max_record_bytes,
+        &config.mappings,
+    )
+    .and_then(|d| admit(&d.input, window).map(|()| d))
+}
+
+/// The repartition record for a good input record: keyed by its routing token, the source and
+/// (for commands) signature and receipt time in headers, a mapped record as its native alert.
+/// With `kafka.input_keyed` the partition is set explicitly ([`keyed::partition_for`]), so the
+/// repartition topic is partitioned as the keyed alerts topic is whatever `partitioner` the
+/// producer is configured with; otherwise the producer's partitioner decides, as it always has.
+pub fn forward(
+    config: &Config,
+    m: &BorrowedMessage<'_>,
+    expect: Expect,
+    decoded: Decoded<'_>,
+    token: u32,
+) -> OutRecord {
+    let s = &config.settings;
+    let payload = m.payload().unwrap_or(&[]);
+    let mut headers = vec![(
+        SOURCE_HEADER,
+        if expect == Expect::Command {
+            b"commands".to_vec()
+        } else {
+            b"alerts".to_vec()
+        },
+    )];
+    if expect == Expect::Command {
+        // The signature travels with the untouched bytes it covers; the processor checks it (so a
+        // record written straight onto the repartition topic is checked too).
+        if let Some(sig) = header_value(m, crate::signing::HEADER) {
+            headers.push((crate::signing::HEADER, sig.to_vec()));
+        }
+        let received = m
+            .timestamp()
+            .to_millis()
+            .unwrap_or_else(|| super::clock::wall_now().0);
+        headers.push((RECEIVED_HEADER, received.to_string().into_bytes()));
+    }
+    // A mapped record (ECS, OCSF, …) travels on as the native alert it maps to: the processor
+    // reads native records only.
+    let payload = match decoded.mapped {
+        Some(m) => {
+            headers.push((FORMAT_HEADER, m.format.into_bytes()));
+            m.native.into_bytes()
+        }
+        None => payload.to_vec(),
+    };
+    let key = keyed::routing_key(token);
+    OutRecord {
+        topic: s.topics.repartition.clone(),
+        partition: s
+            .kafka
+            .input_keyed
+            .then(|| keyed::partition_for(&key, s.state.partitions)),
+        key: key.to_vec(),
+        payload: Some(payload),
+        headers,
+    }
+}
+
+/// The dead-letter record for an input record that cannot be used, with why in its headers.
+pub fn dead_letter(
+    config: &Config,
+    metrics: &Metrics,
+    m: &BorrowedMessage<'_>,
+    e: &DecodeError,
+) -> OutRecord {
+    let topic = m.topic();
+    metrics
+        .records_rejected
+        .with_label_values(&[e.code()])
+        .inc();
+    tracing::warn!(topic, partition = m.partition(), offset = m.offset(), reason = e.code(), error = %e, "record dead-lettered");
+    let mut headers = vec![
+        ("klaxon-reason", e.code().as_bytes().to_vec()),
+        ("klaxon-error", e.to_string().into_bytes()),
+        ("klaxon-source-topic", topic.as_bytes().to_vec()),
+        (
+            "klaxon-source-partition",
+            m.partition().to_string().into_bytes(),
+        ),
+        ("klaxon-source-offset", m.offset().to_string().into_bytes()),
+    ];
+    if let Some(h) = m.headers() {
+        for i in 0..h.count() {
+            let hd = h.get(i);
+            if hd.key == "traceparent" {
+                headers.push(("traceparent", hd.value.unwrap_or(&[]).to_vec()));
             }
         }
     }
-    out
+    OutRecord {
+        topic: config.settings.topics.dead_letter.clone(),
+        partition: None,
+        key: m.key().unwrap_or(&[]).to_vec(),
+        payload: Some(m.payload().unwrap_or(&[]).to_vec()),
+        headers,
+    }
 }
 
 /// The value of a record's header `key` (the first, if repeated).

@@ -148,6 +148,13 @@ pub struct KafkaSettings {
     /// static membership off. Two running instances must never share it: the broker fences one.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// The alerts topic is already keyed and partitioned by Klaxon's routing key (see
+    /// `runtime::keyed`): the processor reads it directly and the repartition hop goes for
+    /// alerts. Each record is still checked, and one keyed otherwise is re-routed through the
+    /// repartition topic. The topic must have `state.partitions` partitions. Off by default:
+    /// unkeyed input takes the two-stage path.
+    #[serde(default)]
+    pub input_keyed: bool,
 }
 
 /// The environment variable that names the instance when `kafka.instance_id` is not set.

@@ -40,6 +40,9 @@ pub struct Metrics {
     pub state_incidents: IntGauge,
     pub state_dedup_ids: IntGauge,
     pub dedup_evicted: IntCounter,
+    /// Alerts read directly from a keyed alerts topic (`kafka.input_keyed`) whose key or
+    /// partition was not the one Klaxon computes, sent through the repartition topic instead.
+    pub records_rerouted: IntCounter,
     pub ready: IntGauge,
     pub kafka_errors: IntCounterVec,
     /// Grading events (incident.opened, incident.graded) that left a row unassessed, by row
@@ -213,6 +216,10 @@ impl Metrics {
             dedup_evicted: plain_counter(
                 "klaxon_dedup_evicted_total",
                 "Alert ids forgotten before state.dedup_window ended because state.max_dedup_ids was reached.",
+            )?,
+            records_rerouted: plain_counter(
+                "klaxon_records_rerouted_total",
+                "Alerts on a keyed alerts topic (kafka.input_keyed) whose key or partition was not the computed one, re-routed through the repartition topic.",
             )?,
             ready: gauge(
                 "klaxon_ready",
@@ -452,7 +459,7 @@ impl Metrics {
 }
 
 /// Every metric name, for tests that check dashboards and alert rules only use real series.
-pub const EXPORTED: [&str; 25] = [
+pub const EXPORTED: [&str; 26] = [
     "klaxon_alerts_consumed_total",
     "klaxon_records_processed_total",
     "klaxon_records_rejected_total",
@@ -467,6 +474,7 @@ pub const EXPORTED: [&str; 25] = [
     "klaxon_state_incidents",
     "klaxon_state_dedup_ids",
     "klaxon_dedup_evicted_total",
+    "klaxon_records_rerouted_total",
     "klaxon_ready",
     "klaxon_kafka_errors_total",
     "klaxon_grading_unassessed_total",
