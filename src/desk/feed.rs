@@ -26,6 +26,12 @@ pub async fn run(desk: Arc<Desk>, mut shutdown: watch::Receiver<bool>) {
     cfg.set("enable.auto.offset.store", "false");
     cfg.set("auto.offset.reset", "earliest");
     cfg.set("enable.partition.eof", "false");
+    if cfg.get("queued.max.messages.kbytes").is_none() {
+        cfg.set(
+            "queued.max.messages.kbytes",
+            crate::runtime::kafka::PREFETCH_KBYTES,
+        );
+    }
     let consumer: StreamConsumer<KlaxonContext> = match cfg
         .create_with_context(KlaxonContext::plain(desk.metrics.clone()))
     {

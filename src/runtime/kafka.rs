@@ -118,6 +118,7 @@ pub fn consumer_config(settings: &Settings, group: &str, stage: &str) -> ClientC
     c.set("auto.offset.reset", "earliest");
     c.set("enable.partition.eof", "false");
     c.set("fetch.wait.max.ms", FETCH_WAIT_MS);
+    c.set("queued.max.messages.kbytes", PREFETCH_KBYTES);
     let mut c = merge(c, &base_config(settings), PRODUCER_ONLY);
     // A session timeout of the user's own keeps the heartbeat at a third of it.
     let user = |k: &str| {
@@ -138,6 +139,13 @@ pub fn consumer_config(settings: &Settings, group: &str, stage: &str) -> ClientC
     c
 }
 
+/// How much a consumer fetches ahead of what it has handed over (librdkafka's
+/// `queued.max.messages.kbytes`; its default is 64 MiB per consumer, and `klaxon run` has four):
+/// 16 MiB is several of the stages' 4,096-record batches, so reading does not wait on it, while
+/// a backlog no longer sits in memory a quarter of a GiB at a time (#18). `kafka.properties`
+/// may set it.
+pub const PREFETCH_KBYTES: &str = "16384";
+
 /// Properties that only one kind of client understands; librdkafka warns when the other gets them.
 const CONSUMER_ONLY: &[&str] = &[
     "session.timeout.ms",
@@ -151,6 +159,7 @@ const CONSUMER_ONLY: &[&str] = &[
     "isolation.level",
     "partition.assignment.strategy",
     "enable.partition.eof",
+    "queued.",
 ];
 const PRODUCER_ONLY: &[&str] = &[
     "acks",

@@ -20,7 +20,7 @@ use super::router::{
     PIPELINE_DEPTH, RECEIVED_HEADER, SOURCE_HEADER,
 };
 use super::routing::topics_for;
-use super::sink::{send, AckPipeline, AfterAck, OutRecord, Step};
+use super::sink::{AckPipeline, AfterAck, OutRecord, Step};
 use super::RuntimeError;
 use crate::decode::{decode, Expect};
 use crate::engine::Engine;
@@ -584,7 +584,10 @@ impl Processor {
                 });
             }
         }
-        let flight = send(&self.producer, out).await;
+        let Ok(flight) = self.acks.send(&self.producer, out).await else {
+            tracing::warn!("escalations not acknowledged; offsets stay uncommitted");
+            return Err(());
+        };
         let metrics = self.metrics.clone();
         // What the acknowledgement needs, not the events: a catch-up keeps many steps in flight.
         // One line per escalation is debug (a backlog makes millions); `update_gauges` logs an

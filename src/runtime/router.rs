@@ -9,7 +9,7 @@ use super::kafka::{
     consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext,
 };
 use super::keyed;
-use super::sink::{send, AckPipeline, OutRecord, Step};
+use super::sink::{AckPipeline, OutRecord, Step};
 use super::RuntimeError;
 use crate::admission::{admit, Window};
 use crate::decode::{decode_record, DecodeError, Decoded, Expect};
@@ -41,7 +41,7 @@ pub const RECEIVED_HEADER: &str = "klaxon-received";
 pub const BATCH: usize = 4096;
 /// How many batches may wait for their acknowledgements while the next ones are processed. Deep
 /// enough that a slow acknowledgement (a large state flush) does not stop the stream; memory is
-/// bounded by the producer's own queue limits, which make sending wait when full.
+/// bounded by bytes, not steps ([`super::sink::MAX_BYTES_IN_FLIGHT`]).
 pub const PIPELINE_DEPTH: usize = 1024;
 /// The router's suffix on the instance id (its `group.instance.id`).
 pub const STAGE: &str = "router";
@@ -96,7 +96,10 @@ pub async fn run(
         // Event times are judged against the processing clock as the batch arrives.
         let window = config.settings.event_window(clock.now());
         let out = route_batch(&config, &metrics, &window, &batch);
-        let flight = send(&producer, out).await;
+        let Ok(flight) = acks.send(&producer, out).await else {
+            tracing::warn!("batch not acknowledged; its offsets stay uncommitted");
+            break;
+        };
         let offsets = highest_offsets(&batch);
         let consumer = consumer.clone();
         let after = Box::new(move |_| store_offsets(&consumer, &offsets));

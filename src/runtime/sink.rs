@@ -14,8 +14,9 @@
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// One record to produce.
@@ -27,6 +28,22 @@ pub struct OutRecord {
     /// `None` is a tombstone.
     pub payload: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl OutRecord {
+    /// What the record holds in memory until acknowledged (payload, key, headers, topic name);
+    /// the producer keeps a copy of about the same size in its own queue meanwhile.
+    pub fn bytes(&self) -> usize {
+        self.payload.as_ref().map_or(0, Vec::len)
+            + self.key.len()
+            + self.topic.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + std::mem::size_of::<OutRecord>()
+    }
 }
 
 /// The offset the broker gave each record, in order.
@@ -46,6 +63,9 @@ pub struct InFlight {
     futures: Vec<(usize, DeliveryFuture)>,
     /// Records the producer refused outright; they are re-sent with the failed ones.
     refused: Vec<usize>,
+    /// The room these records take in their pipeline's byte budget, given back when the
+    /// flight is dropped (acknowledged, or given up).
+    _room: Option<OwnedSemaphorePermit>,
 }
 
 /// Hands `records` to the producer without waiting for the broker (only for room in the
@@ -58,6 +78,7 @@ pub async fn send<C: rdkafka::client::ClientContext + 'static>(
         futures: Vec::with_capacity(records.len()),
         refused: Vec::new(),
         records,
+        _room: None,
     };
     let all: Vec<usize> = (0..flight.records.len()).collect();
     flight.enqueue(producer, &all).await;
@@ -175,8 +196,15 @@ pub enum Step {
 /// their own, which answers with the instant they were acknowledged.
 enum Queued {
     Awaited(JoinHandle<Result<Instant, SinkError>>, AfterAck),
-    SendAfter(Vec<OutRecord>, AfterAck),
+    SendAfter(Vec<OutRecord>, AfterAck, Option<OwnedSemaphorePermit>),
 }
+
+/// How many bytes of records a pipeline lets wait for their acknowledgements (see
+/// [`AckPipeline::send`]): 16 MiB, some 16,000 escalations or 20,000 state records, is many
+/// round trips' worth at the local broker's pace, so the stream does not wait on it; a
+/// catch-up of 200,000 incidents, which queued its whole first state flush and every event of
+/// the backlog (and the producer a copy of each), no longer holds hundreds of MiB.
+pub const MAX_BYTES_IN_FLIGHT: usize = 16 << 20;
 
 /// Starts awaiting a flight's acknowledgements (re-sending failures) in a task of its own.
 type AwaitAcks = Box<dyn Fn(InFlight) -> JoinHandle<Result<Instant, SinkError>> + Send + Sync>;
@@ -186,6 +214,8 @@ type AwaitAcks = Box<dyn Fn(InFlight) -> JoinHandle<Result<Instant, SinkError>> 
 /// `depth` steps wait; a stage pushing more waits for room (back pressure).
 pub struct AckPipeline {
     tx: mpsc::Sender<Queued>,
+    /// Bytes of records not yet acknowledged, in [`MAX_BYTES_IN_FLIGHT`] permits.
+    room: Arc<Semaphore>,
     task: JoinHandle<Result<(), SinkError>>,
     await_acks: AwaitAcks,
 }
@@ -213,11 +243,10 @@ impl AckPipeline {
                     Queued::Awaited(acks, after) => {
                         (acks.await.map_err(|_| SinkError::PipelineStopped)??, after)
                     }
-                    Queued::SendAfter(records, after) => {
-                        send(&producer, records)
-                            .await
-                            .acknowledged(&producer, &shutdown)
-                            .await?;
+                    Queued::SendAfter(records, after, room) => {
+                        let mut flight = send(&producer, records).await;
+                        flight._room = room;
+                        flight.acknowledged(&producer, &shutdown).await?;
                         (Instant::now(), after)
                     }
                 };
@@ -227,16 +256,46 @@ impl AckPipeline {
         });
         AckPipeline {
             tx,
+            room: Arc::new(Semaphore::new(MAX_BYTES_IN_FLIGHT)),
             task,
             await_acks,
         }
+    }
+
+    /// Waits until the records' bytes fit in the budget of records not yet acknowledged (a
+    /// step larger than the whole budget waits for all of it), and takes that room.
+    async fn room_for(&self, records: &[OutRecord]) -> Result<OwnedSemaphorePermit, SinkError> {
+        let bytes: usize = records.iter().map(OutRecord::bytes).sum();
+        let n = u32::try_from(bytes.clamp(1, MAX_BYTES_IN_FLIGHT)).unwrap_or(u32::MAX);
+        self.room
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| SinkError::PipelineStopped)
+    }
+
+    /// [`send`], once the records fit in this pipeline's budget of bytes not yet acknowledged
+    /// ([`MAX_BYTES_IN_FLIGHT`]): back pressure by memory, not only by the number of steps. Push
+    /// the flight with [`Step::Sent`]; its room is given back when it is acknowledged.
+    pub async fn send<C: rdkafka::client::ClientContext + 'static>(
+        &self,
+        producer: &FutureProducer<C>,
+        records: Vec<OutRecord>,
+    ) -> Result<InFlight, SinkError> {
+        let room = self.room_for(&records).await?;
+        let mut flight = send(producer, records).await;
+        flight._room = Some(room);
+        Ok(flight)
     }
 
     /// Queues a step. Fails once the pipeline has stopped (it gave up at shutdown).
     pub async fn push(&self, step: Step) -> Result<(), SinkError> {
         let queued = match step {
             Step::Sent(flight, after) => Queued::Awaited((self.await_acks)(flight), after),
-            Step::SendAfter(records, after) => Queued::SendAfter(records, after),
+            Step::SendAfter(records, after) => {
+                let room = self.room_for(&records).await?;
+                Queued::SendAfter(records, after, Some(room))
+            }
         };
         self.tx
             .send(queued)
