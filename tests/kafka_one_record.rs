@@ -186,6 +186,27 @@ async fn year_0001_year_9999_and_an_inverted_interval_are_dead_lettered_and_the_
         ),
         2.0
     );
+    // A flood of bad records: every one dead-lettered and counted, but only the first few of
+    // the interval logged (then one "suppressed K more" line once the interval is over).
+    const FLOOD: usize = 200;
+    for i in 0..FLOOD {
+        produce(&p, &t.alerts, None, format!("not json {i}").as_bytes()).await;
+    }
+    let series = "klaxon_records_rejected_total{reason=\"not_json\"}";
+    let counted = Instant::now();
+    while metric(k.metrics_port, series) < FLOOD as f64
+        && counted.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(metric(k.metrics_port, series), FLOOD as f64);
+    let logged = {
+        let logs = k.logs.lock().unwrap();
+        logs.iter()
+            .filter(|l| l.contains("record dead-lettered") && l.contains("not_json"))
+            .count()
+    };
+    assert!(logged <= 5, "{logged} lines for {FLOOD} bad records");
     assert!(ready(k.metrics_port), "still ready");
     let rss = rss_mib(k.child.id());
     assert!(rss < RSS_BOUND_MIB, "RSS {rss} MiB");

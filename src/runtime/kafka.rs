@@ -3,6 +3,7 @@
 
 use super::RuntimeError;
 use crate::settings::Settings;
+use crate::telemetry::ratelimit::CLIENT_ERRORS;
 use crate::telemetry::Metrics;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
@@ -229,6 +230,9 @@ impl KlaxonContext {
 
 impl ClientContext for KlaxonContext {
     fn stats(&self, stats: Statistics) {
+        // Every few seconds in every client: summaries of rate-limited lines are written here
+        // even when the flood has stopped and no stage loop is turning.
+        crate::telemetry::ratelimit::flush_all();
         let up = stats.brokers.values().any(|b| b.state == "UP");
         self.metrics.set_brokers_up(up);
         let mut lag: BTreeMap<&str, i64> = BTreeMap::new();
@@ -261,7 +265,11 @@ impl ClientContext for KlaxonContext {
             _ => "other",
         };
         self.metrics.kafka_errors.with_label_values(&[kind]).inc();
-        tracing::warn!(kind, reason, "kafka client error; retrying");
+        // librdkafka reports a broker that is away per connection attempt: one line per kind
+        // and interval, the count in the metric (and in the next line's summary).
+        if CLIENT_ERRORS.admit(("kafka client error", kind)) {
+            tracing::warn!(kind, reason, "kafka client error; retrying");
+        }
     }
 }
 

@@ -29,6 +29,7 @@ use crate::model::escalation::EventType;
 use crate::model::{Escalation, Input};
 use crate::settings::Config;
 use crate::telemetry::metrics::Stage;
+use crate::telemetry::ratelimit::BAD_INPUT;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -398,7 +399,9 @@ impl Processor {
             Ok(i) => Some(i),
             Err(e) => {
                 // Only across incompatible versions.
-                tracing::error!(partition = m.partition(), offset = m.offset(), error = %e, "undecodable record on the repartition topic skipped");
+                if BAD_INPUT.admit(("undecodable repartition record", e.code())) {
+                    tracing::error!(partition = m.partition(), offset = m.offset(), error = %e, "undecodable record on the repartition topic skipped");
+                }
                 None
             }
         }
@@ -497,13 +500,15 @@ impl Processor {
                             .with_label_values(&[refusal.code()])
                             .inc();
                         self.metrics.command(&c.command, false);
-                        tracing::warn!(
-                            command = %c.command,
-                            by = c.by.as_deref().unwrap_or(""),
-                            incident_id = c.incident_id.as_deref().unwrap_or(""),
-                            reason = refusal.code(),
-                            "command refused: it changes nothing"
-                        );
+                        if BAD_INPUT.admit(("command refused", refusal.code())) {
+                            tracing::warn!(
+                                command = %c.command,
+                                by = c.by.as_deref().unwrap_or(""),
+                                incident_id = c.incident_id.as_deref().unwrap_or(""),
+                                reason = refusal.code(),
+                                "command refused: it changes nothing"
+                            );
+                        }
                         continue;
                     }
                 }
@@ -516,7 +521,10 @@ impl Processor {
                             .with_label_values(&[problem.code])
                             .inc();
                     }
-                    Some(c.command.clone())
+                    // Malformed commands by the problem's code; the engine's other rejections
+                    // (unknown incident, nothing outstanding, …) as `not_applicable`.
+                    let code = c.problem.as_ref().map_or("not_applicable", |p| p.code);
+                    Some((c.command.clone(), code))
                 }
                 Input::Alert(_) => None,
             };
@@ -527,11 +535,21 @@ impl Processor {
             if let Some((_, ev)) = events.get(before) {
                 span.record("incident_id", ev.incident_id.as_str());
             }
-            if let Some(name) = command {
+            if let Some((name, code)) = command {
                 let rejected = events[before..]
                     .iter()
-                    .any(|(_, e)| e.kind == EventType::CommandRejected);
-                self.metrics.command(&name, !rejected);
+                    .find(|(_, e)| e.kind == EventType::CommandRejected);
+                self.metrics.command(&name, rejected.is_none());
+                if let Some((_, ev)) = rejected {
+                    if BAD_INPUT.admit(("command rejected", code)) {
+                        tracing::warn!(
+                            command = %name,
+                            incident_id = %ev.incident_id,
+                            reason = ev.reason.as_deref().unwrap_or(""),
+                            "command rejected: it changes nothing"
+                        );
+                    }
+                }
             }
         }
         self.emit(events, Some(received)).await?;
@@ -724,6 +742,7 @@ impl Processor {
     }
 
     fn update_gauges(&mut self) {
+        crate::telemetry::ratelimit::flush_all();
         if self.summary_logged.0.elapsed() >= SUMMARY_EVERY {
             let counts = escalation_counts(&self.metrics);
             let sent: Vec<String> = EventType::ALL

@@ -16,6 +16,7 @@ use crate::decode::{decode_record, DecodeError, Decoded, Expect};
 use crate::engine::input_route_token;
 use crate::settings::Config;
 use crate::telemetry::metrics::Stage;
+use crate::telemetry::ratelimit::BAD_INPUT;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -239,7 +240,11 @@ pub fn dead_letter(
         .records_rejected
         .with_label_values(&[e.code()])
         .inc();
-    tracing::warn!(topic, partition = m.partition(), offset = m.offset(), reason = e.code(), error = %e, "record dead-lettered");
+    // A flood of bad records writes a few lines per reason and interval, then a summary; the
+    // metric counts every one.
+    if BAD_INPUT.admit(("record dead-lettered", e.code())) {
+        tracing::warn!(topic, partition = m.partition(), offset = m.offset(), reason = e.code(), error = %e, "record dead-lettered");
+    }
     let mut headers = vec![
         ("klaxon-reason", e.code().as_bytes().to_vec()),
         ("klaxon-error", e.to_string().into_bytes()),
@@ -288,7 +293,9 @@ pub async fn collect_batch<'c, C: rdkafka::consumer::ConsumerContext + 'static>(
             return Err(e);
         }
         Err(e) => {
-            tracing::warn!(error = %e, "consume error");
+            if crate::telemetry::ratelimit::CLIENT_ERRORS.admit(("consume error", "consume")) {
+                tracing::warn!(error = %e, "consume error");
+            }
             metrics.kafka_errors.with_label_values(&["consume"]).inc();
             tokio::time::sleep(Duration::from_millis(200)).await;
             return Ok(None);

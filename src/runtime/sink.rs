@@ -11,6 +11,7 @@
 //! Failed records are re-sent (the idempotent producer keeps order and avoids duplicates within
 //! a session) until they succeed or shutdown begins.
 
+use crate::telemetry::ratelimit::CLIENT_ERRORS;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -121,7 +122,9 @@ impl InFlight {
                         tokio::time::sleep(Duration::from_millis(5)).await
                     }
                     Err((e, _)) => {
-                        tracing::warn!(error = %e, topic = %r.topic, "produce failed; will retry");
+                        if CLIENT_ERRORS.admit(("produce failed; will retry", "produce")) {
+                            tracing::warn!(error = %e, topic = %r.topic, "produce failed; will retry");
+                        }
                         self.refused.push(i);
                         break;
                     }
@@ -144,7 +147,9 @@ impl InFlight {
                 match f.await {
                     Ok(Ok(delivery)) => acks[i] = delivery.offset,
                     Ok(Err((e, _))) => {
-                        tracing::warn!(error = %e, topic = %self.records[i].topic, "delivery failed; will retry");
+                        if CLIENT_ERRORS.admit(("delivery failed; will retry", "delivery")) {
+                            tracing::warn!(error = %e, topic = %self.records[i].topic, "delivery failed; will retry");
+                        }
                         failed.push(i);
                     }
                     Err(_) => failed.push(i),
