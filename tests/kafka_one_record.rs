@@ -243,7 +243,19 @@ async fn a_ten_day_backlog_drains_in_bounded_memory_and_the_service_stays_ready(
         "produced {n} alerts in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let mut k = Klaxon::start(&t, &[]);
+    // KLAXON_BACKLOG_ENV="KEY=VALUE ...": settings for the service under measurement (the
+    // harness passes it no KLAXON_ variable of its own environment), e.g. the desk off.
+    let extra: Vec<(String, String)> = std::env::var("KLAXON_BACKLOG_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut k = Klaxon::start(&t, &extra);
     let pid = k.child.id();
     let port = k.metrics_port;
     let started = Instant::now();
