@@ -2,6 +2,13 @@
 //! only (`--desk URL`, default `$KLAXON_DESK`, else `http://127.0.0.1:8090`), with the token in
 //! `$KLAXON_TOKEN`; the desk authenticates, checks the role, sets `by`, signs and writes.
 //!
+//! With `--key FILE --key-id ID` (a key of your own from `klaxon keygen`, listed in
+//! `[[commands.keys]]` with your principal), ctl signs each command itself: it asks the desk who
+//! the token is (`/api/v1/me`), writes the whole command (`by`, `incident_id`, `at`), signs those
+//! bytes and sends them with the `klaxon-signature` header; the desk checks and forwards them
+//! untouched, and the events record your key's id as `via`. Your command is then attributable to
+//! your key, not only to the desk's. The key file never leaves the machine ctl runs on.
+//!
 //! The HTTP client is `reqwest` with rustls: a well-kept client that speaks HTTPS without the
 //! system's OpenSSL, so `ctl` reaches a desk behind a TLS-terminating proxy from any machine.
 //!
@@ -38,6 +45,13 @@ pub struct CtlArgs {
     /// Print the desk's JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Sign commands with this private key (`klaxon keygen --out FILE`) instead of letting the
+    /// desk sign them. Needs `--key-id`.
+    #[arg(long, global = true, env = "KLAXON_KEY", requires = "key_id")]
+    pub key: Option<std::path::PathBuf>,
+    /// The id of `--key` in `[[commands.keys]]`.
+    #[arg(long, global = true, env = "KLAXON_KEY_ID", requires = "key")]
+    pub key_id: Option<String>,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -218,15 +232,31 @@ async fn run_inner(args: &CtlArgs) -> Result<String, Failure> {
             })
         }
         other => {
-            let Some((id, body)) = command_body(other) else {
+            let Some((id, mut body)) = command_body(other) else {
                 return Err(fail(EXIT_USAGE, "not a command"));
             };
-            let v = desk
-                .post(
-                    &format!("/api/v1/incidents/{}/commands", path_segment(id)),
-                    &body,
-                )
-                .await?;
+            let path = format!("/api/v1/incidents/{}/commands", path_segment(id));
+            let v = match (&args.key, &args.key_id) {
+                (Some(file), Some(key_id)) => {
+                    let signer = crate::signing::CommandSigner::load(file, key_id)
+                        .map_err(|e| fail(EXIT_USAGE, format!("--key {e}")))?;
+                    let me = desk.get("/api/v1/me", &[]).await?;
+                    let by = me["name"].as_str().unwrap_or_default().to_string();
+                    if let Value::Object(o) = &mut body {
+                        o.insert("incident_id".into(), Value::String(id.to_string()));
+                        o.insert("by".into(), Value::String(by));
+                        if !o.contains_key("at") {
+                            let now = chrono::Utc::now()
+                                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                            o.insert("at".into(), Value::String(now));
+                        }
+                    }
+                    let bytes = body.to_string().into_bytes();
+                    let signature = signer.sign(&bytes);
+                    desk.post_signed(&path, bytes, &signature).await?
+                }
+                _ => desk.post(&path, &body).await?,
+            };
             Ok(if args.json {
                 format!("{v}\n")
             } else {
@@ -338,6 +368,24 @@ impl Client {
             .header(crate::desk::api::CLIENT_HEADER, "ctl")
             .header("content-type", "application/json")
             .body(body.to_string());
+        self.send(req).await
+    }
+
+    /// A pre-signed command: `bytes` exactly as signed.
+    async fn post_signed(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+        signature: &str,
+    ) -> Result<Value, Failure> {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header(crate::desk::api::CLIENT_HEADER, "ctl")
+            .header(crate::signing::HEADER, signature)
+            .header("content-type", "application/json")
+            .body(bytes);
         self.send(req).await
     }
 

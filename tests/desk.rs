@@ -693,3 +693,127 @@ async fn ctl_lists_shows_and_sends_commands_with_exit_codes_scripts_can_use() {
         "no clock runs: {v}"
     );
 }
+
+/// `klaxon ctl --key FILE --key-id ID`: the duty officer signs with her own key; the desk checks
+/// and forwards the bytes untouched; the engine verifies them and records her key as `via`.
+/// A key that may not sign for her, a forged signature and a `by` that is not the token's
+/// principal are refused by the desk, and nothing reaches the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_signs_commands_with_its_own_key_and_the_desk_forwards_them_untouched() {
+    let t = Topics::new(&unique("desk-ctl-key"));
+    let k = Klaxon::start(&t, &[]);
+    k.wait_ready(Duration::from_secs(60));
+    let p = producer();
+    produce(&p, &t.alerts, None, reportable("key-a", "key-1").as_bytes()).await;
+    let api = Api::new(k.desk_port);
+    let list = api.wait_list(1, Duration::from_secs(60)).await;
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let port = k.desk_port;
+    let config = test_config();
+    let key = |id: &str| config.join(format!("{id}.key")).display().to_string();
+    let commands = consumer(&t.commands);
+
+    // Refused by the desk, nothing written: a key that may sign only for alice, a forged
+    // signature (dora's id, another key's bytes), a `by` that is not the token's principal.
+    let (code, _, err) = ctl(
+        port,
+        Some(DUTY_TOKEN),
+        &["--key", &key("narrow"), "--key-id", "narrow", "ack", &id],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("principal_not_allowed"), "{err}");
+    let (code, _, err) = ctl(
+        port,
+        Some(DUTY_TOKEN),
+        &["--key", &key("narrow"), "--key-id", "dora", "ack", &id],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("bad_signature"), "{err}");
+    let body = json!({"command": "ack", "incident_id": id, "at": at(0), "by": LEAD}).to_string();
+    let sig = signer("dora").sign(body.as_bytes());
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/api/v1/incidents/{id}/commands"
+        ))
+        .bearer_auth(DUTY_TOKEN)
+        .header("klaxon-signature", &sig)
+        .body(body)
+        .send()
+        .await
+        .expect("desk answers");
+    assert_eq!(resp.status().as_u16(), 403);
+    let v: Value = serde_json::from_str(&resp.text().await.expect("body")).expect("JSON");
+    assert_eq!(v["field"], "by", "{v}");
+    // A pre-signed command must carry `at` (the desk cannot add it without breaking the
+    // signature).
+    let body = json!({"command": "ack", "incident_id": id, "by": DUTY}).to_string();
+    let sig = signer("dora").sign(body.as_bytes());
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/api/v1/incidents/{id}/commands"
+        ))
+        .bearer_auth(DUTY_TOKEN)
+        .header("klaxon-signature", &sig)
+        .body(body)
+        .send()
+        .await
+        .expect("desk answers");
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: Value = serde_json::from_str(&resp.text().await.expect("body")).expect("JSON");
+    assert_eq!(v["field"], "at", "{v}");
+
+    // Her own key: accepted, forwarded untouched, applied with `via` = her key.
+    let (code, out, err) = ctl(
+        port,
+        Some(DUTY_TOKEN),
+        &[
+            "--key",
+            &key("dora"),
+            "--key-id",
+            "dora",
+            "file",
+            &id,
+            "--kind",
+            "initial",
+            "--channel",
+            "12387",
+            "--reference",
+            "CN-9",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("accepted") && out.contains("via dora"),
+        "{out}"
+    );
+    let v = api
+        .wait_timeline(&id, "report.filed", Duration::from_secs(20))
+        .await;
+    let filed = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["type"] == "report.filed")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (filed["by"].as_str(), filed["via"].as_str()),
+        (Some(DUTY), Some("dora"))
+    );
+    let records = read_until(&commands, Duration::from_secs(20), |r| !r.is_empty()).await;
+    assert_eq!(records.len(), 1, "only the accepted command was written");
+    let r = &records[0];
+    let sig = r.headers.get("klaxon-signature").expect("signature header");
+    assert!(sig.starts_with("ed25519:dora:"), "{sig}");
+    assert_eq!(
+        sig,
+        &signer("dora").sign(&r.payload),
+        "the desk wrote the bytes ctl signed, untouched"
+    );
+    let c = r.json();
+    assert_eq!(
+        (c["by"].as_str(), c["command"].as_str()),
+        (Some(DUTY), Some("report_filed"))
+    );
+    assert!(c.get("via").is_none(), "{c}");
+}

@@ -3,6 +3,14 @@
 //! 400 (the field named), 401, 403, 404, 413 (a body over 64 KiB) or 503 (Kafka did not
 //! acknowledge, or the desk has no signing key). A command is checked completely before one
 //! record is written; it is either written whole or not at all.
+//!
+//! A command may come **pre-signed** (`klaxon ctl --key FILE --key-id ID`): the request carries
+//! the `klaxon-signature` header over the body's exact bytes, and the body is the full SPEC §2
+//! command with `by` (which must be the token's principal), `incident_id` and `at`. The desk
+//! checks it as any command, verifies the signature against `[[commands.keys]]` (the key must be
+//! allowed to sign for that principal), and writes the body **untouched** with that header, so
+//! the command is attributable to the principal's own key (`via` = its key id), and the engine
+//! verifies it again. The desk's own key is not involved.
 
 use super::auth::{Principal, Role};
 use super::view::Filter;
@@ -294,6 +302,10 @@ struct CommandBody {
     into: Option<String>,
     #[serde(default)]
     partial: Option<bool>,
+    /// Only in a pre-signed command (refused otherwise, and checked against the token before
+    /// this is read).
+    #[serde(default, rename = "by")]
+    _by: Option<String>,
 }
 
 /// The record the desk writes (field order is the order on the wire).
@@ -303,7 +315,9 @@ pub struct OutCommand {
     pub incident_id: String,
     pub at: String,
     pub by: String,
-    pub via: &'static str,
+    /// `desk` / `ctl` when the desk signs; a pre-signed command's key id (what the engine
+    /// records as its `via`; the body the desk writes then has none).
+    pub via: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -342,14 +356,45 @@ fn check_command(
     principal: &Principal,
     id: &IncidentId,
     bytes: &[u8],
-    via: &'static str,
+    via: &str,
+    presigned: bool,
 ) -> Result<OutCommand, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
     let Some(obj) = value.as_object() else {
         return Err(ApiError::field("body", "expected a JSON object"));
     };
-    if obj.contains_key("by") {
+    if presigned {
+        // The signature covers these bytes: the desk can fill in nothing, so everything the
+        // engine needs must be there, and `by` must be the one the token proves.
+        match obj.get("by").and_then(|b| b.as_str()) {
+            None => {
+                return Err(ApiError::field(
+                    "by",
+                    "required in a signed command: your principal's name",
+                ))
+            }
+            Some(by) if by != principal.name => {
+                return Err(ApiError {
+                    status: StatusCode::FORBIDDEN,
+                    error: format!(
+                        "a signed command's `by` must be the token's principal ({}), not {by:?}",
+                        principal.name
+                    ),
+                    field: Some("by".into()),
+                })
+            }
+            Some(_) => {}
+        }
+        for field in ["incident_id", "at"] {
+            if obj.get(field).and_then(|v| v.as_str()).is_none() {
+                return Err(ApiError::field(
+                    field,
+                    "required in a signed command (the desk cannot add it without breaking the signature)",
+                ));
+            }
+        }
+    } else if obj.contains_key("by") {
         return Err(ApiError::field(
             "by",
             "not allowed: the desk records the signed-in principal as `by`",
@@ -358,7 +403,7 @@ fn check_command(
     if obj.contains_key("via") {
         return Err(ApiError::field(
             "via",
-            "not allowed: the desk records `via`",
+            "not allowed: Klaxon records `via` (the desk, or the key that signed)",
         ));
     }
     let body: CommandBody = serde_path_to_error::deserialize(&value).map_err(|e| {
@@ -456,7 +501,7 @@ fn check_command(
         incident_id: id_text,
         at: at.format(offset),
         by: principal.name.clone(),
-        via,
+        via: via.to_string(),
         channel: nonblank(&body.channel).map(str::to_owned),
         reference: nonblank(&body.reference).map(str::to_owned),
         note: nonblank(&body.note).map(str::to_owned),
@@ -518,11 +563,16 @@ async fn command_inner(
         .and_then(|v| v.get("command")?.as_str().map(str::to_owned))
         .unwrap_or_default();
     let iid = incident_id(id).map_err(|e| refuse(e, &name))?;
-    let via = match headers.get(CLIENT_HEADER).map(|v| v.as_bytes()) {
-        Some(b"ctl") => "ctl",
-        _ => "desk",
+    let presigned = headers
+        .get(crate::signing::HEADER)
+        .map(|v| v.as_bytes().to_vec());
+    let via = match (&presigned, headers.get(CLIENT_HEADER).map(|v| v.as_bytes())) {
+        (Some(_), _) => String::new(),
+        (None, Some(b"ctl")) => "ctl".into(),
+        (None, _) => "desk".into(),
     };
-    let out = check_command(desk, &principal, &iid, &bytes, via).map_err(|e| refuse(e, &name))?;
+    let mut out = check_command(desk, &principal, &iid, &bytes, &via, presigned.is_some())
+        .map_err(|e| refuse(e, &name))?;
     let known = desk.view.read().map(|v| v.contains(&iid)).unwrap_or(false);
     if !known {
         return Err(refuse(
@@ -530,18 +580,62 @@ async fn command_inner(
             &name,
         ));
     }
-    let Some(signer) = &desk.signer else {
-        return Err(refuse(
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the desk has no signing key (desk.signing_key_file, desk.signing_key_id): it cannot write commands",
-            ),
-            &name,
-        ));
+    let (value, signature) = match presigned {
+        // Checked here too, so that a command the engine would refuse is not written: the
+        // answer names the problem now instead of a `command.rejected` a moment later.
+        Some(header) => {
+            let verdict = crate::signing::Verifier::from_settings(&desk.config.settings).verify(
+                &bytes,
+                Some(&header),
+                Some(&principal.name),
+            );
+            match verdict {
+                Ok(Some(key)) => out.via = key,
+                Ok(None) => {}
+                Err(r) => {
+                    let status = match r {
+                        crate::signing::Refusal::PrincipalNotAllowed => StatusCode::FORBIDDEN,
+                        _ => StatusCode::BAD_REQUEST,
+                    };
+                    return Err(refuse(
+                        ApiError {
+                            status,
+                            error: match r {
+                                crate::signing::Refusal::PrincipalNotAllowed => format!(
+                                    "{}: the key may not sign for {} ([[commands.keys]] principals)",
+                                    r.code(),
+                                    principal.name
+                                ),
+                                _ => format!(
+                                    "{}: the signature does not verify over the body with a key of [[commands.keys]]",
+                                    r.code()
+                                ),
+                            },
+                            field: Some(crate::signing::HEADER.into()),
+                        },
+                        &name,
+                    ));
+                }
+            }
+            let header = String::from_utf8(header).unwrap_or_default();
+            (bytes.to_vec(), header)
+        }
+        None => {
+            let Some(signer) = &desk.signer else {
+                return Err(refuse(
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the desk has no signing key (desk.signing_key_file, desk.signing_key_id): it cannot write commands",
+                    ),
+                    &name,
+                ));
+            };
+            let value = serde_json::to_vec(&out)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let signature = signer.sign(&value);
+            (value, signature)
+        }
     };
-    let value = serde_json::to_vec(&out)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let signature = signer.sign(&value);
     let topic = desk.config.settings.topics.commands.clone();
     let key = out.incident_id.clone();
     let record = FutureRecord::to(&topic)
@@ -568,7 +662,7 @@ async fn command_inner(
                     "accepted",
                 ])
                 .inc();
-            tracing::info!(principal = %principal.name, role = principal.role.key(), command = %out.command, incident_id = %out.incident_id, via, "desk wrote a command");
+            tracing::info!(principal = %principal.name, role = principal.role.key(), command = %out.command, incident_id = %out.incident_id, via = %out.via, "desk wrote a command");
             Ok((
                 StatusCode::ACCEPTED,
                 Accepted {

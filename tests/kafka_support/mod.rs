@@ -124,7 +124,8 @@ pub const DUTY: &str = "dora";
 pub const LEAD: &str = "leo";
 
 /// The key the tests sign commands with (id `test`, trusted for any principal), and the key of
-/// the desk (id `desk`); a third key (id `narrow`) may sign only for `alice`.
+/// the desk (id `desk`); a third key (id `narrow`) may sign only for `alice`, a fourth (id
+/// `dora`, in the desk test config only) only for the duty officer `dora`.
 fn key_seed(id: &str) -> [u8; 32] {
     let mut seed = [0u8; 32];
     for (i, b) in id.bytes().cycle().take(32).enumerate() {
@@ -144,7 +145,7 @@ fn key_file(dir: &std::path::Path, id: &str) -> PathBuf {
     path
 }
 
-/// A signer for key `id` (`test`, `desk` or `narrow`).
+/// A signer for key `id` (`test`, `desk`, `narrow` or `dora`).
 pub fn signer(id: &str) -> klaxon::signing::CommandSigner {
     let dir = test_config();
     klaxon::signing::CommandSigner::load(&dir.join(format!("{id}.key")), id).expect("key")
@@ -173,7 +174,7 @@ pub fn test_config() -> PathBuf {
     DIR.get_or_init(|| {
         config_dir("klaxon-test-config", |dir| {
             let mut extra = String::from("\n# Added by the tests (tests/kafka_support).\n");
-            for id in ["test", "desk", "narrow"] {
+            for id in ["test", "desk", "narrow", "dora"] {
                 key_file(dir, id);
             }
             push_command_keys(&mut extra, dir);
@@ -214,6 +215,8 @@ fn push_command_keys(extra: &mut String, keys_dir: &std::path::Path) {
         ("test", "[\"*\"]"),
         ("desk", "[\"*\"]"),
         ("narrow", "[\"alice\"]"),
+        // The duty officer's own key (`klaxon ctl --key`), for her alone.
+        ("dora", "[\"dora\"]"),
     ] {
         let public = klaxon::signing::CommandSigner::load(&keys_dir.join(format!("{id}.key")), id)
             .expect("key")
