@@ -125,7 +125,7 @@ pub const LEAD: &str = "leo";
 
 /// The key the tests sign commands with (id `test`, trusted for any principal), and the key of
 /// the desk (id `desk`); a third key (id `narrow`) may sign only for `alice`, a fourth (id
-/// `dora`, in the desk test config only) only for the duty officer `dora`.
+/// `dora`) only for the duty officer `dora`.
 fn key_seed(id: &str) -> [u8; 32] {
     let mut seed = [0u8; 32];
     for (i, b) in id.bytes().cycle().take(32).enumerate() {
