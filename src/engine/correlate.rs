@@ -237,6 +237,14 @@ fn insert_exact<T>(v: &mut Vec<T>, pos: usize, x: T) {
 }
 
 impl Figures {
+    /// Drops spare capacity: decoding a changelog record grows each list by doubling (one
+    /// figure takes room for four), which the engine's own inserts avoid (`insert_exact`).
+    pub fn shrink_to_fit(&mut self) {
+        self.intervals.shrink_to_fit();
+        self.amounts.shrink_to_fit();
+        self.categories.shrink_to_fit();
+    }
+
     /// Adds one alert's figures. `sum[i]` says whether amount `i` adds up instead of taking the max.
     pub fn apply(&mut self, alert: &Alert, sum: &[bool; AMOUNT_FIGURES]) {
         let imp = &alert.impact;
