@@ -70,8 +70,12 @@ pub async fn run(
     );
     println!("The rules are the real ones (1 h / 2 h / 4 h windows, 30 and 10 min reminders). Ctrl-C stops.");
     println!(
-        "Duty desk: http://{} — sign in with the token {} (role lead), or:\n  KLAXON_TOKEN={} klaxon ctl --desk http://{} list\n",
-        config.settings.desk.listen, desk.token, desk.token, config.settings.desk.listen
+        "Duty desk: http://{} — sign in with the token {} (role lead), or:\n  KLAXON_TOKEN={} {} ctl --desk http://{} list\n",
+        config.settings.desk.listen,
+        desk.token,
+        desk.token,
+        this_binary(),
+        config.settings.desk.listen
     );
 
     let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), clock.clone());
@@ -240,6 +244,19 @@ async fn feed(
             eprintln!("demo feeder: {e}");
         }
     }
+}
+
+/// How to run this binary again from the current directory (`target/debug/klaxon` after
+/// `scripts/demo.sh`): a new user has no `klaxon` on their PATH yet, and the ctl line the demo
+/// prints should work when pasted.
+fn this_binary() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "klaxon".into();
+    };
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|r| r.display().to_string()));
+    relative.unwrap_or_else(|| exe.display().to_string())
 }
 
 async fn print_events(
