@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 BROKER_PID=""
 cleanup() { scripts/broker.sh stop "${BROKER_PID:-}" >/dev/null 2>&1 || true; }
@@ -21,5 +21,5 @@ export KAFKA_BROKERS
 scripts/prometheus.sh >/dev/null # Prometheus for tests/deploy_observability.rs (installed once)
 scripts/alertmanager.sh >/dev/null # Alertmanager for tests/delivery.rs (installed once)
 scripts/chromium.sh >/dev/null   # headless Chromium + chromedriver for tests/desk_board.rs (installed once)
-cargo test --locked --all-targets
+cargo test --locked --workspace --all-targets # the service crate and crates/klaxon-core
 scripts/check-deploy.sh

@@ -29,20 +29,15 @@
 
 #![recursion_limit = "512"]
 
-pub mod admission;
+pub use klaxon_core::{admission, decode, engine, model, settings, signing, time};
+
 pub mod allocator;
 pub mod ctl;
-pub mod decode;
 pub mod delivery;
 pub mod demo;
 pub mod desk;
-pub mod engine;
 pub mod explain;
 pub mod loadtest;
-pub mod model;
 pub mod replay;
 pub mod runtime;
-pub mod settings;
-pub mod signing;
 pub mod telemetry;
-pub mod time;

@@ -2322,35 +2322,6 @@ mod tests {
     }
 
     #[test]
-    fn a_changelog_record_restores_every_recent_id_and_names_a_bad_one() {
-        let mut e = Engine::from_config(&shipped_config());
-        e.handle(keyed_alert("a-0", 0));
-        let mut inc = e.incidents_sorted()[0].clone();
-        inc.recent_ids = vec![0, 1, 10_000_000_000_000_000_000, u64::MAX.into(), u128::MAX];
-        let record = serde_json::to_vec(&inc).expect("serializes");
-        let back = crate::runtime::changelog::incident_from_record(&record).expect("restores");
-        assert_eq!(back, inc);
-
-        let text = String::from_utf8(record).expect("UTF-8");
-        let max = u128::MAX.to_string();
-        for bad in [
-            "-1",
-            "1.5",
-            "1e3",
-            "340282366920938463463374607431768211456",
-        ] {
-            let err = crate::runtime::changelog::incident_from_record(
-                text.replacen(&max, bad, 1).as_bytes(),
-            )
-            .expect_err(bad);
-            assert!(
-                err.contains("recent_ids: not an unsigned 128-bit integer"),
-                "{bad}: {err}"
-            );
-        }
-    }
-
-    #[test]
     fn an_incident_remembers_its_newest_ids_oldest_first() {
         let mut e = Engine::from_config(&shipped_config());
         for i in 0..40 {
@@ -2366,7 +2337,7 @@ mod tests {
     }
 
     fn shipped_config() -> crate::settings::Config {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         crate::settings::load(&dir).expect("config")
     }
 

@@ -346,7 +346,7 @@ mod tests {
     /// `level_above` is the hot path's shortcut for `evaluate`: the two must never disagree.
     #[test]
     fn level_above_agrees_with_evaluate() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let rules = crate::settings::load(&dir).expect("config").ruleset;
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = |n: u64| {

@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn the_shipped_policy_loads() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let mut issues = Vec::new();
         let p = load(&dir, &mut issues).expect("loads");
         assert!(issues.is_empty(), "{issues:?}");

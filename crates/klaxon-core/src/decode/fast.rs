@@ -730,6 +730,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// One line of the load harness (`klaxon::loadtest::alert_line(50, 2000, …)`): the shape the
+    /// core benchmark pushes through the fast path.
+    const LOAD_LINE: &str = concat!(
+        r#"{"id":"load-000000050","timestamp":"2026-11-24T09:00:00+08:00","source":"suricata","#,
+        r#""title":"ET EXPLOIT Possible data exfiltration via DNS tunnelling (long TXT queries)","category":"data_leak","#,
+        r#""incident_key":"load-key-50","operator":"hz-ecom","asset":{"id":"asset-50","name":"Member centre API gateway","kind":"other"},"#,
+        r#""impact":{"personal_info_records":1200000,"economic_loss_cny":500,"affected_population":150},"#,
+        r#""src_ip":"203.0.113.50","dest_ip":"198.51.100.50","signature_id":2027865,"rev":4,"severity":2,"#,
+        r#""flow_id":1000000050,"app_proto":"dns","host":"sensor-18.soc.example.cn"}"#
+    );
+
     /// The contract: whatever the fast path accepts, serde accepts and decodes identically; the
     /// keys it lists are serde's.
     fn agrees_with_serde(text: &str) -> Result<(), TestCaseError> {
@@ -907,7 +918,7 @@ mod tests {
                 b"\"{}[],:\\ 0159-.eEnulltrfs\x01\xc3\xa9".to_vec())), 1..4),
         ) {
             let lines = [
-                crate::loadtest::alert_line(50, 2000, "2026-11-24T09:00:00+08:00"),
+                LOAD_LINE.to_string(),
                 r#"{"id":"suricata-000123","timestamp":"2026-11-24T08:00:00+08:00","source":"suricata","operator":{"id":"gd-grid","class":"cii","province":"广东省","sector":"energy"},"asset":"scada-01","impact":{"outage":{"scope":"whole","since":"2026-11-24T07:55:00+08:00","until":null},"affected_population":1200000}}"#.to_string(),
                 r#"{"id":"w-1","timestamp":"2026-11-24T01:12:08.514+08:00","title":"sshd: brute force","rule_id":"5712","tags":["a",{"b":[1,2.5e-3,-0]}],"impact":{"economic_loss_cny":1234.5,"finding":{"level":"relatively_major","reason":"x"}}}"#.to_string(),
                 r#"{"command":"ack","incident_id":"INC-1","at":"2026-11-24T08:00:00+08:00","by":"alice"}"#.to_string(),
@@ -930,17 +941,13 @@ mod tests {
 
     #[test]
     fn the_common_shapes_take_the_fast_path() {
-        let mut lines: Vec<String> = include_str!("../../examples/day.jsonl")
+        let mut lines: Vec<String> = include_str!("../../../../examples/day.jsonl")
             .lines()
             // Commands, and the day's deliberately broken records, are not alerts.
             .filter(|l| !l.contains("\"command\"") && serde_json::from_str::<Alert>(l).is_ok())
             .map(str::to_owned)
             .collect();
-        lines.push(crate::loadtest::alert_line(
-            50,
-            2000,
-            "2026-11-24T09:00:00+08:00",
-        ));
+        lines.push(LOAD_LINE.to_string());
         for line in &lines {
             let reference = serde_json::from_str::<Alert>(line).ok();
             let s = scan(line, false).unwrap_or_else(|| panic!("scanned: {line}"));
