@@ -1,0 +1,142 @@
+//! Engine behaviour across its rooms: dedup bounds, recent ids, interning, partition shares.
+
+use super::*;
+
+#[test]
+fn an_incident_remembers_its_newest_ids_oldest_first() {
+    let mut e = Engine::from_config(&shipped_config());
+    for i in 0..40 {
+        e.handle(keyed_alert(&format!("a-{i}"), i));
+    }
+    let inc = e.incidents_sorted()[0];
+    let want: Vec<u128> = (8..40)
+        .map(|i| dedup_key(b"alert", &[format!("a-{i}").as_bytes()]))
+        .collect();
+    assert_eq!(inc.recent_ids, want);
+    assert_eq!(inc.recent_ids.capacity(), RECENT_IDS);
+    assert!(inc.alert_ids.capacity() <= inc.alert_ids.len() + 2);
+}
+
+fn shipped_config() -> crate::settings::Config {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    crate::settings::load(&dir).expect("config")
+}
+
+fn engine_with_dedup_bound(max_dedup_ids: usize) -> Engine {
+    let c = shipped_config();
+    let opts = EngineOptions {
+        max_dedup_ids,
+        ..EngineOptions::from_config(&c)
+    };
+    Engine::new(
+        Arc::new(c.ruleset.clone()),
+        Arc::new(c.registry.clone()),
+        opts,
+    )
+}
+
+fn keyed_alert(id: &str, second: u32) -> Input<'static> {
+    let line = format!(
+        r#"{{"id":"{id}","timestamp":"2026-11-24T08:00:{second:02}+08:00","incident_key":"k"}}"#
+    );
+    crate::decode::decode(line.as_bytes(), crate::decode::Expect::Alert, 0)
+        .expect("alert")
+        .into_owned()
+}
+
+#[test]
+fn the_dedup_set_is_bounded_and_an_incident_still_knows_its_recent_alerts() {
+    let mut e = engine_with_dedup_bound(3);
+    for i in 0..5 {
+        e.handle(keyed_alert(&format!("a-{i}"), i));
+    }
+    assert_eq!(e.stats(Timestamp(0)).dedup_ids, 3);
+    assert_eq!(e.take_dedup_evicted(), 2);
+    assert_eq!(e.take_dedup_evicted(), 0, "counted once");
+    // The set forgot a-0, but the incident's own recent ids did not: still a duplicate.
+    e.handle(keyed_alert("a-0", 10));
+    assert_eq!(e.incidents_sorted()[0].alert_count, 5);
+    assert_eq!(e.counters().duplicates, 1);
+}
+
+#[test]
+fn past_the_bound_and_the_recent_ids_a_resent_alert_is_applied_again() {
+    // The documented price of the bound: memory stays fixed, the window shrinks.
+    let mut e = engine_with_dedup_bound(3);
+    for i in 0..(RECENT_IDS as u32 + 5) {
+        e.handle(keyed_alert(&format!("a-{i}"), i));
+    }
+    e.handle(keyed_alert("a-0", 59));
+    assert_eq!(e.incidents_sorted()[0].alert_count, RECENT_IDS as u64 + 6);
+    assert_eq!(e.stats(Timestamp(0)).dedup_ids, 3);
+}
+
+#[test]
+fn incidents_share_one_copy_of_an_asset_and_the_pool_holds_it_once() {
+    let mut e = engine_with_dedup_bound(100);
+    for (id, key, host) in [("a1", "k1", "h1"), ("a2", "k2", "h1"), ("a3", "k3", "h2")] {
+        let line = format!(
+            r#"{{"id":"{id}","timestamp":"2026-11-24T08:00:00+08:00","incident_key":"{key}","asset":{{"id":"{host}","kind":"other"}}}}"#
+        );
+        e.handle(
+            crate::decode::decode(line.as_bytes(), crate::decode::Expect::Alert, 0).expect("alert"),
+        );
+    }
+    let by_key = |k: &str| {
+        e.incidents_sorted()
+            .into_iter()
+            .find(|i| *i.key == format!("k:{k}"))
+            .map(|i| i.asset.clone())
+            .expect("incident")
+    };
+    assert!(Arc::ptr_eq(&by_key("k1"), &by_key("k2")));
+    assert!(!Arc::ptr_eq(&by_key("k1"), &by_key("k3")));
+    assert_eq!(e.assets.len(), 2);
+    // The pool, the two incidents and the clone just returned: no other copy anywhere.
+    assert_eq!(Arc::strong_count(&by_key("k1")), 1 + 2 + 1);
+}
+
+#[test]
+fn each_partition_engine_gets_its_share_of_the_dedup_bound() {
+    let opts = EngineOptions::from_config(&shipped_config());
+    assert_eq!(opts.max_dedup_ids, 2_000_000);
+    assert_eq!(opts.clone().one_partition_of(6).max_dedup_ids, 333_334);
+    assert_eq!(opts.one_partition_of(0).max_dedup_ids, 2_000_000);
+}
+
+#[test]
+fn incident_ids_render_as_write_would() {
+    let ids = [
+        (20261124, 0x7f3a_9c2e_01ab),
+        (0, 0),
+        (99_999_999, 0xffff_ffff_ffff),
+        (100_000_000, 1),
+        (7, 0x1_0000_0000_0000),
+        (u32::MAX, u64::MAX),
+    ];
+    for (day, hash) in ids {
+        let id = IncidentId { day, hash };
+        assert_eq!(id.to_string(), format!("INC-{day:08}-{hash:012x}"));
+        if day < 100_000_000 && hash >> 48 == 0 {
+            assert_eq!(id.to_string().parse::<IncidentId>(), Ok(id));
+        }
+    }
+}
+
+#[test]
+fn timers_are_kept_without_spare_capacity() {
+    let mut set = TimerSet::default();
+    let id = IncidentId { day: 1, hash: 2 };
+    let mut current = Vec::new();
+    let wanted = vec![
+        (Timestamp(5), TimerKind::Crossing),
+        (Timestamp(9), TimerKind::Expire),
+    ];
+    set.reschedule(id, &mut current, &wanted);
+    assert_eq!((current.as_slice(), current.capacity()), (&wanted[..], 2));
+    set.reschedule(id, &mut current, &wanted[1..]);
+    assert_eq!((current.as_slice(), current.capacity()), (&wanted[1..], 1));
+    assert_eq!(set.len(), 1);
+    set.reschedule(id, &mut current, &[]);
+    assert_eq!((current.capacity(), set.len()), (0, 0));
+}
