@@ -60,18 +60,9 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input<'_>>, at: Option<Times
     let last = alerts.last().map(|a| a.time()).unwrap_or(Timestamp(0));
     let at = at.unwrap_or(last).max(last);
     for a in alerts {
-        while engine.handle_timeout(a.time().before()) {
-            while engine.poll_output().is_some() {}
-        }
-        engine.handle(a);
+        engine.feed(a, drop);
     }
-    loop {
-        let more = engine.handle_timeout(at);
-        while engine.poll_output().is_some() {}
-        if !more {
-            break;
-        }
-    }
+    engine.run_timers(at, drop);
     let offset = engine.options().offset;
     let rules = engine.rules().clone();
     let Some(inc) = engine.incidents_sorted().into_iter().next().cloned() else {
@@ -96,7 +87,7 @@ pub fn explain(engine: &mut Engine, mut alerts: Vec<Input<'_>>, at: Option<Times
         inc.asset.name().or(inc.asset.id()).unwrap_or("unknown"),
         inc.asset.kind().unwrap_or("unknown")
     );
-    let unassessed = grade::unassessed(&rules, op, &inc.asset, &inc.figures, level);
+    let unassessed = inc.unassessed_at(&rules, level);
     if g.evidence.is_empty() && !unassessed.is_empty() {
         let _ = writeln!(s, "\nNo indicator of the guide is met on the known facts, but some rows could not be assessed (below): the incident is 一般 (general) only until the missing facts are known.");
     } else if g.evidence.is_empty() {

@@ -1183,15 +1183,7 @@ pub fn scale(config: &Config, n: usize, progress: bool) -> String {
     let due = crate::time::Timestamp::parse_rfc3339("2026-11-24T09:45:00+08:00")
         .unwrap_or(crate::time::Timestamp(0));
     let mut fired = 0usize;
-    loop {
-        let more = e.handle_timeout(due);
-        while e.poll_output().is_some() {
-            fired += 1;
-        }
-        if !more {
-            break;
-        }
-    }
+    e.run_timers(due, |_| fired += 1);
     out.push_str(&format!(
         "  fired {fired} timers in {:.2} s ({:.0} ns per timer, incl. building the events)\n",
         t.elapsed().as_secs_f64(),

@@ -417,7 +417,7 @@ impl View {
         let mut inc = crate::runtime::changelog::incident_from_record(bytes)?;
         // Only the engine de-duplicates: the desk drops the hashes (up to 512 bytes).
         inc.recent_ids = Vec::new();
-        inc.applied_offset = None;
+        inc.applied_seq = None;
         // Decoded vectors grow by doubling (a single alert id takes room for four): exact, as
         // the engine keeps them.
         inc.alert_ids.shrink_to_fit();

@@ -656,7 +656,7 @@ impl Processor {
     /// last, then queues the next `chunk` changed incidents behind the escalations already sent,
     /// and after the last chunk the input offsets processed before the flush began. State may
     /// run ahead of the committed offsets, never behind: records delivered again after a crash
-    /// find their incident's `applied_offset` and change nothing.
+    /// find their incident's `applied_seq` and change nothing.
     async fn flush_step(&mut self, chunk: usize) -> Result<(), ()> {
         if self.flushing.is_none() {
             if self.last_flush.elapsed() < self.commit_interval {

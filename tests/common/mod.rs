@@ -160,13 +160,10 @@ impl Live {
     /// Every `handle_timeout(at)` step until nothing is due, as the live driver loops.
     pub fn timeout(&mut self, at: Timestamp) -> Vec<Value> {
         let mut out = Vec::new();
-        loop {
-            let more = self.engine.handle_timeout(at);
-            out.extend(self.drain());
-            if !more {
-                return out;
-            }
-        }
+        self.engine.run_timers(at, |ev| {
+            out.push(serde_json::to_value(&ev).expect("event serializes"))
+        });
+        out
     }
 
     pub fn drain(&mut self) -> Vec<Value> {

@@ -209,13 +209,7 @@ impl Engine {
                     .get_mut(opened)
                     .filter(|e| e.kind == EventType::IncidentOpened)
                 {
-                    ev.unassessed = grade::unassessed(
-                        &self.rules,
-                        &inc.operator,
-                        &inc.asset,
-                        &inc.figures,
-                        inc.level,
-                    );
+                    ev.unassessed = inc.unassessed_at(&self.rules, inc.level);
                 }
                 self.incidents.insert(inc.id, inc);
             }
@@ -288,7 +282,7 @@ impl Engine {
         }
         inc.last_alert_at = inc.last_alert_at.max(at);
         inc.last_activity = inc.last_activity.max(at);
-        inc.applied_offset = self.offset.or(inc.applied_offset);
+        inc.applied_seq = self.seq.or(inc.applied_seq);
         self.regrade(inc, at, None);
         self.remember(inc, dedup, expires);
         self.schedule(inc);
@@ -348,7 +342,7 @@ impl Engine {
             ransom: None,
             timers: Vec::new(),
             recent_ids: Vec::new(),
-            applied_offset: None,
+            applied_seq: None,
         };
         let mut ev = self.event(
             &inc,

@@ -98,7 +98,7 @@ impl Engine {
                 }
                 let expires = self.clock.plus(self.opts.dedup_window);
                 self.remember(&mut inc, command_key(&cmd), expires);
-                inc.applied_offset = self.offset.or(inc.applied_offset);
+                inc.applied_seq = self.seq.or(inc.applied_seq);
                 inc.last_activity = inc.last_activity.max(cmd.at);
                 self.schedule(&mut inc);
                 self.incidents.insert(inc.id, inc);

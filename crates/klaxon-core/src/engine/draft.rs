@@ -264,8 +264,7 @@ pub fn draft(
                     );
                     s.push('；');
                 }
-                let unassessed =
-                    super::grade::unassessed(rules, &inc.operator, &inc.asset, &inc.figures, level);
+                let unassessed = inc.unassessed_at(rules, level);
                 if !unassessed.is_empty() {
                     s.push_str("未能评估的指标（缺少事实，级别可能更高）：");
                     s.push_str(

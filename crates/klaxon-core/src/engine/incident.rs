@@ -118,16 +118,22 @@ pub struct Incident {
     /// The most recent alert ids and command keys applied to it, newest last: restored into the
     /// dedup set after a restart, so a re-delivered record changes nothing.
     /// Kept as 128-bit hashes (`dedup_key`), not strings. (Redelivery after a restart is caught by
-    /// `applied_offset`; these catch a SIEM sending the same alert again.)
+    /// `applied_seq`; these catch a SIEM sending the same alert again.)
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "decimal_u128s::deserialize"
     )]
     pub recent_ids: Vec<u128>,
-    /// Offset (in its partition of the repartition topic) of the last record applied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_offset: Option<i64>,
+    /// Input sequence number of the last record applied (see [`Engine::handle_from`]; the live
+    /// driver passes the record's offset in its partition of the repartition topic). Persisted
+    /// under its original name, so snapshots written before the rename restore unchanged.
+    #[serde(
+        rename = "applied_offset",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub applied_seq: Option<i64>,
 }
 
 /// `recent_ids` as the changelog has always held them (decimal JSON numbers), read faster.
@@ -221,6 +227,17 @@ impl Incident {
 
     pub(super) fn effective(&self) -> Level {
         self.override_level.as_ref().map_or(self.computed, |b| b.0)
+    }
+
+    /// The rows this incident's known facts could not assess at `level` (see
+    /// [`grade::unassessed`]): what `incident.opened`, `incident.graded`, `report.due`, the
+    /// draft and `klaxon grade` all say about missing facts.
+    pub fn unassessed_at(
+        &self,
+        rules: &Ruleset,
+        level: Level,
+    ) -> Vec<crate::model::escalation::Unassessed> {
+        grade::unassessed(rules, &self.operator, &self.asset, &self.figures, level)
     }
 }
 

@@ -182,8 +182,8 @@ pub struct Engine {
     /// The latest event time handled (a watermark: it never goes back).
     clock: Timestamp,
     counters: Counters,
-    /// The source offset of the record being handled, if the driver gave one.
-    offset: Option<i64>,
+    /// The input sequence number of the record being handled, if the driver gave one.
+    seq: Option<i64>,
     /// One shared copy per distinct operator (see `OperatorInfo`). Grows with the number of
     /// distinct operators seen, which is small (organisations, not hosts).
     /// A set of `Arc`s, looked up by value (`Arc<T>: Borrow<T>`): a map from the value to its
@@ -218,7 +218,7 @@ impl Engine {
             operators: HashSet::new(),
             assets: HashSet::new(),
             since_sweep: 0,
-            offset: None,
+            seq: None,
         }
     }
 
@@ -258,25 +258,27 @@ impl Engine {
         self.handle_from(input, None);
     }
 
-    /// [`Engine::handle`] for a record at `offset` of the partition this engine owns. An incident
-    /// remembers the offset of the last record applied to it, so a record delivered again after a
-    /// restart (its state already in the changelog, its offset not yet committed) is recognised
-    /// and changes nothing: state updates are applied exactly once, whatever the redelivery.
-    pub fn handle_from(&mut self, input: Input, offset: Option<i64>) {
+    /// [`Engine::handle`] for the record numbered `seq` in the input this engine owns (numbers
+    /// increase along the input; the live driver passes the record's offset in its partition).
+    /// An incident remembers the number of the last record applied to it, so a record delivered
+    /// again after a restart (its state already in the changelog, its position not yet
+    /// committed) is recognised and changes nothing: state updates are applied exactly once,
+    /// whatever the redelivery.
+    pub fn handle_from(&mut self, input: Input, seq: Option<i64>) {
         self.clock = self.clock.max(input.time());
-        self.offset = offset;
+        self.seq = seq;
         match input {
             Input::Alert(mut a) => self.handle_alert(&mut a),
             Input::Command(c) => self.handle_command(*c),
         }
-        self.offset = None;
+        self.seq = None;
         self.expire_dedup();
         self.sweep_interned();
     }
 
     /// Whether the record being handled was already applied to `inc` (see `handle_from`).
     fn already_applied(&self, inc: &Incident) -> bool {
-        matches!((self.offset, inc.applied_offset), (Some(o), Some(a)) if o <= a)
+        matches!((self.seq, inc.applied_seq), (Some(o), Some(a)) if o <= a)
     }
 
     /// The next instant a timer is due.
@@ -333,6 +335,33 @@ impl Engine {
     /// The next event to emit.
     pub fn poll_output(&mut self) -> Option<Escalation> {
         self.outbox.pop_front()
+    }
+
+    /// The call sequence a synchronous driver runs for the clock reaching `now`: every
+    /// [`Engine::handle_timeout`] step until nothing is due, each step's events handed to `emit`
+    /// as [`Engine::poll_output`] gives them. (The live processor runs the same steps itself,
+    /// because it sends each step's events and checks for shutdown between them; `klaxon replay`
+    /// steps timer by timer, at each timer's own instant.)
+    pub fn run_timers(&mut self, now: Timestamp, mut emit: impl FnMut(Escalation)) {
+        loop {
+            let more = self.handle_timeout(now);
+            while let Some(ev) = self.poll_output() {
+                emit(ev);
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+
+    /// One input as a synchronous driver hands it over: the timers due before its event time
+    /// fire first ([`Engine::run_timers`]), then [`Engine::handle`]; every event goes to `emit`.
+    pub fn feed(&mut self, input: Input, mut emit: impl FnMut(Escalation)) {
+        self.run_timers(input.time().before(), &mut emit);
+        self.handle(input);
+        while let Some(ev) = self.poll_output() {
+            emit(ev);
+        }
     }
 
     /// Ids of incidents changed since the last call; an id whose incident is gone was dropped

@@ -195,13 +195,7 @@ impl Engine {
                 Some(e) => vec![e.clone()],
                 None => grade.evidence.clone(),
             };
-            ev.unassessed = grade::unassessed(
-                &self.rules,
-                &inc.operator,
-                &inc.asset,
-                &inc.figures,
-                inc.level,
-            );
+            ev.unassessed = inc.unassessed_at(&self.rules, inc.level);
             ev.alert_ids = inc.alert_ids.iter().map(|id| id.to_string()).collect();
             ev.alert_count = Some(inc.alert_count);
             self.outbox.push_back(ev);
@@ -318,13 +312,7 @@ impl Engine {
             Some(e) => vec![e.clone()],
             None => grade.evidence.clone(),
         };
-        ev.unassessed = grade::unassessed(
-            &self.rules,
-            &inc.operator,
-            &inc.asset,
-            &inc.figures,
-            inc.level,
-        );
+        ev.unassessed = inc.unassessed_at(&self.rules, inc.level);
         ev.alert_ids = inc.alert_ids.iter().map(|id| id.to_string()).collect();
         ev.alert_count = Some(inc.alert_count);
         let mut d = draft::draft(&self.rules, inc, grade, inc.level, self.opts.offset);
