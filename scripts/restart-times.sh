@@ -10,7 +10,7 @@
 #
 # Each round: klaxon is started, /readyz polled until 200 (partitions assigned and their state
 # restored), left running 2 s, SIGKILLed, and started again at once. The first start (a fresh
-# group) is reported apart; the restarts are what SPEC §8 "Restart" bounds. A restart that is not
+# group) is reported apart; the restarts are what docs/spec.md §8 "Restart" bounds. A restart that is not
 # ready within 120 s counts as 120 s. Prints one line per start and min/median/max of the restarts.
 set -euo pipefail
 

@@ -1,4 +1,4 @@
-//! `klaxon ctl`: the desk from a terminal or a script (SPEC §9). It talks to the desk's API
+//! `klaxon ctl`: the desk from a terminal or a script (docs/spec.md §9). It talks to the desk's API
 //! only (`--desk URL`, default `$KLAXON_DESK`, else `http://127.0.0.1:8090`), with the token in
 //! `$KLAXON_TOKEN`; the desk authenticates, checks the role, sets `by`, signs and writes.
 //!

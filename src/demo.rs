@@ -35,7 +35,7 @@ pub async fn run(
     let prefix = format!("klaxon-demo-{}", crate::runtime::clock::wall_now().0);
     config.settings = config.settings.isolated(&prefix);
     config.settings.state.partitions = 3;
-    // Pages reach people through the delivery stage (SPEC §10): here a local webhook receiver,
+    // Pages reach people through the delivery stage (docs/spec.md §10): here a local webhook receiver,
     // standing in for the SOC's pager, prints each page as it arrives, signature checked.
     let pager = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -227,7 +227,7 @@ async fn feed(
         } else {
             &s.topics.alerts
         };
-        // Commands are signed (SPEC §9) and stamped with the simulated time of their receipt.
+        // Commands are signed (docs/spec.md §9) and stamped with the simulated time of their receipt.
         let mut record = FutureRecord::<(), _>::to(topic)
             .payload(line.as_bytes())
             .timestamp(clock.now().0);

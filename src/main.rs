@@ -45,7 +45,7 @@ enum Cmd {
         clock_speed: f64,
     },
     /// The duty desk on its own: the incident API and the web board over every partition's
-    /// state (SPEC §9). `klaxon run` also serves it when `desk.enabled`.
+    /// state (docs/spec.md §9). `klaxon run` also serves it when `desk.enabled`.
     Desk {
         /// Log format (JSON lines by default, for log shippers).
         #[arg(long, value_enum, default_value = "json")]

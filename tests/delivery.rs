@@ -1,4 +1,4 @@
-//! The delivery stage against real components (SPEC §10): a real Kafka-protocol broker
+//! The delivery stage against real components (docs/spec.md §10): a real Kafka-protocol broker
 //! (`scripts/broker.sh`), a real Prometheus Alertmanager from Debian's `prometheus-alertmanager`
 //! (`scripts/alertmanager.sh`) and the real `klaxon` binary; the webhook receivers are small HTTP
 //! servers run by the test, as a SOC's chat bot or ticketing system would be.

@@ -362,7 +362,7 @@ const ONLY_AFTER_FIRST_EVENT: [&str; 1] = ["klaxon_kafka_errors_total"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_a_running_klaxon_and_evaluates_the_rules() {
     let t = Topics::new(&unique("prom"));
-    // The delivery stage runs in-process (SPEC §10), so its series are on this scrape too; its
+    // The delivery stage runs in-process (docs/spec.md §10), so its series are on this scrape too; its
     // Alertmanager is never called here (nothing pages).
     let k = Klaxon::start(
         &t,

@@ -1,4 +1,4 @@
-//! The duty desk (SPEC §9) against the real broker and the real binary: a desk that sees the
+//! The duty desk (docs/spec.md §9) against the real broker and the real binary: a desk that sees the
 //! incidents of every instance, the role matrix, `by` refused, signed / unsigned / forged /
 //! out-of-scope commands on the topic, backdated filings, the stream, and `klaxon ctl`.
 

@@ -1,4 +1,4 @@
-//! Escalation policies (SPEC §10) as the people paged see them: who is paged when a report falls
+//! Escalation policies (docs/spec.md §10) as the people paged see them: who is paged when a report falls
 //! due, who next when nobody acknowledges it, who when the deadline nears and who when it has
 //! passed — and how `ack`, `report_filed`, `dismiss` and `resolve` end (or do not end) the steps.
 //! Steps are timers in the incident state: a snapshot restored at any cut gives the same pages.

@@ -117,7 +117,7 @@ fn compare(name: &str, live: &BTreeMap<String, usize>, replay: &BTreeSet<String>
 }
 
 /// A restarted instance must resume within this long, or the test fails: a liveness guard, not
-/// a performance bound (SPEC §8 asks for 15 s; the measured times are printed).
+/// a performance bound (docs/spec.md §8 asks for 15 s; the measured times are printed).
 const RESUME_GUARD: Duration = Duration::from_secs(60);
 
 /// Waits until `k` has resumed (partitions assigned and restored) and returns the time from its

@@ -1,4 +1,4 @@
-//! The delivery stage (SPEC §10): escalation events from Kafka to the people who must act —
+//! The delivery stage (docs/spec.md §10): escalation events from Kafka to the people who must act —
 //! Prometheus Alertmanager (and through it email, WeCom, PagerDuty…) and signed webhooks.
 //!
 //! It is a stage of its own, not a step of the engine: `klaxon deliver` runs it alone, and

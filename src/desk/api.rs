@@ -1,11 +1,11 @@
-//! The routes under `/api/v1` (SPEC §9). Every request but the OpenAPI document carries
+//! The routes under `/api/v1` (docs/spec.md §9). Every request but the OpenAPI document carries
 //! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "...", "field": "..."}` with
 //! 400 (the field named), 401, 403, 404, 413 (a body over 64 KiB) or 503 (Kafka did not
 //! acknowledge, or the desk has no signing key). A command is checked completely before one
 //! record is written; it is either written whole or not at all.
 //!
 //! A command may come **pre-signed** (`klaxon ctl --key FILE --key-id ID`): the request carries
-//! the `klaxon-signature` header over the body's exact bytes, and the body is the full SPEC §2
+//! the `klaxon-signature` header over the body's exact bytes, and the body is the full docs/spec.md §2
 //! command with `by` (which must be the token's principal), `incident_id` and `at`. The desk
 //! checks it as any command, verifies the signature against `[[commands.keys]]` (the key must be
 //! allowed to sign for that principal), and writes the body **untouched** with that header, so
@@ -276,7 +276,7 @@ async fn not_found(State(desk): State<Arc<Desk>>) -> Response {
     )
 }
 
-/// A command as the API takes it: SPEC §2 without `by` (the desk sets it) and with `at`
+/// A command as the API takes it: docs/spec.md §2 without `by` (the desk sets it) and with `at`
 /// optional (default: now).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

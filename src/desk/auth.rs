@@ -9,7 +9,7 @@ use crate::settings::service::PrincipalSettings;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// SPEC §9's roles, each including the one before.
+/// docs/spec.md §9's roles, each including the one before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     /// Read.

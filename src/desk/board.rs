@@ -1,4 +1,4 @@
-//! The web board's files (SPEC §9), compiled into the binary: `GET /` serves `index.html`,
+//! The web board's files (docs/spec.md §9), compiled into the binary: `GET /` serves `index.html`,
 //! `GET /board/{file}` the rest. Nothing comes from a CDN (SOC networks are often air-gapped).
 //!
 //! **Hook for the board:** put the files in `src/desk/board/` and list each in [`FILES`] with

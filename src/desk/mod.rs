@@ -1,4 +1,4 @@
-//! The duty desk (SPEC §9): the incident API, authenticated and attributable commands, and the
+//! The duty desk (docs/spec.md §9): the incident API, authenticated and attributable commands, and the
 //! web board, served by `klaxon desk` or inside `klaxon run` (`desk.enabled`, on by default).
 //!
 //! - [`view`] — the global table: every incident of every partition (from the changelog) and

@@ -44,7 +44,7 @@ pub fn document() -> Value {
     let mut cmd_responses = error_responses(&["400", "401", "403", "404", "413", "503"]);
     cmd_responses["202"] = json!({"description": "Written to the commands topic (signed, `by` = the principal) and acknowledged by Kafka. The engine applies it or answers `command.rejected` moments later (see the stream and the timeline).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}});
     let mut stream_responses = error_responses(&["401"]);
-    stream_responses["200"] = json!({"description": "Server-Sent Events: `hello` (once), `escalation` (an escalation event of SPEC §6, as produced), `incident` (an incident's new list entry after a state change), `removed` (`{\"id\"}`: the incident left the state), `resync` (`{\"missed\": n}`: this client fell behind; fetch the list again).", "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+    stream_responses["200"] = json!({"description": "Server-Sent Events: `hello` (once), `escalation` (an escalation event of docs/spec.md §6, as produced), `incident` (an incident's new list entry after a state change), `removed` (`{\"id\"}`: the incident left the state), `resync` (`{\"missed\": n}`: this client fell behind; fetch the list again).", "content": {"text/event-stream": {"schema": {"type": "string"}}}});
     let mut me_responses = error_responses(&["401"]);
     me_responses["200"] = json!({"description": "Who the token belongs to and what it may do.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Me"}}}});
     let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^INC-[0-9]{8}-[0-9a-f]{12}$"}});
@@ -53,7 +53,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Klaxon duty desk",
             "version": "1",
-            "description": "The open reporting clocks of every Klaxon instance, and the commands that stop them (SPEC §9). Every request but this document needs `Authorization: Bearer <token>`; roles: viewer (read), duty_officer (+ ack, report_filed, resolve), lead (+ dismiss, regrade, merge). Countdowns (`seconds_remaining`) are computed from deadlines at the time of the answer; the view trails the engine by about the changelog flush (1 s)."
+            "description": "The open reporting clocks of every Klaxon instance, and the commands that stop them (docs/spec.md §9). Every request but this document needs `Authorization: Bearer <token>`; roles: viewer (read), duty_officer (+ ack, report_filed, resolve), lead (+ dismiss, regrade, merge). Countdowns (`seconds_remaining`) are computed from deadlines at the time of the answer; the view trails the engine by about the changelog flush (1 s)."
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -74,7 +74,7 @@ pub fn document() -> Value {
                 "responses": show_responses
             }},
             "/api/v1/incidents/{id}/commands": {"post": {
-                "summary": "Send a command (SPEC §2) about the incident. `by` is the principal and may not be given; `at` defaults to now.",
+                "summary": "Send a command (docs/spec.md §2) about the incident. `by` is the principal and may not be given; `at` defaults to now.",
                 "parameters": [id_param, {"name": "klaxon-client", "in": "header", "required": false, "schema": {"type": "string", "enum": ["ctl"]}, "description": "`ctl` when sent by `klaxon ctl` (recorded as `via`)."}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandRequest"}}}},
                 "responses": cmd_responses

@@ -133,7 +133,7 @@ struct CommandIn {
     backdated: bool,
 }
 
-/// Filters of the list (SPEC §9).
+/// Filters of the list (docs/spec.md §9).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
@@ -296,7 +296,7 @@ pub struct TimerView {
     pub at: String,
     pub seconds_remaining: i64,
     /// `crossing`, `upgrade_warning`, `report` (a reminder or overdue step), `page` (an
-    /// escalation step, SPEC §10) or `expire`.
+    /// escalation step, docs/spec.md §10) or `expire`.
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,

@@ -58,7 +58,7 @@ pub const FETCH_WAIT_MS: &str = "10";
 /// How long the broker waits for a silent member before it gives its partitions to others
 /// (librdkafka's default is 45 s). It bounds the takeover after a node is lost for good, and on a
 /// broker that ignores static membership (the local test broker re-forms the group, holding the
-/// first join for half of it) every restart: 10 s keeps a restart within SPEC §8's 15 s there.
+/// first join for half of it) every restart: 10 s keeps a restart within docs/spec.md §8's 15 s there.
 /// Real Kafka accepts 6 s to 30 min (`group.min/max.session.timeout.ms`). Heartbeats come from
 /// librdkafka's own thread, so a busy engine does not miss them; only a network or broker stall
 /// longer than this moves partitions (and a static member gets the same ones back on rejoin).

@@ -173,7 +173,7 @@ pub async fn run(
         clock,
         stop_rx.clone(),
     ));
-    // The delivery stage (SPEC §10), in-process when enabled: its own consumer group on the
+    // The delivery stage (docs/spec.md §10), in-process when enabled: its own consumer group on the
     // escalations topic, so it never holds up the processor.
     let delivery = if s.delivery.enabled {
         let dm = crate::delivery::DeliveryMetrics::new(metrics.registry())

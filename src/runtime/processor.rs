@@ -320,7 +320,7 @@ impl Processor {
                     }
                     self.metrics.set_restored(true);
                     if !self.resumed {
-                        // The restart's timing (SPEC §8: within 15 s on the shipped defaults).
+                        // The restart's timing (docs/spec.md §8: within 15 s on the shipped defaults).
                         self.resumed = true;
                         let start = super::started();
                         tracing::info!(

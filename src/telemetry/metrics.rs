@@ -19,7 +19,7 @@ pub struct Metrics {
     pub records_processed: IntCounter,
     pub records_rejected: IntCounterVec,
     pub commands: IntCounterVec,
-    /// Commands refused for their signature (SPEC §9), by reason.
+    /// Commands refused for their signature (docs/spec.md §9), by reason.
     pub commands_refused: IntCounterVec,
     /// Commands rejected as malformed (a field of the wrong type, `at` unreadable, an unknown
     /// name), by the first problem's code: they yield `command.rejected`, not a dead letter.

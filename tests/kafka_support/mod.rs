@@ -114,7 +114,7 @@ impl Topics {
     }
 }
 
-/// Desk tokens of the test config's principals, one per role (SPEC §9).
+/// Desk tokens of the test config's principals, one per role (docs/spec.md §9).
 pub const VIEWER_TOKEN: &str = "viewer-token-for-tests";
 pub const DUTY_TOKEN: &str = "duty-token-for-tests";
 pub const LEAD_TOKEN: &str = "lead-token-for-tests";
@@ -474,7 +474,7 @@ pub fn producer() -> FutureProducer {
 }
 
 /// Produces one record; a record for a commands topic is signed with the `test` key, as every
-/// producer of commands must (SPEC §9).
+/// producer of commands must (docs/spec.md §9).
 pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, payload: &[u8]) {
     let sig = topic
         .ends_with(".commands")

@@ -1,4 +1,4 @@
-//! Command integrity on Kafka (SPEC §9): whoever can write the commands topic must not be able to
+//! Command integrity on Kafka (docs/spec.md §9): whoever can write the commands topic must not be able to
 //! silence a legal deadline.
 //!
 //! A command record carries the header `klaxon-signature: ed25519:<key_id>:<base64 signature>`,

@@ -36,7 +36,7 @@
     duty_officer: { zh: '值班员', en: 'duty officer' },
     lead: { zh: '值班长', en: 'lead' },
   };
-  // What each role may send (SPEC §9); the desk enforces it, the board only hides what would fail.
+  // What each role may send (docs/spec.md §9); the desk enforces it, the board only hides what would fail.
   const ALLOWED = {
     viewer: [],
     duty_officer: ['ack', 'report_filed', 'resolve'],

@@ -1,5 +1,5 @@
 //! Field mappings: how an alert in a SIEM's shape (Elastic Common Schema, OCSF, …) becomes the
-//! native alert of SPEC §1.
+//! native alert of docs/spec.md §1.
 //!
 //! A mapping is data, `<config dir>/mappings/<name>.toml`:
 //!
@@ -39,7 +39,7 @@ pub const DIR: &str = "mappings";
 /// The name of the native format in `input.formats`.
 pub const NATIVE: &str = "native";
 
-/// The native fields a mapping may fill (SPEC §1), as dotted paths into the native alert.
+/// The native fields a mapping may fill (docs/spec.md §1), as dotted paths into the native alert.
 pub const TARGETS: [&str; 45] = [
     "id",
     "timestamp",

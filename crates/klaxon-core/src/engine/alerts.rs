@@ -169,7 +169,7 @@ impl Engine {
             None => None,
         };
         // An id the bounded dedup set has forgotten may still be one of the incident's own most
-        // recent: a re-sent alert changes nothing (SPEC §1), even after the window.
+        // recent: a re-sent alert changes nothing (docs/spec.md §1), even after the window.
         if let Some(inc) = latest.as_ref().filter(|i| i.recent_ids.contains(&dedup)) {
             self.counters.duplicates += 1;
             let id = inc.id;

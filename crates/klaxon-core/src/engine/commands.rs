@@ -83,7 +83,7 @@ impl Engine {
         let result = self.apply_command(&mut inc, &cmd);
         match result {
             Ok(()) => {
-                // Every event a command causes says who sent it and how (SPEC §9), including the
+                // Every event a command causes says who sent it and how (docs/spec.md §9), including the
                 // regrades and reports that follow from it.
                 for ev in self.outbox.iter_mut().skip(first_event) {
                     if ev.command.is_none() {
@@ -144,7 +144,7 @@ impl Engine {
         match cmd.command.as_str() {
             "ack" => {
                 inc.acks += 1;
-                // Ends the `unless = "acknowledged"` steps of the reports now due (SPEC §10).
+                // Ends the `unless = "acknowledged"` steps of the reports now due (docs/spec.md §10).
                 for r in inc.reports.iter_mut().filter(|r| r.outstanding()) {
                     if let Some(p) = r.paging.as_mut() {
                         p.acknowledged = true;
@@ -406,7 +406,7 @@ impl Engine {
         self.regrade(dst, at, None);
     }
 
-    /// A command refused before it reached an incident (its signature, SPEC §9): it changes
+    /// A command refused before it reached an incident (its signature, docs/spec.md §9): it changes
     /// nothing and yields `command.rejected` with the refusal's code as `reason`.
     pub fn refuse(&mut self, cmd: &Command, reason: &str) {
         self.reject(cmd, reason.to_string());

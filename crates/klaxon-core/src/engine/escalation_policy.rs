@@ -1,4 +1,4 @@
-//! Escalation steps as timers (SPEC §10): which policy a reporting obligation follows, when its
+//! Escalation steps as timers (docs/spec.md §10): which policy a reporting obligation follows, when its
 //! next step is due, which steps an event or a command ends, and the reason a person reads.
 //!
 //! Pure: everything here is a function of the report's state, the policies and the time passed

@@ -155,7 +155,7 @@ pub fn next_crossing(
     best
 }
 
-/// The administrative levels of SPEC §1: a kind whose qualifiers are these has a `level`; any
+/// The administrative levels of docs/spec.md §1: a kind whose qualifiers are these has a `level`; any
 /// other qualified kind (platforms) has a `size`.
 const ADMINISTRATIVE_LEVELS: [&str; 4] = ["national", "provincial", "prefectural", "county"];
 

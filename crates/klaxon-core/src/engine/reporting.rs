@@ -50,7 +50,7 @@ pub struct Report {
     pub filed: Option<Box<Filed>>,
     /// Stopped by `dismiss` or folded away by `merge`.
     pub cancelled: bool,
-    /// The escalation policy the report follows and its steps fired (SPEC §10).
+    /// The escalation policy the report follows and its steps fired (docs/spec.md §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paging: Option<Box<super::escalation_policy::Paging>>,
 }
@@ -295,7 +295,7 @@ impl Engine {
         push_boxed(&mut inc.reports, r);
     }
 
-    /// Announces a report that fell due, then starts its escalation (SPEC §10): the policy it
+    /// Announces a report that fell due, then starts its escalation (docs/spec.md §10): the policy it
     /// follows, and the pages of its `on = "report.due"` steps, after the `report.due` event.
     pub(super) fn report_due(
         &mut self,

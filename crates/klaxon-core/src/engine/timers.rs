@@ -18,7 +18,7 @@ pub enum TimerKind {
     UpgradeWarning,
     /// The next reminder or overdue step of report number `n` of the incident.
     Report(u16),
-    /// The next timed escalation step (SPEC §10) of report number `n`: after the report's own
+    /// The next timed escalation step (docs/spec.md §10) of report number `n`: after the report's own
     /// event at the same instant, so a page follows the reminder it goes with.
     Page(u16),
     /// A closed (or dormant) incident with nothing outstanding leaves the state.

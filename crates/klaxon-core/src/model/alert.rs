@@ -1,4 +1,4 @@
-//! The native alert (SPEC §1) as decoded from one record. Serde types only, no logic.
+//! The native alert (docs/spec.md §1) as decoded from one record. Serde types only, no logic.
 
 use super::level::{Level, OperatorClass};
 use crate::time::Timestamp;

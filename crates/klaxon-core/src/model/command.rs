@@ -1,4 +1,4 @@
-//! Commands from people and ticketing systems (SPEC §2), as decoded. The command names live in
+//! Commands from people and ticketing systems (docs/spec.md §2), as decoded. The command names live in
 //! one list, [`CommandName::ALL`]. A record that names a command but is otherwise malformed (a
 //! field of the wrong type, `at` missing or unreadable, a name not in the list) still decodes
 //! to a [`Command`], carrying a [`CommandProblem`]: the engine turns it into a
@@ -80,7 +80,7 @@ pub struct CommandProblem {
     pub at_usable: bool,
 }
 
-/// The commands Klaxon knows (SPEC §2): the one list the decoder, the engine, the metrics and
+/// The commands Klaxon knows (docs/spec.md §2): the one list the decoder, the engine, the metrics and
 /// the desk share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CommandName {

@@ -1,4 +1,4 @@
-//! Escalation events (SPEC §6): what Klaxon tells on-call engineers and ticketing systems.
+//! Escalation events (docs/spec.md §6): what Klaxon tells on-call engineers and ticketing systems.
 //!
 //! Field order here is the order on the wire. Optional fields are omitted when empty so that each
 //! event type carries only what it is about.
@@ -317,7 +317,7 @@ pub struct CommandEcho {
     pub command: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
-    /// `desk`, `ctl` or the id of the key that signed the command (SPEC §9).
+    /// `desk`, `ctl` or the id of the key that signed the command (docs/spec.md §9).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

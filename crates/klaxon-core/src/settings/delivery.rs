@@ -1,4 +1,4 @@
-//! Settings of the delivery stage (`[delivery]` in `default.toml`, SPEC §10): where pages go
+//! Settings of the delivery stage (`[delivery]` in `default.toml`, docs/spec.md §10): where pages go
 //! (Prometheus Alertmanager, webhooks), how hard to try, and how much to hold at once.
 
 use crate::time::Millis;

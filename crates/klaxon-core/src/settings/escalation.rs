@@ -1,4 +1,4 @@
-//! Escalation policies as data (`escalation.toml`, SPEC §10): who is paged, when, and until what.
+//! Escalation policies as data (`escalation.toml`, docs/spec.md §10): who is paged, when, and until what.
 //!
 //! A policy matches a reporting obligation (a report that fell due) by the incident's level, the
 //! report's kind and the operator class of its route; the **first** policy in the file that

@@ -23,13 +23,13 @@ pub struct Settings {
     pub routing: Vec<RoutingRule>,
     #[serde(default)]
     pub state: StateSettings,
-    /// The delivery stage (SPEC §10): Alertmanager and webhooks.
+    /// The delivery stage (docs/spec.md §10): Alertmanager and webhooks.
     #[serde(default)]
     pub delivery: super::delivery::DeliverySettings,
-    /// The duty desk (SPEC §9): the incident API, served by `klaxon desk` and in `klaxon run`.
+    /// The duty desk (docs/spec.md §9): the incident API, served by `klaxon desk` and in `klaxon run`.
     #[serde(default)]
     pub desk: DeskSettings,
-    /// Who may sign commands on the commands topic (SPEC §9).
+    /// Who may sign commands on the commands topic (docs/spec.md §9).
     #[serde(default)]
     pub commands: CommandSettings,
 }
