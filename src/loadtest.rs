@@ -515,6 +515,8 @@ struct PacedFeed {
     keys: usize,
     first_id: usize,
     show: bool,
+    /// Written keyed for `kafka.input_keyed` (key and partition as `klaxon route-key` gives).
+    keyed: Option<Arc<Config>>,
 }
 
 impl PacedFeed {
@@ -593,6 +595,8 @@ impl PacedFeed {
         });
         let b = bar(self.show, total as u64, "latency");
         let mut sent: Vec<Option<Instant>> = vec![None; probes];
+        let mut key_cache: std::collections::HashMap<usize, ([u8; 6], i32)> =
+            std::collections::HashMap::new();
         let start = Instant::now();
         let mut i = 0usize;
         let mut ts = (Instant::now(), now_rfc3339(0));
@@ -611,8 +615,31 @@ impl PacedFeed {
                 } else {
                     alert_line(first_id + i, keys, &ts.1)
                 };
+                // Computed once per correlation key (a probe's is its own): decoding every line
+                // here would load this thread, which also timestamps the arrivals.
+                let key = match &self.keyed {
+                    None => None,
+                    Some(c) => {
+                        let slot = (i % PROBE_EVERY != 0).then_some((first_id + i) % keys.max(1));
+                        match slot.and_then(|k| key_cache.get(&k)) {
+                            Some(hit) => Some(*hit),
+                            None => {
+                                let got =
+                                    crate::runtime::keyed::record_key(c, line.as_bytes()).ok();
+                                if let (Some(k), Some(got)) = (slot, got) {
+                                    key_cache.insert(k, got);
+                                }
+                                got
+                            }
+                        }
+                    }
+                };
                 loop {
-                    match p.send_result(FutureRecord::<(), _>::to(input).payload(line.as_bytes())) {
+                    let mut record = FutureRecord::<[u8], _>::to(input).payload(line.as_bytes());
+                    if let Some((k, partition)) = &key {
+                        record = record.key(&k[..]).partition(*partition);
+                    }
+                    match p.send_result(record) {
                         Ok(_) => break,
                         Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
                     }
@@ -829,7 +856,8 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         ));
         ratios.push(kl.rate(n) / pt.rate(n));
         keyed_ratios.push(ky.rate(n) / pt.rate(n));
-        peaks.push(kl.rate(n));
+        // The latency phase runs at half of the peak: the rate once running, not the cold start's.
+        peaks.push(kl.running_rate(n));
         pt_cpu.push(pt.cpu_us);
         kl_cpu.push(kl.cpu_us);
         ky_cpu.push(ky.cpu_us);
@@ -893,6 +921,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         keys: opts.keys,
         first_id: rounds * opts.alerts,
         show: opts.progress,
+        keyed: None,
     };
     report.push_str(
         &feed
@@ -921,6 +950,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         &before,
         &HistogramSnapshot::of(&metrics.latency),
     ));
+    report.push_str(&keyed_latency(&config, &base, &prefix, feed).await?);
 
     let p: FutureProducer = client(&brokers)
         .set("linger.ms", "0")
@@ -985,6 +1015,45 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
 
     report.push_str(&kafka_restore(&config, opts.restore_incidents, opts.progress).await?);
     Ok(report)
+}
+
+/// The latency phase's feed through a Klaxon with keyed input (`kafka.input_keyed`), started
+/// for it on topics of its own and stopped after.
+async fn keyed_latency(
+    config: &Config,
+    base: &crate::settings::Settings,
+    prefix: &str,
+    mut feed: PacedFeed,
+) -> Result<String, String> {
+    let mut cfg = config.clone();
+    cfg.settings = base.isolated(&format!("{prefix}.keyed"));
+    cfg.settings.desk.enabled = false;
+    cfg.settings.kafka.input_keyed = true;
+    crate::runtime::kafka::ensure_topics(&cfg.settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    let (stop, service) = crate::runtime::spawn(cfg.clone(), metrics.clone(), Clock::wall());
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    while !metrics.is_ready() && Instant::now() < ready_by {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    feed.keyed = Some(cfg.clone());
+    let before = HistogramSnapshot::of(&metrics.latency);
+    let line = feed
+        .latency(
+            "klaxon with keyed input",
+            &cfg.settings.topics.alerts,
+            &cfg.settings.topics.escalations,
+            &format!("{prefix}.keyed.latency"),
+        )
+        .await;
+    let share = own_share(&before, &HistogramSnapshot::of(&metrics.latency));
+    let rerouted = metrics.records_rerouted.get();
+    let _ = stop.send(true);
+    let _ = service.await;
+    Ok(format!("{}{share}  ({rerouted} re-routed)\n", line?))
 }
 
 /// Restore through Kafka, the way a partition assignment does: `n` incidents written to the

@@ -52,6 +52,7 @@ fn the_load_harness_runs_every_phase_and_reports_each() {
         "client CPU per alert, min/median/max: passthrough ",
         "latency passthrough: ",
         "latency klaxon: ",
+        "latency klaxon with keyed input: ",
         "of which Klaxon's processor, from a batch's receipt",
         "timer fire error (arrival − due), n=",
         "restore through Kafka: 300 incidents",
