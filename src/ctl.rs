@@ -23,6 +23,12 @@
 //! | 5 | no such incident |
 //! | 6 | the desk refused the input (a field is wrong; the message names it) |
 //! | 7 | the desk could not be reached, or could not write the command (nothing was written) |
+//! | 8 | the engine refused the command after it was written (`command.rejected`: nothing changed) |
+//!
+//! After a command is written, ctl waits up to `--wait` seconds (default 10; 0: do not wait) for
+//! its outcome in the incident's timeline: applied, or refused by the engine with the reason (a
+//! filing with no report outstanding, a bad signature…). Without that a user reads "accepted" and
+//! walks away from a command that changed nothing.
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -36,6 +42,7 @@ pub const EXIT_FORBIDDEN: u8 = 4;
 pub const EXIT_NOT_FOUND: u8 = 5;
 pub const EXIT_INVALID: u8 = 6;
 pub const EXIT_UNAVAILABLE: u8 = 7;
+pub const EXIT_REJECTED: u8 = 8;
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -52,6 +59,9 @@ pub struct CtlArgs {
     /// The id of `--key` in `[[commands.keys]]`.
     #[arg(long, global = true, env = "KLAXON_KEY_ID", requires = "key")]
     pub key_id: Option<String>,
+    /// Seconds to wait for a command's outcome (applied, or refused by the engine); 0: do not.
+    #[arg(long, global = true, default_value_t = 10)]
+    pub wait: u64,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -257,20 +267,49 @@ async fn run_inner(args: &CtlArgs) -> Result<String, Failure> {
                 }
                 _ => desk.post(&path, &body).await?,
             };
-            Ok(if args.json {
+            let outcome = match args.wait {
+                0 => None,
+                secs => Some(desk.outcome(&v["command"], Duration::from_secs(secs)).await),
+            };
+            let c = &v["command"];
+            let mut out = if args.json {
+                let mut v = v.clone();
+                if let (Value::Object(o), Some(oc)) = (&mut v, &outcome) {
+                    o.insert("outcome".into(), oc.json());
+                }
                 format!("{v}\n")
             } else {
-                let c = &v["command"];
                 format!(
-                    "{} {} accepted: written as {} at {} (via {}); the engine applies it within moments — `klaxon ctl show {}` shows the outcome\n",
+                    "{} {} accepted: written as {} at {} (via {})\n",
                     s(&c["command"]),
                     s(&c["incident_id"]),
                     s(&c["by"]),
                     s(&c["at"]),
                     s(&c["via"]),
-                    s(&c["incident_id"]),
                 )
-            })
+            };
+            match outcome {
+                Some(Outcome::Rejected(reason)) => {
+                    print!("{out}");
+                    Err(fail(
+                        EXIT_REJECTED,
+                        format!("the engine refused it, nothing changed: {reason}"),
+                    ))
+                }
+                Some(Outcome::Applied(kind)) if !args.json => {
+                    let _ = writeln!(out, "applied: {kind}");
+                    Ok(out)
+                }
+                Some(Outcome::Pending) | None if !args.json => {
+                    let _ = writeln!(
+                        out,
+                        "not seen applied yet: `klaxon ctl show {}` shows the outcome",
+                        s(&c["incident_id"])
+                    );
+                    Ok(out)
+                }
+                _ => Ok(out),
+            }
         }
     }
 }
@@ -344,6 +383,28 @@ fn command_body(a: &Action) -> Option<(&str, Value)> {
     Some((id.as_str(), Value::Object(body)))
 }
 
+/// What became of a written command.
+enum Outcome {
+    /// The first event it caused (`incident.acknowledged`, `report.filed`, …).
+    Applied(String),
+    /// `command.rejected`, with the reason.
+    Rejected(String),
+    /// Nothing in the timeline yet.
+    Pending,
+}
+
+impl Outcome {
+    fn json(&self) -> Value {
+        match self {
+            Outcome::Applied(kind) => serde_json::json!({"status": "applied", "event": kind}),
+            Outcome::Rejected(reason) => {
+                serde_json::json!({"status": "rejected", "reason": reason})
+            }
+            Outcome::Pending => serde_json::json!({"status": "pending"}),
+        }
+    }
+}
+
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -369,6 +430,36 @@ impl Client {
             .header("content-type", "application/json")
             .body(body.to_string());
         self.send(req).await
+    }
+
+    /// Watches the incident's timeline for the events of `command` (the desk's echo of what it
+    /// wrote: same `command`, `by` and `at`) until `wait` passes. Errors while watching only
+    /// mean the outcome is not known.
+    async fn outcome(&self, command: &Value, wait: Duration) -> Outcome {
+        let id = s(&command["incident_id"]);
+        let path = format!("/api/v1/incidents/{}", path_segment(id));
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if let Ok(v) = self.get(&path, &[]).await {
+                let mine = v["timeline"].as_array().and_then(|t| {
+                    t.iter().find(|m| {
+                        m["command"] == command["command"]
+                            && m["by"] == command["by"]
+                            && m["at"] == command["at"]
+                    })
+                });
+                if let Some(m) = mine {
+                    return match s(&m["type"]) {
+                        "command.rejected" => Outcome::Rejected(s(&m["detail"]).to_string()),
+                        kind => Outcome::Applied(kind.to_string()),
+                    };
+                }
+            }
+            if std::time::Instant::now() >= until {
+                return Outcome::Pending;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// A pre-signed command: `bytes` exactly as signed.

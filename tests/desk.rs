@@ -692,6 +692,18 @@ async fn ctl_lists_shows_and_sends_commands_with_exit_codes_scripts_can_use() {
         v["incidents"][0]["nearest_deadline"].is_null(),
         "no clock runs: {v}"
     );
+    // A command the engine refuses after it was written: ctl waits for the outcome and says so
+    // (exit 8), instead of leaving the user with "accepted".
+    let (code, out, err) = ctl(port, Some(DUTY_TOKEN), &["file", &id, "--kind", "initial"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(
+        out.contains("accepted") && err.contains("the engine refused it"),
+        "{out}{err}"
+    );
+    let (code, out, err) = ctl(port, Some(DUTY_TOKEN), &["--json", "resolve", &id]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["outcome"]["status"], "applied", "{v}");
 }
 
 /// `klaxon ctl --key FILE --key-id ID`: the duty officer signs with her own key; the desk checks
@@ -783,7 +795,9 @@ async fn ctl_signs_commands_with_its_own_key_and_the_desk_forwards_them_untouche
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("accepted") && out.contains("via dora"),
+        out.contains("accepted")
+            && out.contains("via dora")
+            && out.contains("applied: report.filed"),
         "{out}"
     );
     let v = api
