@@ -352,6 +352,33 @@ async fn from_broker(config: &settings::Config, records: Vec<(String, Vec<u8>)>)
         t.elapsed().as_secs_f64()
     );
     drop(records);
+    // The same records read by a bare consumer (no decoding, no view): what fetching from this
+    // broker costs by itself.
+    {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let mut cfg = klaxon::runtime::kafka::base_config(s);
+        cfg.set("group.id", format!("{prefix}.raw"));
+        cfg.set("enable.auto.commit", "false");
+        cfg.set("auto.offset.reset", "earliest");
+        let consumer: BaseConsumer = cfg.create().expect("consumer");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..6 {
+            let _ = tpl.add_partition_offset(&s.topics.changelog, p, rdkafka::Offset::Beginning);
+        }
+        consumer.assign(&tpl).expect("assign");
+        let t = Instant::now();
+        let mut got = 0;
+        while got < n && t.elapsed() < std::time::Duration::from_secs(300) {
+            if let Some(Ok(_)) = consumer.poll(std::time::Duration::from_millis(100)) {
+                got += 1;
+            }
+        }
+        println!(
+            "  broker: a bare consumer read {got} records in {:.2} s ({:.0} k records/s)",
+            t.elapsed().as_secs_f64(),
+            got as f64 / t.elapsed().as_secs_f64() / 1000.0
+        );
+    }
     let mut times = Vec::new();
     for _ in 0..3 {
         let desk = std::sync::Arc::new(

@@ -74,8 +74,9 @@ pub fn document() -> Value {
                 "responses": show_responses
             }},
             "/api/v1/incidents/{id}/commands": {"post": {
-                "summary": "Send a command (docs/spec.md §2) about the incident. `by` is the principal and may not be given; `at` defaults to now.",
-                "parameters": [id_param, {"name": "klaxon-client", "in": "header", "required": false, "schema": {"type": "string", "enum": ["ctl"]}, "description": "`ctl` when sent by `klaxon ctl` (recorded as `via`)."}],
+                "summary": "Send a command (docs/spec.md §2) about the incident. `by` is the principal and may not be given; `at` defaults to now. Or send it pre-signed (header `klaxon-signature`): then the body is the full command with `by` (= the principal), `incident_id` and `at`, and it is written untouched.",
+                "parameters": [id_param, {"name": "klaxon-client", "in": "header", "required": false, "schema": {"type": "string", "enum": ["ctl"]}, "description": "`ctl` when sent by `klaxon ctl` (recorded as `via`)."},
+                    {"name": "klaxon-signature", "in": "header", "required": false, "schema": {"type": "string", "pattern": "^ed25519:[^:]+:[A-Za-z0-9+/=]+$"}, "description": "A pre-signed command (`klaxon ctl --key`): `ed25519:<key id>:<base64 signature of the body bytes>` by a [[commands.keys]] key allowed to sign for the principal. The desk checks it (400 bad_signature, 403 principal_not_allowed) and writes the body and this header untouched; `via` becomes the key id."}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandRequest"}}}},
                 "responses": cmd_responses
             }},
