@@ -6,7 +6,7 @@
 use crate::runtime::clock::Clock;
 use crate::settings::Config;
 use crate::telemetry::Metrics;
-use crate::time::{parse_offset, Timestamp};
+use crate::time::Timestamp;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
@@ -52,7 +52,7 @@ pub async fn run(
     }];
     let desk = demo_desk(&mut config, &prefix)?;
     let s = &config.settings;
-    let offset = parse_offset(&s.output.utc_offset).map_err(|e| e.to_string())?;
+    let offset = s.utc_offset();
     let text = std::fs::read_to_string(input)
         .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
     let records = schedule(&text);

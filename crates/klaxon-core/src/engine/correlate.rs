@@ -9,17 +9,6 @@ use crate::settings::ruleset::{
 use crate::time::{Millis, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// Fields `correlation.group_by` may name.
-pub const GROUP_BY_FIELDS: [&str; 7] = [
-    "operator.id",
-    "asset.id",
-    "category",
-    "source",
-    "title",
-    "operator.province",
-    "asset.kind",
-];
-
 /// The resolved operator of an incident. Incidents share one copy per distinct operator
 /// (`Engine` interns them): a million incidents of a few hundred operators hold a few hundred.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -586,6 +575,38 @@ impl Figures {
 mod tests {
     use super::*;
     use crate::time::{HOUR, MINUTE};
+
+    /// Every field the table lets `correlation.group_by` name takes part in the key: two alerts
+    /// that differ only in it fall in different incidents, and alike ones in the same.
+    #[test]
+    fn every_group_by_field_of_the_table_separates_incidents() {
+        use crate::model::alert::{group_by_fields, record_of, FIELDS};
+        let registry = crate::settings::registry::Registry::default();
+        let fields: Vec<_> = FIELDS.iter().filter(|f| f.path != "incident_key").collect();
+        let base = record_of(fields.iter().copied());
+        let key = |json: &serde_json::Value, by: &str| {
+            let alert: Alert = serde_json::from_value(json.clone()).expect("an alert");
+            let (op, asset) = super::super::alerts::resolve_parties(&registry, &alert);
+            correlation_key(&alert, &op, &asset, &[by.to_string()])
+        };
+        let mut n = 0;
+        for by in group_by_fields() {
+            let mut other = base.clone();
+            let mut at = &mut other;
+            for p in by.split('.') {
+                at = &mut at[p];
+            }
+            *at = serde_json::Value::String("something else".into());
+            assert_eq!(key(&base, by), key(&base.clone(), by), "{by}");
+            assert_ne!(
+                key(&base, by),
+                key(&other, by),
+                "{by} is not part of the key"
+            );
+            n += 1;
+        }
+        assert!(n >= 7, "{n} group_by fields");
+    }
 
     fn t(h: i64) -> Timestamp {
         Timestamp(h * HOUR)

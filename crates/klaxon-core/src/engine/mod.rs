@@ -41,7 +41,7 @@ use crate::model::escalation::{
 };
 use crate::model::{Command, Escalation, Input, Level, ReportKind};
 use crate::settings::escalation::OnEvent;
-use crate::settings::ruleset::{Figure, Ruleset, AMOUNT_FIGURES};
+use crate::settings::ruleset::{Ruleset, AMOUNT_FIGURES};
 use crate::settings::{Config, Registry};
 use crate::time::{Millis, Timestamp};
 use chrono::FixedOffset;
@@ -84,17 +84,11 @@ pub struct EngineOptions {
 
 impl EngineOptions {
     pub fn from_config(c: &Config) -> Self {
-        let mut sum = [false; AMOUNT_FIGURES];
-        for (fig, how) in &c.settings.correlation.combine {
-            if let (Ok(Figure::Amount(a)), "sum") = (fig.parse::<Figure>(), how.as_str()) {
-                sum[a as usize] = true;
-            }
-        }
         EngineOptions {
             offset: c.settings.utc_offset(),
             group_by: c.settings.correlation.group_by.clone(),
             quiet_period: c.settings.quiet_period(),
-            sum,
+            sum: c.settings.parsed.sum,
             max_alert_ids: c.settings.correlation.max_alert_ids,
             retention: c.settings.retention(),
             dedup_window: c.settings.dedup_window(),

@@ -7,6 +7,88 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::marker::PhantomData;
 
+/// One field of the native alert, as a dotted path into its JSON.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub path: &'static str,
+    /// A value the field may take, as JSON text (the decoders' agreement test builds records
+    /// from these).
+    pub example: &'static str,
+    /// Whether `correlation.group_by` may name it.
+    pub group_by: bool,
+}
+
+const fn field(path: &'static str, example: &'static str) -> Field {
+    Field {
+        path,
+        example,
+        group_by: false,
+    }
+}
+
+const fn grouping(path: &'static str, example: &'static str) -> Field {
+    Field {
+        path,
+        example,
+        group_by: true,
+    }
+}
+
+/// Every field of [`Alert`], in one table: mapping files may fill these (plus the plain-id
+/// forms of `operator` and `asset`), `correlation.group_by` may name those marked, and the fast
+/// decoder is checked against serde on records built of any of them. A field added to `Alert`
+/// but not here fails the test `the_field_table_is_the_alert_schema`.
+pub const FIELDS: [Field; 43] = [
+    field("id", r#""a-1""#),
+    field("timestamp", r#""2026-11-24T08:00:00+08:00""#),
+    grouping("source", r#""suricata""#),
+    grouping("title", r#""ET EXPLOIT 可疑 DNS 隧道""#),
+    grouping("category", r#""outage""#),
+    field("incident_key", r#""k-1""#),
+    field("detail", r#""rule 5712, level 10""#),
+    grouping("operator.id", r#""gd-grid""#),
+    field("operator.name", r#""广东电网有限责任公司""#),
+    field("operator.class", r#""cii""#),
+    grouping("operator.province", r#""广东省""#),
+    field("operator.sector", r#""energy""#),
+    field("operator.organ", r#""mof""#),
+    grouping("asset.id", r#""gd-grid-scada""#),
+    field("asset.name", r#""SCADA master""#),
+    grouping("asset.kind", r#""cii_system""#),
+    field("asset.level", r#""provincial""#),
+    field("asset.size", r#""large""#),
+    field("asset.operator", r#""gd-grid""#),
+    field("impact.outage.scope", r#""main_function""#),
+    field("impact.outage.since", r#""2026-11-24T07:30:00+08:00""#),
+    field("impact.outage.until", r#""2026-11-24T07:55:00Z""#),
+    field("impact.unreachable.since", r#""2026-11-24T07:00:00+08:00""#),
+    field("impact.unreachable.until", "null"),
+    field("impact.defacement.page", r#""other""#),
+    field("impact.defacement.since", r#""2026-11-24T06:00:00+08:00""#),
+    field("impact.defacement.until", r#""2026-11-24T07:00:00+08:00""#),
+    field("impact.defacement.reposts", "1200"),
+    field("impact.defacement.views", "100000"),
+    field("impact.defacement.designated", r#""major""#),
+    field("impact.affected_population", "150000"),
+    field("impact.affected_population_share.provincial", "0.25"),
+    field("impact.affected_population_share.prefectural", "0.5"),
+    field("impact.personal_info_records", "1200000"),
+    field("impact.economic_loss_cny", "5000000.5"),
+    field("impact.data_leak.class", r#""important""#),
+    field("impact.data_leak.threat", r#""serious""#),
+    field("impact.ransom.amount", "1.5e3"),
+    field("impact.ransom.currency", r#""BTC""#),
+    field("impact.ransom.method", r#""encryption""#),
+    field("impact.ransom.date", r#""2026-11-24""#),
+    field("impact.finding.level", r#""major""#),
+    field("impact.finding.reason", r#""analyst's judgement""#),
+];
+
+/// The fields `correlation.group_by` may name, in table order.
+pub fn group_by_fields() -> impl Iterator<Item = &'static str> {
+    FIELDS.iter().filter(|f| f.group_by).map(|f| f.path)
+}
+
 /// A string an alert carries. Most are dropped once the alert is applied, so the fast decoder
 /// borrows them from the record instead of copying each (and allocating for the long ones:
 /// titles, asset names); what the engine keeps, it copies. Serde, the reference decoder for
@@ -330,5 +412,69 @@ impl<'de, 'a, T: Deserialize<'de>> Deserialize<'de> for Ref<'a, T> {
             }
         }
         d.deserialize_any(RefVisitor(PhantomData))
+    }
+}
+
+/// A native alert as JSON holding the given fields of the table, each with its example value.
+#[cfg(test)]
+pub(crate) fn record_of<'f>(fields: impl IntoIterator<Item = &'f Field>) -> serde_json::Value {
+    let mut root = serde_json::Map::new();
+    for f in fields {
+        let value: serde_json::Value =
+            serde_json::from_str(f.example).unwrap_or_else(|e| panic!("{}: {e}", f.path));
+        let mut parts: Vec<&str> = f.path.split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut obj = &mut root;
+        for p in parts {
+            obj = obj
+                .entry(p)
+                .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                .as_object_mut()
+                .unwrap_or_else(|| panic!("{} crosses a leaf", f.path));
+        }
+        obj.insert(last.to_string(), value);
+    }
+    serde_json::Value::Object(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&path, v, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+
+    /// Serde's view of the schema (every field of a fully populated alert, serialized back) is
+    /// the table: a field added to `Alert` and not to the table, or the reverse, fails here.
+    #[test]
+    fn the_field_table_is_the_alert_schema() {
+        let json = record_of(FIELDS.iter());
+        let alert: Alert = serde_json::from_value(json.clone())
+            .unwrap_or_else(|e| panic!("the table's examples make an alert: {e}\n{json}"));
+        let mut schema = BTreeSet::new();
+        leaves(
+            "",
+            &serde_json::to_value(&alert).expect("serializes"),
+            &mut schema,
+        );
+        let table: BTreeSet<String> = FIELDS.iter().map(|f| f.path.to_string()).collect();
+        assert_eq!(schema, table);
+        assert_eq!(table.len(), FIELDS.len(), "a path is in the table twice");
     }
 }

@@ -40,6 +40,31 @@ pub struct DeliverySettings {
     pub alertmanager: AlertmanagerSettings,
     #[serde(default)]
     pub webhooks: Vec<WebhookSettings>,
+    /// The durations above, parsed once by [`validate`], which reports every bad one.
+    #[serde(skip)]
+    pub durations: DeliveryDurations,
+}
+
+/// `initial_backoff`, `max_backoff`, `request_timeout` and `alertmanager.resend_every` as
+/// durations. [`Default`] is their defaults, for the moment between deserializing and
+/// validating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliveryDurations {
+    pub initial_backoff: std::time::Duration,
+    pub max_backoff: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    pub resend_every: std::time::Duration,
+}
+
+impl Default for DeliveryDurations {
+    fn default() -> Self {
+        DeliveryDurations {
+            initial_backoff: std::time::Duration::from_secs(1),
+            max_backoff: std::time::Duration::from_secs(60),
+            request_timeout: std::time::Duration::from_secs(10),
+            resend_every: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,27 +159,23 @@ impl Default for DeliverySettings {
             listen: default_listen(),
             alertmanager: AlertmanagerSettings::default(),
             webhooks: Vec::new(),
+            durations: DeliveryDurations::default(),
         }
     }
 }
 
-fn duration(s: &str, fallback: i64) -> std::time::Duration {
-    let ms = Millis::parse_human(s).map(|m| m.0).unwrap_or(fallback);
-    std::time::Duration::from_millis(ms.max(1) as u64)
-}
-
 impl DeliverySettings {
     pub fn initial_backoff(&self) -> std::time::Duration {
-        duration(&self.initial_backoff, 1_000)
+        self.durations.initial_backoff
     }
     pub fn max_backoff(&self) -> std::time::Duration {
-        duration(&self.max_backoff, 60_000)
+        self.durations.max_backoff
     }
     pub fn request_timeout(&self) -> std::time::Duration {
-        duration(&self.request_timeout, 10_000)
+        self.durations.request_timeout
     }
     pub fn resend_every(&self) -> std::time::Duration {
-        duration(&self.alertmanager.resend_every, 60_000)
+        self.durations.resend_every
     }
     /// Whether any sink is configured.
     pub fn has_sinks(&self) -> bool {
@@ -166,25 +187,40 @@ fn http_url_ok(u: &str) -> bool {
     (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len()
 }
 
-/// Every problem, as (key, problem).
-pub fn validate(d: &DeliverySettings) -> Vec<(String, String)> {
+/// Every problem, as (key, problem); fills [`DeliverySettings::durations`].
+pub fn validate(d: &mut DeliverySettings) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut add = |k: String, p: String| out.push((k, p));
-    for (key, v) in [
-        ("delivery.initial_backoff", &d.initial_backoff),
-        ("delivery.max_backoff", &d.max_backoff),
-        ("delivery.request_timeout", &d.request_timeout),
+    let mut parsed = DeliveryDurations::default();
+    for (key, v, into) in [
+        (
+            "delivery.initial_backoff",
+            &d.initial_backoff,
+            &mut parsed.initial_backoff,
+        ),
+        (
+            "delivery.max_backoff",
+            &d.max_backoff,
+            &mut parsed.max_backoff,
+        ),
+        (
+            "delivery.request_timeout",
+            &d.request_timeout,
+            &mut parsed.request_timeout,
+        ),
         (
             "delivery.alertmanager.resend_every",
             &d.alertmanager.resend_every,
+            &mut parsed.resend_every,
         ),
     ] {
         match Millis::parse_human(v) {
-            Ok(m) if m.0 > 0 => {}
+            Ok(m) if m.0 > 0 => *into = std::time::Duration::from_millis(m.0 as u64),
             Ok(_) => add(key.into(), "must be positive".into()),
             Err(e) => add(key.into(), e),
         }
     }
+    d.durations = parsed;
     if d.max_in_flight == 0 {
         add("delivery.max_in_flight".into(), "must be positive".into());
     }

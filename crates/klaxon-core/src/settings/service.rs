@@ -32,6 +32,51 @@ pub struct Settings {
     /// Who may sign commands on the commands topic (docs/spec.md §9).
     #[serde(default)]
     pub commands: CommandSettings,
+    /// The values above that are written as text (durations, the offset, the combine rules,
+    /// routing levels), parsed once while the settings are validated. Nothing parses them again.
+    #[serde(skip)]
+    pub parsed: Parsed,
+}
+
+/// The typed values of the settings written as text, filled by validation: every bad one has
+/// already been reported as a `check-config` problem with its file and key, so none of them
+/// falls back to a default later. ([`Default`] is the shipped `default.toml`'s values, for the
+/// moment between deserializing and validating; a test keeps the two equal.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub utc_offset: FixedOffset,
+    pub quiet_period: Millis,
+    pub retention: Millis,
+    pub dedup_window: Millis,
+    pub commit_interval: Millis,
+    pub max_event_age: Millis,
+    pub max_event_skew: Millis,
+    pub stall_after: Millis,
+    pub backdate_tolerance: Millis,
+    /// `correlation.combine`: which amount figures are summed over an incident's alerts (the
+    /// others take the maximum), indexed by `AmountFigure as usize`.
+    pub sum: [bool; super::ruleset::AMOUNT_FIGURES],
+    /// `routing[i].min_level`, by rule.
+    pub routing_min_level: Vec<Option<crate::model::Level>>,
+}
+
+impl Default for Parsed {
+    fn default() -> Self {
+        use crate::time::{DAY, MINUTE};
+        Parsed {
+            utc_offset: FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix()),
+            quiet_period: Millis(DAY),
+            retention: Millis(45 * DAY),
+            dedup_window: Millis(7 * DAY),
+            commit_interval: Millis(1000),
+            max_event_age: crate::admission::DEFAULT_MAX_AGE,
+            max_event_skew: crate::admission::DEFAULT_MAX_SKEW,
+            stall_after: Millis(MINUTE),
+            backdate_tolerance: Millis(5 * MINUTE),
+            sum: [false; super::ruleset::AMOUNT_FIGURES],
+            routing_min_level: Vec::new(),
+        }
+    }
 }
 
 /// `[desk]`: where the incident API listens, who may use it, and the key it signs commands with.
@@ -354,17 +399,19 @@ impl Default for StateSettings {
 }
 
 impl Settings {
-    /// The validated output offset (validation guarantees it parses; UTC is a mere fallback).
+    /// `output.utc_offset`.
     pub fn utc_offset(&self) -> FixedOffset {
-        parse_offset(&self.output.utc_offset).unwrap_or_else(|_| chrono::Utc.fix())
+        self.parsed.utc_offset
     }
 
+    /// `correlation.quiet_period`.
     pub fn quiet_period(&self) -> Millis {
-        Millis::parse_human(&self.correlation.quiet_period).unwrap_or(Millis(crate::time::DAY))
+        self.parsed.quiet_period
     }
 
+    /// `state.retention`.
     pub fn retention(&self) -> Millis {
-        Millis::parse_human(&self.state.retention).unwrap_or(Millis(45 * crate::time::DAY))
+        self.parsed.retention
     }
 
     /// Settings for a self-contained run on a shared broker (the demo, the load harness): every
@@ -395,30 +442,24 @@ impl Settings {
         s
     }
 
+    /// `state.commit_interval`.
     pub fn commit_interval(&self) -> std::time::Duration {
-        let ms = Millis::parse_human(&self.state.commit_interval)
-            .map(|m| m.0)
-            .unwrap_or(1000);
-        std::time::Duration::from_millis(ms.max(1) as u64)
+        std::time::Duration::from_millis(self.parsed.commit_interval.0.max(1) as u64)
     }
 
-    /// `metrics.stall_after` (validated).
+    /// `metrics.stall_after`.
     pub fn stall_after(&self) -> std::time::Duration {
-        let ms = Millis::parse_human(&self.metrics.stall_after)
-            .map(|m| m.0)
-            .unwrap_or(60_000);
-        std::time::Duration::from_millis(ms.max(1) as u64)
+        std::time::Duration::from_millis(self.parsed.stall_after.0.max(1) as u64)
     }
 
-    /// `input.max_event_age` (validated).
+    /// `input.max_event_age`.
     pub fn max_event_age(&self) -> Millis {
-        Millis::parse_human(&self.input.max_event_age).unwrap_or(crate::admission::DEFAULT_MAX_AGE)
+        self.parsed.max_event_age
     }
 
-    /// `input.max_event_skew` (validated).
+    /// `input.max_event_skew`.
     pub fn max_event_skew(&self) -> Millis {
-        Millis::parse_human(&self.input.max_event_skew)
-            .unwrap_or(crate::admission::DEFAULT_MAX_SKEW)
+        self.parsed.max_event_skew
     }
 
     /// The live admission window around `now` (see [`crate::admission`]).
@@ -426,12 +467,14 @@ impl Settings {
         crate::admission::Window::live(now, self.max_event_age(), self.max_event_skew())
     }
 
+    /// `commands.backdate_tolerance`.
     pub fn backdate_tolerance(&self) -> Millis {
-        Millis::parse_human(&self.commands.backdate_tolerance).unwrap_or(Millis(5 * 60_000))
+        self.parsed.backdate_tolerance
     }
 
+    /// `state.dedup_window`.
     pub fn dedup_window(&self) -> Millis {
-        Millis::parse_human(&self.state.dedup_window).unwrap_or(Millis(7 * crate::time::DAY))
+        self.parsed.dedup_window
     }
 }
 
@@ -509,36 +552,67 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
             problem,
         })
     };
-    if let Err(e) = parse_offset(&settings.output.utc_offset) {
-        add("output.utc_offset", e);
+    let mut parsed = Parsed::default();
+    match parse_offset(&settings.output.utc_offset) {
+        Ok(o) => parsed.utc_offset = o,
+        Err(e) => add("output.utc_offset", e),
     }
-    for (key, v) in [
+    for (key, v, into) in [
         (
             "correlation.quiet_period",
             &settings.correlation.quiet_period,
+            &mut parsed.quiet_period,
         ),
-        ("state.retention", &settings.state.retention),
-        ("state.dedup_window", &settings.state.dedup_window),
-        ("state.commit_interval", &settings.state.commit_interval),
-        ("input.max_event_age", &settings.input.max_event_age),
-        ("metrics.stall_after", &settings.metrics.stall_after),
-        ("input.max_event_skew", &settings.input.max_event_skew),
+        (
+            "state.retention",
+            &settings.state.retention,
+            &mut parsed.retention,
+        ),
+        (
+            "state.dedup_window",
+            &settings.state.dedup_window,
+            &mut parsed.dedup_window,
+        ),
+        (
+            "state.commit_interval",
+            &settings.state.commit_interval,
+            &mut parsed.commit_interval,
+        ),
+        (
+            "input.max_event_age",
+            &settings.input.max_event_age,
+            &mut parsed.max_event_age,
+        ),
+        (
+            "metrics.stall_after",
+            &settings.metrics.stall_after,
+            &mut parsed.stall_after,
+        ),
+        (
+            "input.max_event_skew",
+            &settings.input.max_event_skew,
+            &mut parsed.max_event_skew,
+        ),
         (
             "commands.backdate_tolerance",
             &settings.commands.backdate_tolerance,
+            &mut parsed.backdate_tolerance,
         ),
     ] {
-        if let Err(e) = Millis::parse_human(v) {
-            add(key, e);
+        match Millis::parse_human(v) {
+            Ok(m) => *into = m,
+            Err(e) => add(key, e),
         }
     }
     for (i, f) in settings.correlation.group_by.iter().enumerate() {
-        if !crate::engine::correlate::GROUP_BY_FIELDS.contains(&f.as_str()) {
+        if !crate::model::alert::group_by_fields().any(|g| g == f) {
             add(
                 &format!("correlation.group_by[{i}]"),
                 format!(
                     "unknown field {f:?} (known: {})",
-                    crate::engine::correlate::GROUP_BY_FIELDS.join(", ")
+                    crate::model::alert::group_by_fields()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
@@ -550,19 +624,27 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
         );
     }
     for (fig, how) in &settings.correlation.combine {
-        match fig.parse::<super::ruleset::Figure>() {
-            Ok(super::ruleset::Figure::Amount(_)) => {}
-            Ok(_) => add(
-                &format!("correlation.combine.{fig}"),
-                "only amount figures can be combined by max or sum".into(),
-            ),
-            Err(e) => add(&format!("correlation.combine.{fig}"), e),
-        }
-        if how != "max" && how != "sum" {
-            add(
+        let amount = match fig.parse::<super::ruleset::Figure>() {
+            Ok(super::ruleset::Figure::Amount(a)) => Some(a),
+            Ok(_) => {
+                add(
+                    &format!("correlation.combine.{fig}"),
+                    "only amount figures can be combined by max or sum".into(),
+                );
+                None
+            }
+            Err(e) => {
+                add(&format!("correlation.combine.{fig}"), e);
+                None
+            }
+        };
+        match (how.as_str(), amount) {
+            ("sum", Some(a)) => parsed.sum[a as usize] = true,
+            ("max" | "sum", _) => {}
+            _ => add(
                 &format!("correlation.combine.{fig}"),
                 format!("expected max or sum, got {how:?}"),
-            );
+            ),
         }
     }
     if !(1..=1024).contains(&settings.state.partitions) {
@@ -609,13 +691,22 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
                 );
             }
         }
-        if let Some(l) = &r.min_level {
-            if let Err(e) = l.parse::<crate::model::Level>() {
+        let min_level = match r
+            .min_level
+            .as_deref()
+            .map(str::parse::<crate::model::Level>)
+        {
+            None => None,
+            Some(Ok(l)) => Some(l),
+            Some(Err(e)) => {
                 add(&format!("routing[{i}].min_level"), e);
+                None
             }
-        }
+        };
+        parsed.routing_min_level.push(min_level);
     }
-    for (key, problem) in super::delivery::validate(&settings.delivery) {
+    settings.parsed = parsed;
+    for (key, problem) in super::delivery::validate(&mut settings.delivery) {
         add(&key, problem);
     }
     for (key, problem) in crate::signing::check_settings(&settings) {
@@ -625,4 +716,24 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
         return None;
     }
     Some(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Parsed::default`] stands in only until validation fills it; it is the shipped file's
+    /// values all the same, so that nothing could tell the two apart.
+    #[test]
+    fn the_parsed_defaults_are_the_shipped_settings() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let mut issues = Vec::new();
+        let settings = load(&dir, &mut issues).expect("the shipped settings load");
+        assert!(issues.is_empty(), "{issues:?}");
+        let shipped = Parsed {
+            routing_min_level: Vec::new(),
+            ..settings.parsed.clone()
+        };
+        assert_eq!(shipped, Parsed::default());
+    }
 }

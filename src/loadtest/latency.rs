@@ -1,0 +1,325 @@
+//! The latency phase: a paced feed of the realistic alert mix with probes, each probe's
+//! time from produce to arrival at the consumer, and the same feed through a Klaxon with keyed
+//! input.
+
+use super::*;
+
+/// Every this many alerts of the latency feed is a probe that opens an incident of its own.
+pub(super) const PROBE_EVERY: usize = 50;
+
+/// How long the harness's own probe consumers wait in a fetch. tansu answers a fetch only when
+/// `fetch.wait.max.ms` runs out, even if records arrive sooner (real Kafka answers at once), so
+/// on tansu the wait sets a floor under every hop: the measuring instrument uses 1 ms. (Klaxon
+/// and the passthrough keep Klaxon's setting: at 1 ms, the fetches of its two consumers kept
+/// the local broker busy enough to triple the latency they were meant to cut.)
+pub(super) const PROBE_FETCH_WAIT_MS: &str = "1";
+
+/// The latency phase's feed, the same for both contenders: the realistic alert mix at `rate`
+/// alerts/s for `seconds` (numbered from `first_id`, so none repeats an earlier phase's ids),
+/// with every [`PROBE_EVERY`]th alert a probe opening an incident of its own.
+#[derive(Clone)]
+pub(super) struct PacedFeed {
+    pub(super) brokers: String,
+    pub(super) rate: f64,
+    pub(super) seconds: f64,
+    pub(super) keys: usize,
+    pub(super) first_id: usize,
+    pub(super) show: bool,
+    /// Written keyed for `kafka.input_keyed` (key and partition as `klaxon route-key` gives).
+    pub(super) keyed: Option<Arc<Config>>,
+}
+
+impl PacedFeed {
+    /// Sends the feed to `input` and returns the report line for `who`: the time from sending
+    /// each probe to its arrival on `output` (for Klaxon: the `incident.opened` event; for the
+    /// passthrough: the record itself). It runs on a thread of its own, as a SIEM and a
+    /// ticketing consumer would be processes of their own: sharing the contender's runtime, its
+    /// timestamps would wait for the contender's busy worker threads.
+    pub(super) async fn latency(
+        &self,
+        who: &str,
+        input: &str,
+        output: &str,
+        group: &str,
+    ) -> Result<String, String> {
+        let feed = self.clone();
+        let (input, output, group) = (input.to_string(), output.to_string(), group.to_string());
+        let ms = tokio::task::spawn_blocking(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(feed.measure(&input, &output, &group))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let expected = ((self.rate * self.seconds) as usize).div_ceil(PROBE_EVERY);
+        Ok(format!(
+            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+            self.rate,
+            self.seconds,
+            ms.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(f64::NAN)
+        ))
+    }
+
+    /// The probes' latencies in milliseconds, sorted.
+    pub(super) async fn measure(
+        &self,
+        input: &str,
+        output: &str,
+        group: &str,
+    ) -> Result<Vec<f64>, String> {
+        let (rate, keys, first_id) = (self.rate, self.keys, self.first_id);
+        let c: StreamConsumer = consumer(&self.brokers, group, "earliest", PROBE_FETCH_WAIT_MS)
+            .create()
+            .map_err(|e| e.to_string())?;
+        c.subscribe(&[output]).map_err(|e| e.to_string())?;
+        joined(&c).await;
+        // Skip what earlier phases left on the topic.
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), c.recv()).await {}
+        let p: FutureProducer = client(&self.brokers)
+            .set("linger.ms", "1")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let total = (rate * self.seconds) as usize;
+        let probes = total.div_ceil(PROBE_EVERY);
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let receiver = tokio::spawn(async move {
+            let mut arrived: Vec<(usize, Instant)> = Vec::with_capacity(probes);
+            loop {
+                let m = tokio::select! {
+                    _ = stop_rx.changed() => break,
+                    m = c.recv() => m,
+                };
+                let at = Instant::now();
+                if let Some(k) = m
+                    .ok()
+                    .and_then(|m| probe_number(m.payload().unwrap_or(&[])))
+                {
+                    arrived.push((k, at));
+                    if arrived.len() >= probes {
+                        break;
+                    }
+                }
+            }
+            arrived
+        });
+        let b = bar(self.show, total as u64, "latency");
+        let mut sent: Vec<Option<Instant>> = vec![None; probes];
+        let mut key_cache: std::collections::HashMap<usize, ([u8; 6], i32)> =
+            std::collections::HashMap::new();
+        let start = Instant::now();
+        let mut i = 0usize;
+        let mut ts = (Instant::now(), now_rfc3339(0));
+        while i < total {
+            let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(total);
+            if ts.0.elapsed() >= Duration::from_millis(100) {
+                ts = (Instant::now(), now_rfc3339(0));
+            }
+            while i < due {
+                let line = if i % PROBE_EVERY == 0 {
+                    let k = i / PROBE_EVERY;
+                    format!(
+                        r#"{{"id":"probe-{k}","timestamp":"{}","incident_key":"probe-{first_id}-{k}","operator":"hz-ecom","title":"latency probe"}}"#,
+                        ts.1
+                    )
+                } else {
+                    alert_line(first_id + i, keys, &ts.1)
+                };
+                // Computed once per correlation key (a probe's is its own): decoding every line
+                // here would load this thread, which also timestamps the arrivals.
+                let key = match &self.keyed {
+                    None => None,
+                    Some(c) => {
+                        let slot = (i % PROBE_EVERY != 0).then_some((first_id + i) % keys.max(1));
+                        match slot.and_then(|k| key_cache.get(&k)) {
+                            Some(hit) => Some(*hit),
+                            None => {
+                                let got =
+                                    crate::runtime::keyed::record_key(c, line.as_bytes()).ok();
+                                if let (Some(k), Some(got)) = (slot, got) {
+                                    key_cache.insert(k, got);
+                                }
+                                got
+                            }
+                        }
+                    }
+                };
+                loop {
+                    let mut record = FutureRecord::<[u8], _>::to(input).payload(line.as_bytes());
+                    if let Some((k, partition)) = &key {
+                        record = record.key(&k[..]).partition(*partition);
+                    }
+                    match p.send_result(record) {
+                        Ok(_) => break,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    }
+                }
+                if i % PROBE_EVERY == 0 {
+                    sent[i / PROBE_EVERY] = Some(Instant::now());
+                }
+                i += 1;
+            }
+            b.set_position(i as u64);
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        b.finish_and_clear();
+        // Stragglers get a few seconds; a probe that never arrives is reported by the count.
+        let grace = tokio::time::sleep(Duration::from_secs(5));
+        tokio::pin!(grace);
+        tokio::select! {
+            _ = &mut grace => { let _ = stop_tx.send(true); }
+            _ = async { while !receiver.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } } => {}
+        }
+        let arrived = receiver.await.map_err(|e| e.to_string())?;
+        let mut ms: Vec<f64> = arrived
+            .into_iter()
+            .filter_map(|(k, at)| {
+                let t0 = (*sent.get(k)?)?;
+                Some(at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        Ok(ms)
+    }
+}
+
+/// The probe number in a record that carries a probe: the probe alert itself (passthrough) or
+/// the `incident.opened` event of the probe's incident (Klaxon). Other events are ignored.
+pub(super) fn probe_number(payload: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(payload).ok()?;
+    if text.contains(r#""type":"#) && !text.contains(r#""type":"incident.opened""#) {
+        return None;
+    }
+    let rest = &text[text.find(r#""probe-"#)? + 7..];
+    rest[..rest.find('"')?].parse().ok()
+}
+
+/// Minimum, median and maximum (`values` is sorted in place; NaN for none).
+pub(super) fn spread(values: &mut [f64]) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    match (values.first(), values.last()) {
+        (Some(&lo), Some(&hi)) => {
+            let median = values.get(values.len() / 2).copied().unwrap_or(lo);
+            (lo, median, hi)
+        }
+        _ => (f64::NAN, f64::NAN, f64::NAN),
+    }
+}
+
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A histogram's cumulative bucket counts `(upper bound in seconds, count)`, its sample count
+/// and its sum: what is needed to describe the samples taken between two snapshots.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct HistogramSnapshot {
+    buckets: Vec<(f64, u64)>,
+    count: u64,
+    sum: f64,
+}
+
+impl HistogramSnapshot {
+    pub(super) fn of(h: &prometheus::Histogram) -> Self {
+        use prometheus::core::Collector;
+        let families = h.collect();
+        let Some(m) = families.first().and_then(|f| f.get_metric().first()) else {
+            return Self::default();
+        };
+        let hist = m.get_histogram();
+        HistogramSnapshot {
+            buckets: hist
+                .get_bucket()
+                .iter()
+                .map(|b| (b.upper_bound(), b.cumulative_count()))
+                .collect(),
+            count: hist.get_sample_count(),
+            sum: hist.get_sample_sum(),
+        }
+    }
+
+    /// The samples taken since `earlier`: how many, their mean, and the bucket bound that the
+    /// fraction `q` of them stay within (`None` when there were none, infinity when past the
+    /// last bucket). Bucket bounds are what a Prometheus histogram can say.
+    pub(super) fn since(&self, earlier: &Self, q: f64) -> Option<(u64, f64, f64)> {
+        let n = self.count.checked_sub(earlier.count).filter(|&n| n > 0)?;
+        let mean = (self.sum - earlier.sum) / n as f64;
+        let wanted = (q * n as f64).ceil() as u64;
+        let bound = self
+            .buckets
+            .iter()
+            .zip(
+                earlier
+                    .buckets
+                    .iter()
+                    .map(|b| b.1)
+                    .chain(std::iter::repeat(0)),
+            )
+            .find(|((_, now), then)| now.saturating_sub(*then) >= wanted)
+            .map_or(f64::INFINITY, |((upper, _), _)| *upper);
+        Some((n, mean, bound))
+    }
+}
+
+/// One report line for Klaxon's own share of the latency phase, from its processing-latency
+/// histogram: the end-to-end figures are mostly broker hops on the local broker.
+pub(super) fn own_share(before: &HistogramSnapshot, after: &HistogramSnapshot) -> String {
+    let ms = |s: f64| s * 1000.0;
+    match (after.since(before, 0.5), after.since(before, 0.99)) {
+        (Some((n, mean, p50)), Some((_, _, p99))) => format!(
+            "  of which Klaxon's processor, from a batch's receipt to the broker's acknowledgement of its escalations ({n} batches): mean {:.1} ms, p50 ≤ {} ms, p99 ≤ {} ms (histogram bucket bounds)\n",
+            ms(mean),
+            ms(p50),
+            ms(p99)
+        ),
+        _ => "  (no batches in Klaxon's processing-latency histogram)\n".to_string(),
+    }
+}
+
+/// The latency phase's feed through a Klaxon with keyed input (`kafka.input_keyed`), started
+/// for it on topics of its own and stopped after.
+pub(super) async fn keyed_latency(
+    config: &Config,
+    base: &crate::settings::Settings,
+    prefix: &str,
+    mut feed: PacedFeed,
+) -> Result<String, String> {
+    let mut cfg = config.clone();
+    cfg.settings = base.isolated(&format!("{prefix}.keyed"));
+    cfg.settings.desk.enabled = false;
+    cfg.settings.kafka.input_keyed = true;
+    crate::runtime::kafka::ensure_topics(&cfg.settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    let (stop, service) = crate::runtime::spawn(cfg.clone(), metrics.clone(), Clock::wall());
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    while !metrics.is_ready() && Instant::now() < ready_by {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    feed.keyed = Some(cfg.clone());
+    let before = HistogramSnapshot::of(&metrics.latency);
+    let line = feed
+        .latency(
+            "klaxon with keyed input",
+            &cfg.settings.topics.alerts,
+            &cfg.settings.topics.escalations,
+            &format!("{prefix}.keyed.latency"),
+        )
+        .await;
+    let share = own_share(&before, &HistogramSnapshot::of(&metrics.latency));
+    let rerouted = metrics.records_rerouted.get();
+    let _ = stop.send(true);
+    let _ = service.await;
+    Ok(format!("{}{share}  ({rerouted} re-routed)\n", line?))
+}

@@ -1,0 +1,38 @@
+use super::{own_share, spread, HistogramSnapshot};
+
+#[test]
+fn the_latency_share_describes_only_the_samples_of_the_window() {
+    let h = prometheus::Histogram::with_opts(
+        prometheus::HistogramOpts::new("t", "t").buckets(vec![0.001, 0.005, 0.01, 0.05]),
+    )
+    .unwrap();
+    h.observe(0.04); // before the window: must not count
+    let before = HistogramSnapshot::of(&h);
+    for _ in 0..98 {
+        h.observe(0.0008);
+    }
+    h.observe(0.007);
+    h.observe(0.2);
+    let after = HistogramSnapshot::of(&h);
+    let (n, mean, p50) = after.since(&before, 0.5).unwrap();
+    assert_eq!(n, 100);
+    assert!((mean - (98.0 * 0.0008 + 0.007 + 0.2) / 100.0).abs() < 1e-12);
+    assert_eq!(p50, 0.001);
+    assert_eq!(after.since(&before, 0.99).unwrap().2, 0.01);
+    assert_eq!(after.since(&before, 1.0).unwrap().2, f64::INFINITY);
+    assert_eq!(after.since(&after, 0.5), None);
+    let line = own_share(&before, &after);
+    assert!(
+        line.contains("(100 batches)") && line.contains("p99 ≤ 10 ms"),
+        "{line}"
+    );
+}
+
+#[test]
+fn spread_reports_min_median_max_of_the_rounds() {
+    assert_eq!(spread(&mut [1.1, 0.7, 0.9]), (0.7, 0.9, 1.1));
+    // An even count takes the upper of the two middle values (a measured figure, not a mean).
+    assert_eq!(spread(&mut [1.0, 0.8, 0.9, 1.2]), (0.8, 1.0, 1.2));
+    let (lo, mid, hi) = spread(&mut []);
+    assert!(lo.is_nan() && mid.is_nan() && hi.is_nan());
+}
