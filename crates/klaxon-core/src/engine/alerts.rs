@@ -314,9 +314,12 @@ impl Engine {
             n += 1;
         };
         self.latest_by_key.insert(kh, id);
+        // 4 billion openings per partition engine; past that, ties fall back to opening times.
+        self.opened = self.opened.saturating_add(1);
         let inc = Incident {
             id,
             key: key.into_boxed_str(),
+            opened_seq: self.opened,
             opened_at: alert.timestamp,
             last_alert_at: alert.timestamp,
             last_activity: alert.timestamp,

@@ -72,6 +72,13 @@ pub struct Incident {
     /// less each, so an incident is 384 bytes (the allocator's 384-byte class) instead of 424
     /// (its 448-byte class), and there are a million of them.
     pub key: Box<str>,
+    /// The number of incidents this engine had opened when it opened this one (1, 2, …):
+    /// which of a key's incidents is the latest, the one `@<incident_key>` addresses, is the
+    /// one opened last — in processing order, which event time need not follow — and a restore
+    /// must know it. 0 in snapshots older than the field: their opening times decide. (A u32
+    /// keeps the incident in its 384-byte allocation class.)
+    #[serde(default)]
+    pub opened_seq: u32,
     pub opened_at: Timestamp,
     pub last_alert_at: Timestamp,
     pub last_activity: Timestamp,

@@ -175,6 +175,9 @@ pub struct Engine {
     outbox: VecDeque<Escalation>,
     /// The latest event time handled (a watermark: it never goes back).
     clock: Timestamp,
+    /// Incidents opened so far (after a restore: the most any restored incident had seen), so
+    /// each knows its place in the opening order (`Incident::opened_seq`).
+    opened: u32,
     counters: Counters,
     /// The input sequence number of the record being handled, if the driver gave one.
     seq: Option<i64>,
@@ -207,6 +210,7 @@ impl Engine {
             wanted: Vec::new(),
             outbox: VecDeque::new(),
             clock: Timestamp(i64::MIN),
+            opened: 0,
             counters: Counters::default(),
             dirty: None,
             operators: HashSet::new(),
@@ -387,14 +391,16 @@ impl Engine {
             let mut old_timers = old.timers;
             self.timers.reschedule(old.id, &mut old_timers, &[]);
         }
+        // The key's latest incident is the one opened last (see `Incident::opened_seq`).
         let latest = self
             .latest_by_key
             .get(&key_hash(&inc.key))
             .and_then(|id| self.incidents.get(id))
-            .map(|x| x.opened_at);
-        if latest.is_none_or(|t| t <= inc.opened_at) {
+            .map(|x| (x.opened_seq, x.opened_at));
+        if latest.is_none_or(|l| l <= (inc.opened_seq, inc.opened_at)) {
             self.latest_by_key.insert(key_hash(&inc.key), inc.id);
         }
+        self.opened = self.opened.max(inc.opened_seq);
         let expires = inc.last_activity.plus(self.opts.dedup_window);
         for &id in &inc.recent_ids {
             self.remember_id(id, expires);

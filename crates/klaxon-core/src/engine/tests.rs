@@ -140,3 +140,9 @@ fn timers_are_kept_without_spare_capacity() {
     set.reschedule(id, &mut current, &[]);
     assert_eq!((current.capacity(), set.len()), (0, 0));
 }
+
+/// A million of them are held: an incident stays within the allocator's 384-byte class.
+#[test]
+fn an_incident_fits_the_384_byte_class() {
+    assert!(std::mem::size_of::<Incident>() <= 384);
+}
