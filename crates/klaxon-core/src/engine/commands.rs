@@ -58,7 +58,7 @@ pub(super) fn required(v: &Option<String>, name: &str) -> Result<String, String>
 }
 
 impl Engine {
-    pub(super) fn handle_command(&mut self, mut cmd: Command) {
+    pub(super) fn handle_command(&mut self, mut cmd: Command) -> CommandOutcome {
         // Found malformed at the edge (a field of the wrong type, `at` unreadable, a name not in
         // the list): rejected before any incident is looked at, naming the fields at fault.
         if let Some(problem) = cmd.problem.take() {
@@ -77,7 +77,7 @@ impl Engine {
         if self.seen.contains_key(&DedupId::from(command_key(&cmd))) || self.already_applied(&inc) {
             // A re-delivered command (at-least-once upstream): already applied.
             self.incidents.insert(inc.id, inc);
-            return;
+            return CommandOutcome::Redelivered;
         }
         let first_event = self.outbox.len();
         let result = self.apply_command(&mut inc, &cmd);
@@ -102,31 +102,24 @@ impl Engine {
                 inc.last_activity = inc.last_activity.max(cmd.at);
                 self.schedule(&mut inc);
                 self.incidents.insert(inc.id, inc);
+                CommandOutcome::Applied
             }
             Err(reason) => {
                 self.incidents.insert(inc.id, inc);
-                self.reject(&cmd, reason);
+                self.reject(&cmd, reason)
             }
         }
     }
 
     pub(super) fn find_incident(&self, given: Option<&str>) -> Result<IncidentId, String> {
-        let given = given
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or("missing incident_id")?;
-        if let Some(key) = given.strip_prefix('@') {
-            return self
+        match Address::of(given)? {
+            Address::Key(key) => self
                 .latest_by_key
                 .get(&explicit_key_hash(key))
                 .copied()
-                .ok_or_else(|| format!("no incident with incident_key {key:?}"));
-        }
-        let id: IncidentId = given.parse()?;
-        if self.incidents.contains_key(&id) {
-            Ok(id)
-        } else {
-            Err(format!("unknown incident {given}"))
+                .ok_or_else(|| format!("no incident with incident_key {key:?}")),
+            Address::Id(id) if self.incidents.contains_key(&id) => Ok(id),
+            Address::Id(_) => Err(format!("unknown incident {}", given.unwrap_or("").trim())),
         }
     }
 
@@ -408,11 +401,11 @@ impl Engine {
 
     /// A command refused before it reached an incident (its signature, docs/spec.md §9): it changes
     /// nothing and yields `command.rejected` with the refusal's code as `reason`.
-    pub fn refuse(&mut self, cmd: &Command, reason: &str) {
-        self.reject(cmd, reason.to_string());
+    pub fn refuse(&mut self, cmd: &Command, reason: &str) -> CommandOutcome {
+        self.reject(cmd, reason.to_string())
     }
 
-    pub(super) fn reject(&mut self, cmd: &Command, reason: String) {
+    pub(super) fn reject(&mut self, cmd: &Command, reason: String) -> CommandOutcome {
         self.counters.commands_rejected += 1;
         let given = cmd.incident_id.clone().unwrap_or_default();
         let h = fnv1a(&[
@@ -432,8 +425,9 @@ impl Engine {
             cmd.at,
             cmd.at.format(self.opts.offset),
         );
-        ev.reason = Some(reason);
+        ev.reason = Some(reason.clone());
         ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
         self.outbox.push_back(ev);
+        CommandOutcome::Rejected(reason)
     }
 }

@@ -48,6 +48,37 @@ impl FromStr for IncidentId {
     }
 }
 
+/// How a command names its incident (its `incident_id`): an id, or `@<incident_key>` for the
+/// latest incident opened with that explicit key. One reading for the router (which partition)
+/// and the engine (which incident).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Address<'a> {
+    Id(IncidentId),
+    Key(&'a str),
+}
+
+impl<'a> Address<'a> {
+    /// Reads a command's `incident_id` (surrounding blanks ignored).
+    pub fn of(given: Option<&'a str>) -> Result<Self, String> {
+        let given = given
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or("missing incident_id")?;
+        match given.strip_prefix('@') {
+            Some(key) => Ok(Address::Key(key)),
+            None => given.parse().map(Address::Id),
+        }
+    }
+
+    /// The routing token of the incident addressed: the partition that owns it.
+    pub fn route_token(&self) -> u32 {
+        match self {
+            Address::Id(id) => id.route_token(),
+            Address::Key(key) => super::route_token::explicit_route_token(key),
+        }
+    }
+}
+
 impl IncidentId {
     /// The routing token embedded in the id: the same as its correlation key's.
     pub fn route_token(&self) -> u32 {

@@ -28,7 +28,7 @@ mod route_token;
 pub use alerts::resolve_parties;
 pub(crate) use hashing::SeededPrehash;
 pub(crate) use hashing::{alert_dedup_key, dedup_key, explicit_key_hash, fnv1a, key_hash};
-pub use incident::{Incident, IncidentId, Status, RECENT_IDS};
+pub use incident::{Address, Incident, IncidentId, Status, RECENT_IDS};
 pub use route_token::{input_route_token, route_token};
 
 #[allow(unused_imports)]
@@ -104,6 +104,26 @@ impl EngineOptions {
         self.max_dedup_ids = self.max_dedup_ids.div_ceil(n);
         self
     }
+}
+
+/// What [`Engine::handle`] did with one input, so that a driver need not read it off the
+/// events (which say it to downstream systems).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    Alert,
+    Command(CommandOutcome),
+}
+
+/// What became of a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// It changed its incident (its events are in the output).
+    Applied,
+    /// The same command again (at-least-once upstream, or a record delivered again after a
+    /// restart): already applied, nothing changes and nothing is emitted.
+    Redelivered,
+    /// Refused, with the reason its `command.rejected` event carries: nothing changed.
+    Rejected(String),
 }
 
 /// Counters for metrics and the load harness.
@@ -252,8 +272,8 @@ impl Engine {
     }
 
     /// Handles one alert or command at its own event time.
-    pub fn handle(&mut self, input: Input) {
-        self.handle_from(input, None);
+    pub fn handle(&mut self, input: Input) -> Handled {
+        self.handle_from(input, None)
     }
 
     /// [`Engine::handle`] for the record numbered `seq` in the input this engine owns (numbers
@@ -262,16 +282,20 @@ impl Engine {
     /// again after a restart (its state already in the changelog, its position not yet
     /// committed) is recognised and changes nothing: state updates are applied exactly once,
     /// whatever the redelivery.
-    pub fn handle_from(&mut self, input: Input, seq: Option<i64>) {
+    pub fn handle_from(&mut self, input: Input, seq: Option<i64>) -> Handled {
         self.clock = self.clock.max(input.time());
         self.seq = seq;
-        match input {
-            Input::Alert(mut a) => self.handle_alert(&mut a),
-            Input::Command(c) => self.handle_command(*c),
-        }
+        let handled = match input {
+            Input::Alert(mut a) => {
+                self.handle_alert(&mut a);
+                Handled::Alert
+            }
+            Input::Command(c) => Handled::Command(self.handle_command(*c)),
+        };
         self.seq = None;
         self.expire_dedup();
         self.sweep_interned();
+        handled
     }
 
     /// Whether the record being handled was already applied to `inc` (see `handle_from`).

@@ -35,17 +35,9 @@ pub fn input_route_token(input: &Input, registry: &Registry, group_by: &[String]
                 route_token(&correlate::correlation_key(a, &op, &asset, group_by))
             }
         },
-        Input::Command(c) => {
-            let given = c.incident_id.as_deref().unwrap_or("").trim();
-            if let Some(key) = given.strip_prefix('@') {
-                route_token(&format!("k:{key}"))
-            } else {
-                given
-                    .parse::<IncidentId>()
-                    .map(|id| id.route_token())
-                    .unwrap_or(0)
-            }
-        }
+        // The engine reads the address the same way (`Engine::find_incident`); one that does
+        // not read goes to the first partition, whose engine rejects it.
+        Input::Command(c) => Address::of(c.incident_id.as_deref()).map_or(0, |a| a.route_token()),
     }
 }
 

@@ -146,3 +146,46 @@ fn timers_are_kept_without_spare_capacity() {
 fn an_incident_fits_the_384_byte_class() {
     assert!(std::mem::size_of::<Incident>() <= 384);
 }
+
+fn command(line: &str) -> Input<'static> {
+    crate::decode::decode(line.as_bytes(), crate::decode::Expect::Command, 0)
+        .expect("command")
+        .into_owned()
+}
+
+/// The engine says what it did with a command, so the driver counts and logs it without
+/// reading the events: applied, the same command again, or rejected with the reason the
+/// `command.rejected` event carries.
+#[test]
+fn handle_says_whether_a_command_was_applied() {
+    let mut e = Engine::from_config(&shipped_config());
+    assert_eq!(e.handle(keyed_alert("a-0", 0)), Handled::Alert);
+    let ack =
+        r#"{"command":"ack","incident_id":"@k","at":"2026-11-24T08:01:00+08:00","by":"alice"}"#;
+    assert_eq!(
+        e.handle(command(ack)),
+        Handled::Command(CommandOutcome::Applied)
+    );
+    while e.poll_output().is_some() {}
+    assert_eq!(
+        e.handle(command(ack)),
+        Handled::Command(CommandOutcome::Redelivered)
+    );
+    assert!(
+        e.poll_output().is_none(),
+        "a command seen before emits nothing"
+    );
+    let Handled::Command(CommandOutcome::Rejected(reason)) = e.handle(command(
+        r#"{"command":"ack","incident_id":"@nope","at":"2026-11-24T08:02:00+08:00","by":"alice"}"#,
+    )) else {
+        panic!("a command for no incident is rejected");
+    };
+    let ev = e.poll_output().expect("command.rejected");
+    assert_eq!(ev.reason.as_deref(), Some(reason.as_str()));
+    let Handled::Command(CommandOutcome::Rejected(reason)) = e.handle(command(
+        r#"{"command":"ack","incident_id":"@k","at":"2026-11-24T08:03:00+08:00","by":"alice","note":7}"#,
+    )) else {
+        panic!("a malformed command is rejected");
+    };
+    assert!(reason.contains("note"), "{reason}");
+}
