@@ -26,6 +26,7 @@ pub mod signature;
 
 use crate::settings::delivery::{DeliverySettings, WebhookSettings};
 use crate::settings::Config;
+use crate::telemetry::events::{DeliveryDeadLettered, DeliveryEnded};
 use alertmanager::{AmAlert, OpenAlerts};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -291,20 +292,16 @@ async fn send_webhook(
             .inc();
         match result {
             Attempt::Delivered => {
-                shared
-                    .metrics
-                    .deliveries
-                    .with_label_values(&[sink, "delivered"])
-                    .inc();
+                DeliveryEnded::Delivered { sink }.emit(&shared.metrics);
                 return Outcome::Delivered;
             }
             Attempt::Permanent(e) => {
-                tracing::warn!(sink, event_id, error = %e, "webhook refused the event; not retried");
-                shared
-                    .metrics
-                    .deliveries
-                    .with_label_values(&[sink, "rejected"])
-                    .inc();
+                DeliveryEnded::Refused {
+                    sink,
+                    event_id,
+                    error: &e,
+                }
+                .emit(&shared.metrics);
                 return Outcome::Failed {
                     error: e,
                     attempts: attempt,
@@ -319,12 +316,13 @@ async fn send_webhook(
             }
         }
     }
-    tracing::warn!(sink, event_id, attempts = max, error = %last, "webhook delivery exhausted");
-    shared
-        .metrics
-        .deliveries
-        .with_label_values(&[sink, "exhausted"])
-        .inc();
+    DeliveryEnded::Exhausted {
+        sink,
+        event_id,
+        attempts: max,
+        error: &last,
+    }
+    .emit(&shared.metrics);
     Outcome::Failed {
         error: last,
         attempts: max,
@@ -541,12 +539,14 @@ async fn dead_letter(
             .headers(headers);
         match shared.producer.send(record, Duration::from_secs(30)).await {
             Ok(_) => {
-                shared
-                    .metrics
-                    .dead_lettered
-                    .with_label_values(&[sink])
-                    .inc();
-                tracing::warn!(sink, event_id, attempts, error, topic = %shared.dlq_topic, "event dead-lettered");
+                DeliveryDeadLettered {
+                    sink,
+                    event_id,
+                    attempts,
+                    error,
+                    topic: &shared.dlq_topic,
+                }
+                .emit(&shared.metrics);
                 return true;
             }
             Err((e, _)) => {

@@ -40,11 +40,12 @@ impl Role {
 
     /// The least role that may send `command`; `None` for a command the desk does not know.
     pub fn needed_for(command: &str) -> Option<Role> {
-        match command {
-            "ack" | "report_filed" | "resolve" | "follow_up" => Some(Role::DutyOfficer),
-            "dismiss" | "regrade" | "merge" => Some(Role::Lead),
-            _ => None,
-        }
+        use crate::model::CommandName as C;
+        // Exhaustive: a command added to the list must be given its role here.
+        Some(match command.parse::<C>().ok()? {
+            C::Ack | C::ReportFiled | C::Resolve | C::FollowUp => Role::DutyOfficer,
+            C::Dismiss | C::Regrade | C::Merge => Role::Lead,
+        })
     }
 }
 

@@ -151,7 +151,7 @@ pub fn document() -> Value {
                         "by": {"type": "string"}, "via": {"type": "string"},
                         "received_at": {"type": "string"}, "backdated": {"type": "boolean"}, "detail": {"type": "string"}}}}}}]},
                 "CommandRequest": {"type": "object", "required": ["command"], "additionalProperties": false, "properties": {
-                    "command": {"type": "string", "enum": ["ack", "report_filed", "follow_up", "resolve", "dismiss", "regrade", "merge"], "description": "viewer: none; duty_officer: ack, report_filed, follow_up, resolve; lead: all."},
+                    "command": {"type": "string", "enum": crate::model::CommandName::NAMES, "description": "viewer: none; duty_officer: ack, report_filed, follow_up, resolve; lead: all."},
                     "partial": {"type": "boolean", "description": "report_filed: the report carried items （一）（二） only; a supplement (补报) falls due."},
                     "incident_id": {"type": "string", "description": "Optional; must equal the path's."},
                     "at": {"type": "string", "format": "date-time", "description": "Default: now. A filing whose `at` is earlier than its receipt by more than the tolerance is marked backdated."},

@@ -3,7 +3,6 @@
 
 use super::RuntimeError;
 use crate::settings::Settings;
-use crate::telemetry::ratelimit::CLIENT_ERRORS;
 use crate::telemetry::Metrics;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
@@ -264,12 +263,7 @@ impl ClientContext for KlaxonContext {
             | Some(RDKafkaErrorCode::SaslAuthenticationFailed) => "authentication",
             _ => "other",
         };
-        self.metrics.kafka_errors.with_label_values(&[kind]).inc();
-        // librdkafka reports a broker that is away per connection attempt: one line per kind
-        // and interval, the count in the metric (and in the next line's summary).
-        if CLIENT_ERRORS.admit(("kafka client error", kind)) {
-            tracing::warn!(kind, reason, "kafka client error; retrying");
-        }
+        crate::telemetry::events::KafkaClientError { kind, reason }.emit(&self.metrics);
     }
 }
 

@@ -24,12 +24,14 @@ use super::sink::{AckPipeline, AfterAck, OutRecord, Step};
 use super::RuntimeError;
 use crate::decode::{decode, Expect};
 use crate::engine::Engine;
-use crate::engine::{input_route_token, stats_total};
+use crate::engine::{input_route_token, stats_total, CommandOutcome, Handled};
 use crate::model::escalation::EventType;
 use crate::model::{Escalation, Input};
 use crate::settings::Config;
+use crate::telemetry::events::{
+    AlertRerouted, CommandHandled, CommandRefused, DedupIdsEvicted, RepartitionRecordSkipped,
+};
 use crate::telemetry::metrics::Stage;
-use crate::telemetry::ratelimit::BAD_INPUT;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -380,8 +382,11 @@ impl Processor {
                 if keyed::is_direct(m.key(), m.partition(), token, s.state.partitions) {
                     return Some(decoded.input);
                 }
-                self.metrics.records_rerouted.inc();
-                tracing::debug!(partition = m.partition(), offset = m.offset(), "keyed alert re-routed: its key or partition is not the routing key computed from it");
+                AlertRerouted {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                }
+                .emit(&self.metrics);
                 self.forward
                     .push(forward(config, m, Expect::Alert, decoded, token));
                 None
@@ -398,10 +403,12 @@ impl Processor {
         match decode(m.payload().unwrap_or(&[]), expect, 0) {
             Ok(i) => Some(i),
             Err(e) => {
-                // Only across incompatible versions.
-                if BAD_INPUT.admit(("undecodable repartition record", e.code())) {
-                    tracing::error!(partition = m.partition(), offset = m.offset(), error = %e, "undecodable record on the repartition topic skipped");
+                RepartitionRecordSkipped {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    error: &e,
                 }
+                .emit();
                 None
             }
         }
@@ -495,61 +502,47 @@ impl Processor {
                         if let Some((_, ev)) = events.get(before) {
                             span.record("incident_id", ev.incident_id.as_str());
                         }
-                        self.metrics
-                            .commands_refused
-                            .with_label_values(&[refusal.code()])
-                            .inc();
-                        self.metrics.command(&c.command, false);
-                        if BAD_INPUT.admit(("command refused", refusal.code())) {
-                            tracing::warn!(
-                                command = %c.command,
-                                by = c.by.as_deref().unwrap_or(""),
-                                incident_id = c.incident_id.as_deref().unwrap_or(""),
-                                reason = refusal.code(),
-                                "command refused: it changes nothing"
-                            );
+                        CommandRefused {
+                            command: &c.command,
+                            by: c.by.as_deref().unwrap_or(""),
+                            incident_id: c.incident_id.as_deref().unwrap_or(""),
+                            reason: refusal.code(),
                         }
+                        .emit(&self.metrics);
                         continue;
                     }
                 }
             }
             let command = match &input {
-                Input::Command(c) => {
-                    if let Some(problem) = &c.problem {
-                        self.metrics
-                            .commands_invalid
-                            .with_label_values(&[problem.code])
-                            .inc();
-                    }
-                    // Malformed commands by the problem's code; the engine's other rejections
-                    // (unknown incident, nothing outstanding, …) as `not_applicable`.
-                    let code = c.problem.as_ref().map_or("not_applicable", |p| p.code);
-                    Some((c.command.clone(), code))
-                }
+                Input::Command(c) => Some((
+                    c.command.clone(),
+                    c.incident_id.clone().unwrap_or_default(),
+                    c.problem.as_ref().map(|p| p.code),
+                )),
                 Input::Alert(_) => None,
             };
             let before = events.len();
-            engine.handle_from(input, offset);
+            let handled = engine.handle_from(input, offset);
             self.metrics.records_processed.inc();
             drain(engine, p, &mut events);
             if let Some((_, ev)) = events.get(before) {
                 span.record("incident_id", ev.incident_id.as_str());
             }
-            if let Some((name, code)) = command {
-                let rejected = events[before..]
-                    .iter()
-                    .find(|(_, e)| e.kind == EventType::CommandRejected);
-                self.metrics.command(&name, rejected.is_none());
-                if let Some((_, ev)) = rejected {
-                    if BAD_INPUT.admit(("command rejected", code)) {
-                        tracing::warn!(
-                            command = %name,
-                            incident_id = %ev.incident_id,
-                            reason = ev.reason.as_deref().unwrap_or(""),
-                            "command rejected: it changes nothing"
-                        );
+            if let (Some((name, incident_id, malformed)), Handled::Command(outcome)) =
+                (command, handled)
+            {
+                let rejected = match &outcome {
+                    CommandOutcome::Rejected(reason) => {
+                        Some((incident_id.as_str(), reason.as_str()))
                     }
+                    CommandOutcome::Applied | CommandOutcome::Redelivered => None,
+                };
+                CommandHandled {
+                    command: &name,
+                    malformed,
+                    rejected,
                 }
+                .emit(&self.metrics);
             }
         }
         self.emit(events, Some(received)).await?;
@@ -769,18 +762,18 @@ impl Processor {
             .map(Engine::take_dedup_evicted)
             .sum();
         if evicted > 0 {
-            self.metrics.dedup_evicted.inc_by(evicted);
-            if self
+            let log = self
                 .evictions_logged
-                .is_none_or(|t| t.elapsed() >= EVICTION_LOG_EVERY)
-            {
+                .is_none_or(|t| t.elapsed() >= EVICTION_LOG_EVERY);
+            if log {
                 self.evictions_logged = Some(Instant::now());
-                tracing::warn!(
-                    total = self.metrics.dedup_evicted.get(),
-                    max_dedup_ids = self.config.settings.state.max_dedup_ids,
-                    "alert ids forgotten before state.dedup_window ended: raise state.max_dedup_ids or shorten state.dedup_window (each incident's 32 most recent ids still de-duplicate)"
-                );
             }
+            DedupIdsEvicted {
+                count: evicted,
+                max_dedup_ids: self.config.settings.state.max_dedup_ids,
+                log,
+            }
+            .emit(&self.metrics);
         }
     }
 }

@@ -15,8 +15,8 @@ use crate::admission::{admit, Window};
 use crate::decode::{decode_record, DecodeError, Decoded, Expect};
 use crate::engine::input_route_token;
 use crate::settings::Config;
+use crate::telemetry::events::{ConsumeError, RecordDeadLettered};
 use crate::telemetry::metrics::Stage;
-use crate::telemetry::ratelimit::BAD_INPUT;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -236,15 +236,13 @@ pub fn dead_letter(
     e: &DecodeError,
 ) -> OutRecord {
     let topic = m.topic();
-    metrics
-        .records_rejected
-        .with_label_values(&[e.code()])
-        .inc();
-    // A flood of bad records writes a few lines per reason and interval, then a summary; the
-    // metric counts every one.
-    if BAD_INPUT.admit(("record dead-lettered", e.code())) {
-        tracing::warn!(topic, partition = m.partition(), offset = m.offset(), reason = e.code(), error = %e, "record dead-lettered");
+    RecordDeadLettered {
+        topic,
+        partition: m.partition(),
+        offset: m.offset(),
+        error: e,
     }
+    .emit(metrics);
     let mut headers = vec![
         ("klaxon-reason", e.code().as_bytes().to_vec()),
         ("klaxon-error", e.to_string().into_bytes()),
@@ -289,14 +287,19 @@ pub async fn collect_batch<'c, C: rdkafka::consumer::ConsumerContext + 'static>(
     match first {
         Ok(m) => batch.push(m),
         Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
-            metrics.kafka_errors.with_label_values(&["fatal"]).inc();
+            ConsumeError {
+                error: &e,
+                fatal: true,
+            }
+            .emit(metrics);
             return Err(e);
         }
         Err(e) => {
-            if crate::telemetry::ratelimit::CLIENT_ERRORS.admit(("consume error", "consume")) {
-                tracing::warn!(error = %e, "consume error");
+            ConsumeError {
+                error: &e,
+                fatal: false,
             }
-            metrics.kafka_errors.with_label_values(&["consume"]).inc();
+            .emit(metrics);
             tokio::time::sleep(Duration::from_millis(200)).await;
             return Ok(None);
         }
