@@ -5,6 +5,7 @@
 
 use super::{Desk, StreamItem};
 use crate::runtime::kafka::{base_config, KlaxonContext};
+use futures_util::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeSet;
@@ -16,6 +17,15 @@ use tokio::sync::watch;
 /// or the escalations topic growing).
 const DISCOVER_EVERY: Duration = Duration::from_secs(10);
 
+/// The most records applied under one lock of the view (what the consumer has already fetched).
+const BATCH: usize = 512;
+
+/// What a batch tells the live stream's clients, sent once the view's lock is released.
+enum Announce {
+    Change(super::view::Change),
+    Escalation(Arc<str>),
+}
+
 /// Follows the topics until `shutdown` turns true.
 pub async fn run(desk: Arc<Desk>, mut shutdown: watch::Receiver<bool>) {
     let s = &desk.config.settings;
@@ -26,11 +36,26 @@ pub async fn run(desk: Arc<Desk>, mut shutdown: watch::Receiver<bool>) {
     cfg.set("enable.auto.offset.store", "false");
     cfg.set("auto.offset.reset", "earliest");
     cfg.set("enable.partition.eof", "false");
-    if cfg.get("queued.max.messages.kbytes").is_none() {
-        cfg.set(
+    // As the stages' consumers: the local test broker holds every fetch for the whole wait, so
+    // librdkafka's 500 ms default made a rebuild wait on it (1 M records took 31 s).
+    if cfg.get("fetch.wait.max.ms").is_none() {
+        cfg.set("fetch.wait.max.ms", crate::runtime::kafka::FETCH_WAIT_MS);
+    }
+    // The stages' prefetch bound and refetch backoff (see `runtime::kafka`), unless
+    // `kafka.properties` says otherwise.
+    for (key, value) in [
+        (
             "queued.max.messages.kbytes",
             crate::runtime::kafka::PREFETCH_KBYTES,
-        );
+        ),
+        (
+            "fetch.queue.backoff.ms",
+            crate::runtime::kafka::FETCH_QUEUE_BACKOFF_MS,
+        ),
+    ] {
+        if cfg.get(key).is_none() {
+            cfg.set(key, value);
+        }
     }
     let consumer: StreamConsumer<KlaxonContext> = match cfg
         .create_with_context(KlaxonContext::plain(desk.metrics.clone()))
@@ -67,7 +92,7 @@ pub async fn run(desk: Arc<Desk>, mut shutdown: watch::Receiver<bool>) {
             }
             m = tokio::time::timeout(Duration::from_secs(1), consumer.recv()) => m,
         };
-        let m = match m {
+        let first = match m {
             Err(_) => continue,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "desk: read error; retrying");
@@ -76,39 +101,68 @@ pub async fn run(desk: Arc<Desk>, mut shutdown: watch::Receiver<bool>) {
             }
             Ok(Ok(m)) => m,
         };
-        if m.topic() == topics[0] {
-            let change = desk
-                .view
-                .write()
-                .map_err(|_| "poisoned".to_string())
-                .and_then(|mut v| v.apply_state(m.key().unwrap_or(&[]), m.payload()));
-            match change {
-                Ok(super::view::Change::Incident(id)) => desk.announce_incident(&id),
-                Ok(super::view::Change::Removed(id)) => desk.announce(StreamItem {
+        // What is already fetched is applied in one go, under one lock of the view: a rebuild
+        // reads a million records, and needs no select, timer and lock for each.
+        let mut batch = Vec::with_capacity(BATCH);
+        batch.push(first);
+        while batch.len() < BATCH {
+            match consumer.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "desk: read error; retrying");
+                    break;
+                }
+                None => break,
+            }
+        }
+        let listened = desk.stream.receiver_count() > 0;
+        let mut announce = Vec::new();
+        {
+            let mut view = match desk.view.write() {
+                Ok(v) => v,
+                // A panic elsewhere while holding the lock: keep the view going rather than
+                // freeze it for the rest of the night.
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for m in &batch {
+                if m.topic() == topics[0] {
+                    match view.apply_state(m.key().unwrap_or(&[]), m.payload()) {
+                        Ok(super::view::Change::Nothing) => {}
+                        Ok(change) => {
+                            if listened {
+                                announce.push(Announce::Change(change));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e, "desk: unreadable changelog record skipped")
+                        }
+                    }
+                } else if let Some(bytes) = m.payload() {
+                    match view.apply_event(bytes) {
+                        Ok(_) => {
+                            if let (true, Ok(text)) = (listened, std::str::from_utf8(bytes)) {
+                                announce.push(Announce::Escalation(Arc::from(text)));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "desk: unreadable escalation skipped")
+                        }
+                    }
+                }
+            }
+        }
+        for a in announce {
+            match a {
+                Announce::Change(super::view::Change::Incident(id)) => desk.announce_incident(&id),
+                Announce::Change(super::view::Change::Removed(id)) => desk.announce(StreamItem {
                     event: "removed",
                     data: Arc::from(format!("{{\"id\":\"{id}\"}}")),
                 }),
-                Ok(super::view::Change::Nothing) => {}
-                Err(e) => {
-                    tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e, "desk: unreadable changelog record skipped")
-                }
-            }
-        } else if let Some(bytes) = m.payload() {
-            let applied = desk
-                .view
-                .write()
-                .map_err(|_| "poisoned".to_string())
-                .and_then(|mut v| v.apply_event(bytes));
-            match applied {
-                Ok(_) => {
-                    if let Ok(text) = std::str::from_utf8(bytes) {
-                        desk.announce(StreamItem {
-                            event: "escalation",
-                            data: Arc::from(text),
-                        });
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "desk: unreadable escalation skipped"),
+                Announce::Change(super::view::Change::Nothing) => {}
+                Announce::Escalation(data) => desk.announce(StreamItem {
+                    event: "escalation",
+                    data,
+                }),
             }
         }
     }
