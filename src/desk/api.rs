@@ -16,7 +16,7 @@ use super::auth::{Principal, Role};
 use super::view::Filter;
 use super::{Desk, StreamItem};
 use crate::engine::IncidentId;
-use crate::model::Level;
+use crate::model::{Action, ActionFields, CommandName};
 use crate::time::Timestamp;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -453,48 +453,42 @@ fn check_command(
         None => desk.clock.now(),
         Some(t) => Timestamp::parse_rfc3339(t).map_err(|e| ApiError::field("at", e.to_string()))?,
     };
-    if let Some(k) = nonblank(&body.report_kind) {
-        k.parse::<crate::model::ReportKind>()
-            .map_err(|e| ApiError::field("report_kind", e))?;
-    }
-    match body.command.as_str() {
-        "dismiss" => {
-            nonblank(&body.reason)
-                .ok_or_else(|| ApiError::field("reason", "required for dismiss"))?;
+    // The engine's own check of the fields each command needs (`reason` for dismiss, …), so the
+    // desk answers 422 naming the field instead of the engine's `command.rejected` later.
+    let name = body
+        .command
+        .parse::<CommandName>()
+        .map_err(|e| ApiError::field("command", e))?;
+    let action = Action::check(
+        name,
+        &ActionFields {
+            report_kind: nonblank(&body.report_kind),
+            partial: body.partial,
+            reason: nonblank(&body.reason),
+            level: nonblank(&body.level),
+            into: nonblank(&body.into),
+        },
+    )
+    .map_err(|p| ApiError::field(p.field(), p.detail()))?;
+    if let Action::Merge { into } = &action {
+        // The desk merges by id only: `@key` addressing is for tools that know keys, not ids.
+        let target = into
+            .parse::<IncidentId>()
+            .map_err(|e| ApiError::field("into", e))?;
+        if &target == id {
+            return Err(ApiError::field(
+                "into",
+                "cannot merge an incident into itself",
+            ));
         }
-        "regrade" => {
-            let level = nonblank(&body.level)
-                .ok_or_else(|| ApiError::field("level", "required for regrade"))?;
-            if level != "computed" {
-                level
-                    .parse::<Level>()
-                    .map_err(|e| ApiError::field("level", e))?;
-            }
-            nonblank(&body.reason)
-                .ok_or_else(|| ApiError::field("reason", "required for regrade"))?;
+        let known = desk
+            .view
+            .read()
+            .map(|v| v.contains(&target))
+            .unwrap_or(false);
+        if !known {
+            return Err(ApiError::field("into", format!("no incident {into}")));
         }
-        "merge" => {
-            let into = nonblank(&body.into)
-                .ok_or_else(|| ApiError::field("into", "required for merge"))?;
-            let target = into
-                .parse::<IncidentId>()
-                .map_err(|e| ApiError::field("into", e))?;
-            if &target == id {
-                return Err(ApiError::field(
-                    "into",
-                    "cannot merge an incident into itself",
-                ));
-            }
-            let known = desk
-                .view
-                .read()
-                .map(|v| v.contains(&target))
-                .unwrap_or(false);
-            if !known {
-                return Err(ApiError::field("into", format!("no incident {into}")));
-            }
-        }
-        _ => {}
     }
     Ok(OutCommand {
         command: body.command,

@@ -517,7 +517,7 @@ impl Processor {
                 Input::Command(c) => Some((
                     c.command.clone(),
                     c.incident_id.clone().unwrap_or_default(),
-                    c.problem.as_ref().map(|p| p.code),
+                    c.problem().map(|p| p.code),
                 )),
                 Input::Alert(_) => None,
             };

@@ -67,7 +67,7 @@ impl Window {
 pub fn admit(input: &Input<'_>, window: &Window) -> Result<(), DecodeError> {
     match input {
         // A command whose `at` is unusable is rejected by the engine, naming `at`.
-        Input::Command(c) if c.problem.as_ref().is_some_and(|p| !p.at_usable) => Ok(()),
+        Input::Command(c) if c.problem().is_some_and(|p| !p.at_usable) => Ok(()),
         Input::Command(c) => check(window, "at", c.at),
         Input::Alert(a) => {
             check(window, "timestamp", a.timestamp)?;

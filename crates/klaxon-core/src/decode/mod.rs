@@ -280,14 +280,25 @@ fn native(text: &str, expect: Expect) -> Result<Input<'_>, DecodeError> {
 /// Decodes a command, validated once here at the edge. A JSON object whose `command` is a
 /// string is a command, however wrong the rest: a field of the wrong type or an unreadable
 /// value is left out, a missing or unreadable `at` is marked unusable, a name not in
-/// [`CommandName::ALL`] is noted, and the command comes back carrying a [`CommandProblem`]
-/// that names every field at fault; the engine answers it with `command.rejected` and changes
-/// nothing. The sender hears why, which a dead letter would not tell them. Only a record that
-/// is not a JSON object, or names no command, is an error (a dead letter).
+/// [`CommandName::ALL`] is noted, and the command comes back with a [`CommandProblem`] for its
+/// action that names every field at fault; the engine answers it with `command.rejected` and
+/// changes nothing. The sender hears why, which a dead letter would not tell them. A well-formed
+/// record's action is read by [`Command::check`] (a field its command needs missing or
+/// unreadable is a problem the same way). Only a record that is not a JSON object, or names no
+/// command, is an error (a dead letter).
 pub fn command(text: &str) -> Result<Command, DecodeError> {
     let first = match parse::<Command>(text) {
-        Ok(c) => match c.name() {
-            Some(_) => return Ok(c),
+        Ok(mut c) => match c.name() {
+            Some(name) => {
+                c.action = c.check(name).map_err(|p| {
+                    Box::new(CommandProblem {
+                        reason: p.to_string(),
+                        code: p.code(),
+                        at_usable: true,
+                    })
+                });
+                return Ok(c);
+            }
             None => DecodeError::BadValue {
                 field: "command".into(),
                 problem: format!(
@@ -351,7 +362,7 @@ pub fn command(text: &str) -> Result<Command, DecodeError> {
                     .map(|p| p.to_string())
                     .collect::<Vec<_>>()
                     .join("; ");
-                c.problem = Some(Box::new(CommandProblem {
+                c.action = Err(Box::new(CommandProblem {
                     reason,
                     code: problems.first().map_or("bad_value", DecodeError::code),
                     at_usable,
@@ -603,8 +614,8 @@ mod tests {
 
     fn problem(line: &str) -> (Command, CommandProblem) {
         match decode(line.as_bytes(), Expect::Command, 0) {
-            Ok(Input::Command(c)) => match c.problem.clone() {
-                Some(p) => (*c, *p),
+            Ok(Input::Command(c)) => match c.problem().cloned() {
+                Some(p) => (*c, p),
                 None => panic!("expected a problem: {line}"),
             },
             other => panic!("expected a command, got {other:?}"),
@@ -672,6 +683,17 @@ mod tests {
                 "`command`",
                 "bad_value",
             ),
+            // Well-formed, but without a field its command needs, or with one unreadable.
+            (
+                r#"{"command":"dismiss","incident_id":"INC-1","at":"2026-11-24T08:00:00Z"}"#,
+                "`reason` is required",
+                "missing_field",
+            ),
+            (
+                r#"{"command":"regrade","incident_id":"INC-1","at":"2026-11-24T08:00:00Z","reason":"r","level":"huge"}"#,
+                "\"huge\"",
+                "bad_value",
+            ),
             (
                 r#"{"command":"ack","incident_id":"INC-1","at":"2026-11-24T08:00:00Z","by":"a","by":"b"}"#,
                 "`by`",
@@ -711,11 +733,11 @@ mod tests {
         let Ok(Input::Command(c)) = decode(line, Expect::Either, 0) else {
             panic!("should decode")
         };
-        assert!(c.problem.is_none());
+        assert_eq!(c.action, Ok(crate::model::Action::Ack));
         let Ok(Input::Command(c)) = decode(br#"{"command":"ack","level":3}"#, Expect::Either, 0)
         else {
             panic!("should decode")
         };
-        assert!(c.problem.is_some());
+        assert!(c.problem().is_some());
     }
 }

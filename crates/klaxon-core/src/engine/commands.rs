@@ -2,6 +2,7 @@
 //! merge, follow-up…), rejecting what cannot apply, and the echo an event carries.
 
 use super::*;
+use crate::model::{Action, RegradeTo};
 
 /// The identity of a command for de-duplication: a hash of everything it says.
 pub(super) fn command_key(cmd: &Command) -> u128 {
@@ -49,24 +50,21 @@ pub(super) fn backdated(cmd: &Command, tolerance: Millis) -> bool {
         .is_some_and(|r| r.since(cmd.at).0 > tolerance.0)
 }
 
-pub(super) fn required(v: &Option<String>, name: &str) -> Result<String, String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| format!("`{name}` is required"))
-}
-
 impl Engine {
     pub(super) fn handle_command(&mut self, mut cmd: Command) -> CommandOutcome {
         // Found malformed at the edge (a field of the wrong type, `at` unreadable, a name not in
-        // the list): rejected before any incident is looked at, naming the fields at fault.
-        if let Some(problem) = cmd.problem.take() {
-            if !problem.at_usable {
-                cmd.at = cmd.received_at.unwrap_or(self.clock);
+        // the list, a field the command needs missing): rejected before any incident is looked
+        // at, naming the fields at fault.
+        let action = match &cmd.action {
+            Ok(action) => action.clone(),
+            Err(problem) => {
+                let reason = problem.reason.clone();
+                if !problem.at_usable {
+                    cmd.at = cmd.received_at.unwrap_or(self.clock);
+                }
+                return self.reject(&cmd, reason);
             }
-            return self.reject(&cmd, problem.reason);
-        }
+        };
         let target = match self.find_incident(cmd.incident_id.as_deref()) {
             Ok(id) => id,
             Err(reason) => return self.reject(&cmd, reason),
@@ -80,7 +78,7 @@ impl Engine {
             return CommandOutcome::Redelivered;
         }
         let first_event = self.outbox.len();
-        let result = self.apply_command(&mut inc, &cmd);
+        let result = self.apply_command(&mut inc, &cmd, action);
         match result {
             Ok(()) => {
                 // Every event a command causes says who sent it and how (docs/spec.md §9), including the
@@ -127,6 +125,7 @@ impl Engine {
         &mut self,
         inc: &mut Incident,
         cmd: &Command,
+        action: Action,
     ) -> Result<(), String> {
         let at = cmd.at;
         let closed = |inc: &Incident| match &inc.status {
@@ -134,8 +133,8 @@ impl Engine {
             Status::Merged { into } => Some(format!("the incident was merged into {into}")),
             _ => None,
         };
-        match cmd.command.as_str() {
-            "ack" => {
+        match action {
+            Action::Ack => {
                 inc.acks += 1;
                 // Ends the `unless = "acknowledged"` steps of the reports now due (docs/spec.md §10).
                 for r in inc.reports.iter_mut().filter(|r| r.outstanding()) {
@@ -152,11 +151,10 @@ impl Engine {
                 ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
             }
-            "report_filed" => {
-                let wanted = match cmd.report_kind.as_deref() {
-                    None => None,
-                    Some(k) => Some(k.parse::<ReportKind>()?),
-                };
+            Action::ReportFiled {
+                kind: wanted,
+                partial,
+            } => {
                 let n = inc
                     .reports
                     .iter()
@@ -165,7 +163,6 @@ impl Engine {
                         Some(k) => format!("no {} report is outstanding", k.key()),
                         None => "no report is outstanding".to_string(),
                     })?;
-                let partial = cmd.partial == Some(true);
                 if partial
                     && !matches!(
                         inc.reports[n].kind,
@@ -211,7 +208,7 @@ impl Engine {
                     self.report_more(inc, ReportKind::Supplement, at, None);
                 }
             }
-            "resolve" => {
+            Action::Resolve => {
                 if let Some(why) = closed(inc) {
                     return Err(why);
                 }
@@ -237,8 +234,7 @@ impl Engine {
                     push_boxed(&mut inc.reports, r);
                 }
             }
-            "dismiss" => {
-                let reason = required(&cmd.reason, "reason")?;
+            Action::Dismiss { reason } => {
                 if let Some(why) = closed(inc) {
                     return Err(why);
                 }
@@ -254,39 +250,37 @@ impl Engine {
                 ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
             }
-            "regrade" => {
-                let reason = required(&cmd.reason, "reason")?;
-                let level_text = required(&cmd.level, "level")?;
+            Action::Regrade { to, reason } => {
                 if let Some(why) = closed(inc) {
                     return Err(why);
                 }
-                let evidence;
-                if level_text == "computed" {
-                    inc.override_level = None;
-                    evidence = Evidence {
-                        indicator: "analyst_regrade".into(),
-                        value: EvidenceValue::Text(reason),
-                        threshold: EvidenceValue::Text("back to computed grading".into()),
-                        level: inc.computed,
-                        unit: None,
-                    };
-                } else {
-                    let level: Level = level_text.parse()?;
-                    inc.override_level = Some(Box::new((level, reason.clone())));
-                    evidence = Evidence {
-                        indicator: "analyst_regrade".into(),
-                        value: EvidenceValue::Text(reason),
-                        threshold: EvidenceValue::Text("analyst judgement".into()),
-                        level,
-                        unit: None,
-                    };
-                }
+                let evidence = match to {
+                    RegradeTo::Computed => {
+                        inc.override_level = None;
+                        Evidence {
+                            indicator: "analyst_regrade".into(),
+                            value: EvidenceValue::Text(reason),
+                            threshold: EvidenceValue::Text("back to computed grading".into()),
+                            level: inc.computed,
+                            unit: None,
+                        }
+                    }
+                    RegradeTo::Level(level) => {
+                        inc.override_level = Some(Box::new((level, reason.clone())));
+                        Evidence {
+                            indicator: "analyst_regrade".into(),
+                            value: EvidenceValue::Text(reason),
+                            threshold: EvidenceValue::Text("analyst judgement".into()),
+                            level,
+                            unit: None,
+                        }
+                    }
+                };
                 self.regrade(inc, at, Some(evidence));
             }
-            "follow_up" => {
+            Action::FollowUp { reason } => {
                 // 续报 (art. 7): important new circumstances, or a milestone of the investigation,
                 // after a report was made.
-                let reason = required(&cmd.reason, "reason")?;
                 if let Some(why) = closed(inc) {
                     return Err(why);
                 }
@@ -318,9 +312,9 @@ impl Engine {
                     )),
                 );
             }
-            "merge" => {
+            Action::Merge { into } => {
                 let into = self
-                    .find_incident(cmd.into.as_deref())
+                    .find_incident(Some(&into))
                     .map_err(|e| format!("merge target: {e}"))?;
                 if into == inc.id {
                     return Err("cannot merge an incident into itself".into());
@@ -338,12 +332,6 @@ impl Engine {
                 self.merge_into(inc, &mut target, cmd);
                 self.schedule(&mut target);
                 self.incidents.insert(into, target);
-            }
-            other => {
-                return Err(format!(
-                    "unknown command {other:?} (expected {})",
-                    crate::model::CommandName::listed()
-                ))
             }
         }
         Ok(())

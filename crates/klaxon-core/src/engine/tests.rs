@@ -189,3 +189,37 @@ fn handle_says_whether_a_command_was_applied() {
     };
     assert!(reason.contains("note"), "{reason}");
 }
+
+/// A command's own fields are checked at the edge, before any incident is looked at: a dismiss
+/// without a reason is rejected for the reason, whatever it addresses, and changes nothing.
+#[test]
+fn a_command_missing_a_field_it_needs_is_rejected_naming_it() {
+    let mut e = Engine::from_config(&shipped_config());
+    e.handle(keyed_alert("a-0", 0));
+    while e.poll_output().is_some() {}
+    for target in ["@k", "@nope"] {
+        let line = format!(
+            r#"{{"command":"dismiss","incident_id":"{target}","at":"2026-11-24T08:01:00+08:00","by":"alice"}}"#
+        );
+        assert_eq!(
+            e.handle(command(&line)),
+            Handled::Command(CommandOutcome::Rejected("`reason` is required".into())),
+            "{target}"
+        );
+        let ev = e.poll_output().expect("command.rejected");
+        assert_eq!(ev.kind, EventType::CommandRejected);
+        assert!(e.poll_output().is_none());
+    }
+    let regrade = r#"{"command":"regrade","incident_id":"@k","at":"2026-11-24T08:02:00+08:00","by":"alice","reason":"r","level":"huge"}"#;
+    let Handled::Command(CommandOutcome::Rejected(reason)) = e.handle(command(regrade)) else {
+        panic!("an unreadable level is rejected");
+    };
+    assert!(reason.contains("huge"), "{reason}");
+    // Nothing changed: the incident is still open and takes an ack.
+    let ack =
+        r#"{"command":"ack","incident_id":"@k","at":"2026-11-24T08:03:00+08:00","by":"alice"}"#;
+    assert_eq!(
+        e.handle(command(ack)),
+        Handled::Command(CommandOutcome::Applied)
+    );
+}

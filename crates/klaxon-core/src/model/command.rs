@@ -1,10 +1,14 @@
 //! Commands from people and ticketing systems (docs/spec.md §2), as decoded. The command names live in
-//! one list, [`CommandName::ALL`]. A record that names a command but is otherwise malformed (a
-//! field of the wrong type, `at` missing or unreadable, a name not in the list) still decodes
-//! to a [`Command`], carrying a [`CommandProblem`]: the engine turns it into a
-//! `command.rejected` event the sender can see, not a dead letter. Which fields each command
-//! needs, and whether it applies to the incident, the engine checks.
+//! one list, [`CommandName::ALL`]. A command is checked once, at the edge, by
+//! [`crate::decode::command`]: the fields it needs (`reason` for dismiss, `level` for regrade, …)
+//! are read into one typed [`Action`], and the engine matches on that. A record that names a
+//! command but is otherwise malformed (a field of the wrong type, `at` missing or unreadable, a
+//! name not in the list, a field its command needs missing or unreadable) still decodes to a
+//! [`Command`], its action a [`CommandProblem`]: the engine turns it into a `command.rejected`
+//! event the sender can see, not a dead letter. Whether it applies to the incident (is it
+//! known, open, is a report outstanding) only the engine can tell.
 
+use super::{Level, ReportKind};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -45,10 +49,19 @@ pub struct Command {
     /// sender claims. Never read from the command itself.
     #[serde(skip)]
     pub received_at: Option<Timestamp>,
-    /// Why the command cannot be applied, found while decoding it (see [`CommandProblem`]).
-    /// Never read from the command itself.
-    #[serde(skip)]
-    pub problem: Option<Box<CommandProblem>>,
+    /// What the command asks for, read from the fields above by the decoder
+    /// ([`Command::check`]), or why it cannot be applied. Never read from the record itself: a
+    /// command deserialised any other way is unchecked, and rejected as such.
+    #[serde(skip, default = "unchecked")]
+    pub action: Result<Action, Box<CommandProblem>>,
+}
+
+fn unchecked() -> Result<Action, Box<CommandProblem>> {
+    Err(Box::new(CommandProblem {
+        reason: "the command was not checked by the decoder".into(),
+        code: "bad_value",
+        at_usable: true,
+    }))
 }
 
 impl Command {
@@ -61,10 +74,197 @@ impl Command {
     /// the time Klaxon received it (`None` when that is unknown too: the engine then uses its
     /// own clock, the latest event time it has seen).
     pub fn event_time(&self) -> Option<Timestamp> {
-        match &self.problem {
-            Some(p) if !p.at_usable => self.received_at,
+        match &self.action {
+            Err(p) if !p.at_usable => self.received_at,
             _ => Some(self.at),
         }
+    }
+
+    /// Why the command cannot be applied, when the decoder found out.
+    pub fn problem(&self) -> Option<&CommandProblem> {
+        self.action.as_ref().err().map(|p| &**p)
+    }
+
+    /// Reads the action this command's fields ask for: the one check of what each command needs.
+    pub fn check(&self, name: CommandName) -> Result<Action, FieldProblem> {
+        Action::check(
+            name,
+            &ActionFields {
+                report_kind: self.report_kind.as_deref(),
+                partial: self.partial,
+                reason: self.reason.as_deref(),
+                level: self.level.as_deref(),
+                into: self.into.as_deref(),
+            },
+        )
+    }
+}
+
+/// What a command asks for, each command with the fields it needs, read and checked. Built once
+/// at the edge ([`Command::check`]; the desk checks its requests with the same function); the
+/// engine matches on it, never on a name's text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Ack,
+    /// `kind`: which outstanding report was filed (the first outstanding one when not given);
+    /// `partial`: the report carried items （一）（二） alone (art. 7 补报).
+    ReportFiled {
+        kind: Option<ReportKind>,
+        partial: bool,
+    },
+    /// 续报 (art. 7): important new circumstances after a report was made.
+    FollowUp {
+        reason: String,
+    },
+    Resolve,
+    Dismiss {
+        reason: String,
+    },
+    Regrade {
+        to: RegradeTo,
+        reason: String,
+    },
+    /// `into`: the incident that absorbs this one, `INC-…` or `@<correlation key>`, as given
+    /// (the engine resolves it).
+    Merge {
+        into: String,
+    },
+}
+
+/// The level a regrade sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegradeTo {
+    /// Back to the level the rules compute (`"level": "computed"`).
+    Computed,
+    /// The analyst's judgement, kept until the next regrade.
+    Level(Level),
+}
+
+/// The fields an [`Action`] is read from, as given.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ActionFields<'a> {
+    pub report_kind: Option<&'a str>,
+    pub partial: Option<bool>,
+    pub reason: Option<&'a str>,
+    pub level: Option<&'a str>,
+    pub into: Option<&'a str>,
+}
+
+/// A field a command needs that is missing (or blank), or unreadable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldProblem {
+    Required {
+        field: &'static str,
+        command: CommandName,
+    },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+impl FieldProblem {
+    pub fn field(&self) -> &'static str {
+        match self {
+            FieldProblem::Required { field, .. } | FieldProblem::Invalid { field, .. } => field,
+        }
+    }
+
+    /// The problem without the field's name: `required for dismiss`, or the parse error.
+    pub fn detail(&self) -> String {
+        match self {
+            FieldProblem::Required { command, .. } => format!("required for {command}"),
+            FieldProblem::Invalid { problem, .. } => problem.clone(),
+        }
+    }
+
+    /// A bounded code for metrics, as the decoder's own (`missing_field`, `bad_value`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            FieldProblem::Required { .. } => "missing_field",
+            FieldProblem::Invalid { .. } => "bad_value",
+        }
+    }
+}
+
+impl std::fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldProblem::Required { field, .. } => write!(f, "`{field}` is required"),
+            FieldProblem::Invalid { problem, .. } => f.write_str(problem),
+        }
+    }
+}
+
+impl Action {
+    pub fn name(&self) -> CommandName {
+        match self {
+            Action::Ack => CommandName::Ack,
+            Action::ReportFiled { .. } => CommandName::ReportFiled,
+            Action::FollowUp { .. } => CommandName::FollowUp,
+            Action::Resolve => CommandName::Resolve,
+            Action::Dismiss { .. } => CommandName::Dismiss,
+            Action::Regrade { .. } => CommandName::Regrade,
+            Action::Merge { .. } => CommandName::Merge,
+        }
+    }
+
+    /// Reads what command `name` needs from `fields`, in a fixed order (for regrade: `reason`,
+    /// then `level`), so a command wrong twice is always rejected for the same field. Text
+    /// fields are trimmed; blank is missing. Fields a command does not use are not looked at.
+    pub fn check(name: CommandName, fields: &ActionFields<'_>) -> Result<Action, FieldProblem> {
+        let required = |field: &'static str, value: Option<&str>| {
+            value
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or(FieldProblem::Required {
+                    field,
+                    command: name,
+                })
+        };
+        Ok(match name {
+            CommandName::Ack => Action::Ack,
+            CommandName::ReportFiled => {
+                Action::ReportFiled {
+                    kind: match fields.report_kind {
+                        None => None,
+                        Some(k) => Some(k.parse::<ReportKind>().map_err(|problem| {
+                            FieldProblem::Invalid {
+                                field: "report_kind",
+                                problem,
+                            }
+                        })?),
+                    },
+                    partial: fields.partial == Some(true),
+                }
+            }
+            CommandName::FollowUp => Action::FollowUp {
+                reason: required("reason", fields.reason)?,
+            },
+            CommandName::Resolve => Action::Resolve,
+            CommandName::Dismiss => Action::Dismiss {
+                reason: required("reason", fields.reason)?,
+            },
+            CommandName::Regrade => {
+                let reason = required("reason", fields.reason)?;
+                let level = required("level", fields.level)?;
+                let to = if level == "computed" {
+                    RegradeTo::Computed
+                } else {
+                    RegradeTo::Level(level.parse::<Level>().map_err(|problem| {
+                        FieldProblem::Invalid {
+                            field: "level",
+                            problem,
+                        }
+                    })?)
+                };
+                Action::Regrade { to, reason }
+            }
+            CommandName::Merge => Action::Merge {
+                into: required("into", fields.into)?,
+            },
+        })
     }
 }
 
@@ -146,6 +346,161 @@ impl std::fmt::Display for CommandName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(name: CommandName, fields: ActionFields<'_>) -> Result<Action, FieldProblem> {
+        Action::check(name, &fields)
+    }
+
+    /// Each command gets exactly the fields it needs, typed; blanks count as missing, text is
+    /// trimmed, and a field a command does not use is not looked at.
+    #[test]
+    fn each_command_reads_the_fields_it_needs() {
+        let reason = Some("  scanner, change CHG-1 ");
+        assert_eq!(
+            check(CommandName::Ack, ActionFields::default()),
+            Ok(Action::Ack)
+        );
+        assert_eq!(
+            check(
+                CommandName::Ack,
+                ActionFields {
+                    level: Some("nonsense"),
+                    ..Default::default()
+                }
+            ),
+            Ok(Action::Ack)
+        );
+        assert_eq!(
+            check(
+                CommandName::ReportFiled,
+                ActionFields {
+                    report_kind: Some("follow_up"),
+                    partial: Some(true),
+                    ..Default::default()
+                }
+            ),
+            Ok(Action::ReportFiled {
+                kind: Some(ReportKind::FollowUp),
+                partial: true
+            })
+        );
+        assert_eq!(
+            check(
+                CommandName::Dismiss,
+                ActionFields {
+                    reason,
+                    ..Default::default()
+                }
+            ),
+            Ok(Action::Dismiss {
+                reason: "scanner, change CHG-1".into()
+            })
+        );
+        assert_eq!(
+            check(
+                CommandName::Regrade,
+                ActionFields {
+                    reason,
+                    level: Some(" 较大 "),
+                    ..Default::default()
+                }
+            ),
+            Ok(Action::Regrade {
+                to: RegradeTo::Level(Level::RelativelyMajor),
+                reason: "scanner, change CHG-1".into()
+            })
+        );
+        assert_eq!(
+            check(
+                CommandName::Regrade,
+                ActionFields {
+                    reason,
+                    level: Some("computed"),
+                    ..Default::default()
+                }
+            ),
+            Ok(Action::Regrade {
+                to: RegradeTo::Computed,
+                reason: "scanner, change CHG-1".into()
+            })
+        );
+        assert_eq!(
+            check(
+                CommandName::Merge,
+                ActionFields {
+                    into: Some(" @host-7 "),
+                    ..Default::default()
+                }
+            ),
+            Ok(Action::Merge {
+                into: "@host-7".into()
+            })
+        );
+        for name in CommandName::ALL {
+            let full = ActionFields {
+                reason,
+                level: Some("major"),
+                into: Some("INC-1"),
+                ..Default::default()
+            };
+            assert_eq!(check(name, full).map(|a| a.name()), Ok(name));
+        }
+    }
+
+    /// What a sender reads in `command.rejected` (and the desk in its 422): the field, and why.
+    /// A command wrong twice is rejected for the first field in a fixed order.
+    #[test]
+    fn a_missing_or_unreadable_field_is_named() {
+        let p = check(
+            CommandName::Dismiss,
+            ActionFields {
+                reason: Some("   "),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(p.to_string(), "`reason` is required");
+        assert_eq!(
+            (p.field(), p.detail().as_str()),
+            ("reason", "required for dismiss")
+        );
+        assert_eq!(p.code(), "missing_field");
+        let p = check(CommandName::Regrade, ActionFields::default()).unwrap_err();
+        assert_eq!(p.field(), "reason");
+        let p = check(
+            CommandName::Regrade,
+            ActionFields {
+                reason: Some("r"),
+                level: Some("huge"),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(p.field(), "level");
+        assert_eq!(p.code(), "bad_value");
+        assert!(p.to_string().contains("huge"), "{p}");
+        let p = check(
+            CommandName::ReportFiled,
+            ActionFields {
+                report_kind: Some("final"),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            p.to_string(),
+            "unknown report_kind \"final\" (expected initial, follow_up, summary or supplement)"
+        );
+        for (name, field) in [
+            (CommandName::FollowUp, "reason"),
+            (CommandName::Merge, "into"),
+        ] {
+            assert_eq!(
+                check(name, ActionFields::default()).map_err(|p| p.field()),
+                Err(field)
+            );
+        }
+    }
 
     #[test]
     fn names_round_trip_in_order() {

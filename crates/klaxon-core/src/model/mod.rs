@@ -6,7 +6,9 @@ pub mod escalation;
 pub mod level;
 
 pub use alert::Alert;
-pub use command::{Command, CommandName, CommandProblem};
+pub use command::{
+    Action, ActionFields, Command, CommandName, CommandProblem, FieldProblem, RegradeTo,
+};
 pub use escalation::Escalation;
 pub use level::{Level, OperatorClass, ReportKind};
 
