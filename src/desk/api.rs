@@ -242,7 +242,7 @@ struct Me {
     can_write: bool,
 }
 
-const COMMANDS: [&str; 7] = crate::model::CommandName::NAMES;
+const COMMANDS: &[&str] = crate::model::CommandName::NAMES;
 
 async fn me(State(desk): State<Arc<Desk>>, headers: HeaderMap) -> Response {
     let r = desk.authenticate(&headers, "me").map(|p| {
@@ -251,7 +251,8 @@ async fn me(State(desk): State<Arc<Desk>>, headers: HeaderMap) -> Response {
             Me {
                 role: p.role.key(),
                 commands: COMMANDS
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|c| Role::needed_for(c).is_some_and(|n| p.role >= n))
                     .collect(),
                 name: p.name,

@@ -378,7 +378,7 @@ fn status_key(s: &Status) -> &'static str {
 }
 
 fn event_type(key: &str) -> Option<EventType> {
-    EventType::ALL.iter().copied().find(|e| e.key() == key)
+    key.parse().ok()
 }
 
 fn boxed(s: Option<String>) -> Option<Box<str>> {

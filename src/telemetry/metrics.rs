@@ -87,7 +87,7 @@ struct StageWatch {
 }
 
 /// Commands whose names may appear as a label; anything else counts as `unknown`.
-pub const COMMANDS: [&str; 7] = crate::model::CommandName::NAMES;
+pub const COMMANDS: &[&str] = crate::model::CommandName::NAMES;
 
 /// `name` if it is a known command, else `unknown`: a bounded label.
 pub fn command_label(name: &str) -> &'static str {
@@ -261,13 +261,13 @@ impl Metrics {
         for code in ["wrong_type", "missing_field", "bad_value"] {
             m.commands_invalid.with_label_values(&[code]);
         }
-        for t in EventType::ALL {
+        for &t in EventType::ALL {
             m.escalations.with_label_values(&[t.key()]);
         }
         for l in Level::DESCENDING {
             m.incidents_open.with_label_values(&[l.key()]);
         }
-        for k in ReportKind::ALL {
+        for &k in ReportKind::ALL {
             m.reports_due.with_label_values(&[k.key()]);
             m.reports_overdue.with_label_values(&[k.key()]);
         }
@@ -340,7 +340,7 @@ impl Metrics {
                 .with_label_values(&[l.key()])
                 .set(s.open_by_level[l.index()] as i64);
         }
-        for k in ReportKind::ALL {
+        for &k in ReportKind::ALL {
             self.reports_due
                 .with_label_values(&[k.key()])
                 .set(s.reports_due[k as usize] as i64);

@@ -281,8 +281,28 @@ pub struct CommandProblem {
 }
 
 /// The commands Klaxon knows (docs/spec.md §2): the one list the decoder, the engine, the metrics and
-/// the desk share.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// the desk share. Each name is spelled once, by strum from the variant (`ReportFiled` →
+/// `report_filed`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    strum::VariantNames,
+)]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_command
+)]
 pub enum CommandName {
     Ack,
     ReportFiled,
@@ -293,53 +313,33 @@ pub enum CommandName {
     Merge,
 }
 
+fn unknown_command(s: &str) -> String {
+    format!("unknown command {s:?} (expected {})", CommandName::listed())
+}
+
 impl CommandName {
-    pub const ALL: [CommandName; 7] = [
-        CommandName::Ack,
-        CommandName::ReportFiled,
-        CommandName::FollowUp,
-        CommandName::Resolve,
-        CommandName::Dismiss,
-        CommandName::Regrade,
-        CommandName::Merge,
-    ];
+    /// Every command, in declaration order (`name as usize`).
+    pub const ALL: &'static [CommandName] = <Self as strum::VariantArray>::VARIANTS;
 
     /// The names as written on the wire, in [`CommandName::ALL`]'s order.
-    pub const NAMES: [&'static str; 7] = [
-        "ack",
-        "report_filed",
-        "follow_up",
-        "resolve",
-        "dismiss",
-        "regrade",
-        "merge",
-    ];
+    pub const NAMES: &'static [&'static str] = <Self as strum::VariantNames>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
+        self.into()
     }
 
     /// "ack, report_filed, …, regrade or merge", for messages.
     pub fn listed() -> String {
-        let (last, rest) = Self::NAMES.split_last().unwrap_or((&"", &[]));
-        format!("{} or {last}", rest.join(", "))
+        listed(Self::NAMES)
     }
 }
 
-impl std::str::FromStr for CommandName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| Self::ALL[i])
-            .ok_or_else(|| format!("unknown command {s:?} (expected {})", Self::listed()))
-    }
-}
-
-impl std::fmt::Display for CommandName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// `a, b or c`, for the messages that list what is accepted.
+pub(crate) fn listed(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.to_string(),
+        None => String::new(),
     }
 }
 
@@ -436,7 +436,7 @@ mod tests {
                 into: "@host-7".into()
             })
         );
-        for name in CommandName::ALL {
+        for &name in CommandName::ALL {
             let full = ActionFields {
                 reason,
                 level: Some("major"),

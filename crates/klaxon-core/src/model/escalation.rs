@@ -7,69 +7,62 @@ use super::level::{Level, OperatorClass, ReportKind};
 use crate::time::Timestamp;
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// What an escalation event is about. Each name (`incident.opened`, …) is spelled once, in the
+/// strum attribute; the wire form, metrics labels and settings all read it through [`EventType::key`].
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 pub enum EventType {
-    #[serde(rename = "incident.opened")]
+    #[strum(serialize = "incident.opened")]
     IncidentOpened,
-    #[serde(rename = "incident.graded")]
+    #[strum(serialize = "incident.graded")]
     IncidentGraded,
-    #[serde(rename = "grade.upgrade_warning")]
+    #[strum(serialize = "grade.upgrade_warning")]
     UpgradeWarning,
-    #[serde(rename = "report.due")]
+    #[strum(serialize = "report.due")]
     ReportDue,
-    #[serde(rename = "report.reminder")]
+    #[strum(serialize = "report.reminder")]
     ReportReminder,
-    #[serde(rename = "report.overdue")]
+    #[strum(serialize = "report.overdue")]
     ReportOverdue,
-    #[serde(rename = "report.filed")]
+    #[strum(serialize = "report.filed")]
     ReportFiled,
-    #[serde(rename = "incident.acknowledged")]
+    #[strum(serialize = "incident.acknowledged")]
     IncidentAcknowledged,
-    #[serde(rename = "incident.resolved")]
+    #[strum(serialize = "incident.resolved")]
     IncidentResolved,
-    #[serde(rename = "incident.dismissed")]
+    #[strum(serialize = "incident.dismissed")]
     IncidentDismissed,
-    #[serde(rename = "incident.merged")]
+    #[strum(serialize = "incident.merged")]
     IncidentMerged,
-    #[serde(rename = "command.rejected")]
+    #[strum(serialize = "command.rejected")]
     CommandRejected,
-    #[serde(rename = "escalation.page")]
+    #[strum(serialize = "escalation.page")]
     EscalationPage,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
-        EventType::IncidentOpened,
-        EventType::IncidentGraded,
-        EventType::UpgradeWarning,
-        EventType::ReportDue,
-        EventType::ReportReminder,
-        EventType::ReportOverdue,
-        EventType::ReportFiled,
-        EventType::IncidentAcknowledged,
-        EventType::IncidentResolved,
-        EventType::IncidentDismissed,
-        EventType::IncidentMerged,
-        EventType::CommandRejected,
-        EventType::EscalationPage,
-    ];
+    /// Every type, in declaration order.
+    pub const ALL: &'static [EventType] = <Self as strum::VariantArray>::VARIANTS;
 
     pub fn key(self) -> &'static str {
-        match self {
-            EventType::IncidentOpened => "incident.opened",
-            EventType::IncidentGraded => "incident.graded",
-            EventType::UpgradeWarning => "grade.upgrade_warning",
-            EventType::ReportDue => "report.due",
-            EventType::ReportReminder => "report.reminder",
-            EventType::ReportOverdue => "report.overdue",
-            EventType::ReportFiled => "report.filed",
-            EventType::IncidentAcknowledged => "incident.acknowledged",
-            EventType::IncidentResolved => "incident.resolved",
-            EventType::IncidentDismissed => "incident.dismissed",
-            EventType::IncidentMerged => "incident.merged",
-            EventType::CommandRejected => "command.rejected",
-            EventType::EscalationPage => "escalation.page",
-        }
+        self.into()
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
     }
 }
 
@@ -374,4 +367,24 @@ pub struct DraftItem {
     pub title: String,
     pub content: String,
     pub to_complete: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one spelling of each type is what goes on the wire, and reads back.
+    #[test]
+    fn every_event_type_serialises_as_its_key_and_parses_back() {
+        let mut seen = std::collections::HashSet::new();
+        for &t in EventType::ALL {
+            let wire = serde_json::to_string(&t).expect("serialises");
+            assert_eq!(wire, format!("\"{}\"", t.key()));
+            assert_eq!(t.key().parse::<EventType>(), Ok(t));
+            assert!(seen.insert(t.key()), "{} twice", t.key());
+        }
+        assert_eq!(EventType::ALL.len(), 13);
+        assert_eq!(EventType::ALL[0].key(), "incident.opened");
+        assert!("incident.Opened".parse::<EventType>().is_err());
+    }
 }

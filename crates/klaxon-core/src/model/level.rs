@@ -5,8 +5,21 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Incident level. `Ord` follows severity: `General < RelativelyMajor < Major < ParticularlyMajor`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Level {
     /// 一般 — the residual level; no reporting duty under the Measures.
     General,
@@ -28,12 +41,7 @@ impl Level {
     ];
 
     pub fn key(self) -> &'static str {
-        match self {
-            Level::General => "general",
-            Level::RelativelyMajor => "relatively_major",
-            Level::Major => "major",
-            Level::ParticularlyMajor => "particularly_major",
-        }
+        self.into()
     }
 
     /// The guide's short Chinese name.
@@ -80,9 +88,30 @@ impl FromStr for Level {
     }
 }
 
-/// Which report a timer or command is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Which report a timer or command is about. Its names (`initial`, `follow_up`, …) are spelled
+/// once, from the variants: serde and strum both use snake case.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_report_kind
+)]
 pub enum ReportKind {
     /// 初报: the first report, due within the route's window.
     Initial,
@@ -95,47 +124,45 @@ pub enum ReportKind {
     Supplement,
 }
 
+fn unknown_report_kind(s: &str) -> String {
+    format!(
+        "unknown report_kind {s:?} (expected {})",
+        super::command::listed(<ReportKind as strum::VariantNames>::VARIANTS)
+    )
+}
+
 impl ReportKind {
     pub fn key(self) -> &'static str {
-        match self {
-            ReportKind::Initial => "initial",
-            ReportKind::FollowUp => "follow_up",
-            ReportKind::Summary => "summary",
-            ReportKind::Supplement => "supplement",
-        }
+        self.into()
     }
 
     /// Every kind, in index order (`kind as usize`).
-    pub const ALL: [ReportKind; 4] = [
-        ReportKind::Initial,
-        ReportKind::FollowUp,
-        ReportKind::Summary,
-        ReportKind::Supplement,
-    ];
-}
-
-impl FromStr for ReportKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "initial" => ReportKind::Initial,
-            "follow_up" => ReportKind::FollowUp,
-            "summary" => ReportKind::Summary,
-            "supplement" => ReportKind::Supplement,
-            _ => {
-                return Err(format!(
-                    "unknown report_kind {s:?} (expected initial, follow_up, summary or supplement)"
-                ))
-            }
-        })
-    }
+    pub const ALL: &'static [ReportKind] = <Self as strum::VariantArray>::VARIANTS;
 }
 
 /// Operator class: decides the reporting route and window (Measures art. 4).
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
 )]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_operator_class
+)]
 pub enum OperatorClass {
     Cii,
     CentralStateOrgan,
@@ -143,29 +170,16 @@ pub enum OperatorClass {
     Other,
 }
 
-impl OperatorClass {
-    pub fn key(self) -> &'static str {
-        match self {
-            OperatorClass::Cii => "cii",
-            OperatorClass::CentralStateOrgan => "central_state_organ",
-            OperatorClass::Other => "other",
-        }
-    }
+fn unknown_operator_class(s: &str) -> String {
+    format!(
+        "unknown operator class {s:?} (expected {})",
+        super::command::listed(<OperatorClass as strum::VariantNames>::VARIANTS)
+    )
 }
 
-impl FromStr for OperatorClass {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "cii" => OperatorClass::Cii,
-            "central_state_organ" => OperatorClass::CentralStateOrgan,
-            "other" => OperatorClass::Other,
-            _ => {
-                return Err(format!(
-                    "unknown operator class {s:?} (expected cii, central_state_organ or other)"
-                ))
-            }
-        })
+impl OperatorClass {
+    pub fn key(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -192,5 +206,12 @@ mod tests {
             Level::RelativelyMajor
         );
         assert!("huge".parse::<Level>().is_err());
+        for l in Level::DESCENDING {
+            assert_eq!(l.key().parse::<Level>(), Ok(l));
+            assert_eq!(
+                serde_json::to_string(&l).ok(),
+                Some(format!("\"{}\"", l.key()))
+            );
+        }
     }
 }
