@@ -26,7 +26,7 @@ mod memory;
 mod route_token;
 
 pub use alerts::resolve_parties;
-pub(crate) use hashing::SeededPrehash;
+pub(crate) use hashing::SeededHash;
 pub(crate) use hashing::{alert_dedup_key, dedup_key, explicit_key_hash, fnv1a, key_hash};
 pub use incident::{Address, Incident, IncidentId, Status, RECENT_IDS};
 pub use route_token::{input_route_token, route_token};
@@ -178,13 +178,13 @@ pub struct Engine {
     opts: EngineOptions,
     /// Boxed: an incident is taken out and put back for every input, and moving a pointer is
     /// cheaper than moving the incident.
-    incidents: HashMap<IncidentId, Box<Incident>, SeededPrehash>,
+    incidents: HashMap<IncidentId, Box<Incident>, SeededHash>,
     /// Correlation key (hashed) → the latest incident opened for it: the one that takes its
     /// alerts while open (a new one is opened only when the latest no longer takes alerts), and
     /// the one `@key` commands address.
-    latest_by_key: HashMap<u128, IncidentId, SeededPrehash>,
+    latest_by_key: HashMap<u128, IncidentId, SeededHash>,
     /// Alert ids seen within the dedup window, with the order they expire in.
-    seen: HashMap<DedupId, Timestamp, SeededPrehash>,
+    seen: HashMap<DedupId, Timestamp, SeededHash>,
     seen_order: VecDeque<(Timestamp, DedupId)>,
     /// Ids forgotten before their window ended because `max_dedup_ids` was reached, since the
     /// driver last asked.
