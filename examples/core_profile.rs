@@ -3,6 +3,8 @@
 //! (Criterion's timings swing by tens of percent on a shared machine; instruction counts do not.)
 //! `core_profile best` times the whole path 40 times and prints the fastest and the median run:
 //! the fastest is the least disturbed by neighbours, for comparing two builds run alternately.
+//! `core_profile replay` times `klaxon replay` of 200,000 alerts against serde_json parsing the
+//! same lines into the typed `Alert` (docs/benchmarks.md), alternating the two.
 
 use klaxon::decode::{decode, Expect};
 use klaxon::engine::Engine;
@@ -60,6 +62,7 @@ fn main() -> anyhow::Result<()> {
                 rates[rates.len() / 2] / 1e3
             );
         }
+        "replay" => out += replay_against_typed_parse(&config),
         "restore" => {
             // The CPU side of a changelog restore: the 2,000 incidents as records, then back.
             // Count it alone with `--toggle-collect='*restore_all*'`.
@@ -103,4 +106,80 @@ fn restore_all(config: &klaxon::settings::Config, records: &[Vec<u8>]) -> usize 
         }
     }
     n
+}
+
+/// `klaxon replay` (decode, check, sort by time, correlate, grade, fire timers, write every
+/// event) of 200,000 alerts over 2.3 days, against serde_json parsing the same lines into the
+/// typed `Alert` alone: 5 runs of each (`RUNS`), alternating; prints min/median/max of both
+/// rates and of their ratio, run by run. The first replay runs on memory fresh from the OS (as
+/// `klaxon replay` in its own process does), the later ones on memory the allocator kept.
+/// `DUMP=<path>` also writes the lines, to time the command itself. Returns the events written
+/// by the last replay.
+fn replay_against_typed_parse(config: &klaxon::settings::Config) -> usize {
+    const ALERTS: usize = 200_000;
+    let mut text = Vec::new();
+    for i in 0..ALERTS {
+        let s = i % 86_400;
+        let ts = format!(
+            "2026-11-{:02}T{:02}:{:02}:{:02}+08:00",
+            24 + i / 86_400,
+            s / 3600,
+            (s / 60) % 60,
+            s % 60
+        );
+        text.extend_from_slice(klaxon::loadtest::alert_line(i, 5_000, &ts).as_bytes());
+        text.push(b'\n');
+    }
+    if let Ok(path) = std::env::var("DUMP") {
+        let _ = std::fs::write(path, &text);
+    }
+    let (mut parse, mut replay, mut ratio, mut events) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    // `RUNS=1` for a profiler.
+    let runs = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    for _ in 0..runs {
+        let started = std::time::Instant::now();
+        let mut parsed = 0usize;
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            parsed += serde_json::from_slice::<klaxon::model::Alert>(line).is_ok() as usize;
+        }
+        let p = parsed as f64 / started.elapsed().as_secs_f64();
+        let mut engine = Engine::from_config(config);
+        let started = std::time::Instant::now();
+        let summary = klaxon::replay::run_with(
+            &mut engine,
+            &text[..],
+            0,
+            &config.mappings,
+            None,
+            &mut std::io::sink(),
+            |_| {},
+        )
+        .map_err(|e| eprintln!("replay: {e}"))
+        .unwrap_or_default();
+        let r = summary.records as f64 / started.elapsed().as_secs_f64();
+        drop(engine);
+        events = summary.events;
+        parse.push(p);
+        replay.push(r);
+        ratio.push(r / p);
+    }
+    let spread = |v: &mut Vec<f64>, k: f64| {
+        v.sort_by(f64::total_cmp);
+        format!(
+            "{:.2} / {:.2} / {:.2}",
+            v[0] / k,
+            v[v.len() / 2] / k,
+            v[v.len() - 1] / k
+        )
+    };
+    println!(
+        "serde_json typed parse: {} k alerts/s; klaxon replay: {} k alerts/s ({events} events); replay / parse: {} × (min / median / max of {runs})",
+        spread(&mut parse, 1e3),
+        spread(&mut replay, 1e3),
+        spread(&mut ratio, 1.0)
+    );
+    events
 }

@@ -87,13 +87,15 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     on_progress: &mut dyn FnMut(usize, usize),
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
-    // The whole input is read into one buffer, and each record is decoded twice: once to
-    // check it and learn its time, and again, after sorting, to apply it. Holding the decoded
-    // records instead (their strings borrowed from the buffer) took ~60 % more memory for the
-    // same speed: 253 MB against 161 MB for 200,000 alerts.
+    // The whole input is read into one buffer and each record decoded once, its strings
+    // borrowed from the buffer, then sorted by time and applied. Decoding each record a second
+    // time after sorting instead held ~500 bytes less per alert (176 against 273 MB of RSS for
+    // 200,000 alerts of ~580 bytes, the text itself 116 MB) but took 1.4 × as long (median of
+    // 5: 0.62 against 0.43 s): replay is an offline tool whose input is in memory either way,
+    // and its speed is what a backtest of a rule change waits on (docs/benchmarks.md).
     let mut text = Vec::new();
     input.read_to_end(&mut text)?;
-    let mut records = Vec::new();
+    let mut records: Vec<(Timestamp, usize, Input<'_>)> = Vec::new();
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(|b| b.is_ascii_whitespace()) {
@@ -106,12 +108,10 @@ pub fn run_with_progress<R: BufRead, W: Write>(
             // at the time of the record before it in the file (the replay's clock there), and
             // the engine answers it with `command.rejected` at that time.
             Ok(Input::Command(c)) if c.event_time().is_none() => {
-                let t = records
-                    .last()
-                    .map_or(Timestamp::MIN, |r: &(Timestamp, _, _)| r.0);
-                records.push((t, i + 1, line));
+                let t = records.last().map_or(Timestamp::MIN, |r| r.0);
+                records.push((t, i + 1, Input::Command(c)));
             }
-            Ok(input) => records.push((input.time(), i + 1, line)),
+            Ok(input) => records.push((input.time(), i + 1, input)),
             Err(error) => {
                 summary.rejected += 1;
                 on_bad(&BadLine { line: i + 1, error });
@@ -130,14 +130,10 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     records.sort_by_key(|(t, n, _)| (*t, *n));
     summary.records = records.len();
     let total = records.len();
-    for (done, (t, _, line)) in records.into_iter().enumerate() {
+    for (done, (t, _, mut input)) in records.into_iter().enumerate() {
         if done % 8192 == 0 {
             on_progress(done, total);
         }
-        // Decoding is deterministic: a record that decoded above decodes again.
-        let Ok(mut input) = decode_with(line, Expect::Either, max_bytes, mappings) else {
-            continue;
-        };
         if let Input::Command(c) = &mut input {
             if c.event_time().is_none() {
                 c.received_at = Some(t);

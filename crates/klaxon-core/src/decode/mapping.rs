@@ -542,6 +542,20 @@ impl FieldRule {
     }
 }
 
+/// The first path segment of each top-level key: `kibana` for a flat `kibana.alert.uuid`, the
+/// key itself when it has no dot. A mapping's path matches a key exactly when its first segment
+/// is the key's root.
+pub fn key_roots<K: AsRef<str>>(keys: &[K]) -> Vec<&str> {
+    keys.iter()
+        .map(|k| {
+            let k = k.as_ref();
+            // A byte loop: keys are short, and `split_once`'s searcher cost ~75 instructions a
+            // key to set up.
+            k.bytes().position(|b| b == b'.').map_or(k, |dot| &k[..dot])
+        })
+        .collect()
+}
+
 /// One SIEM shape and how it maps onto the native alert.
 #[derive(Debug, Clone)]
 pub struct Mapping {
@@ -570,16 +584,12 @@ impl Mapping {
         &self.name
     }
 
-    /// Cheap pre-check on the record's top-level keys: could it be of this shape?
-    pub fn may_recognise<K: AsRef<str>>(&self, top_keys: &[K]) -> bool {
-        let has = |p: &SourcePath| {
-            let root = p.root();
-            top_keys.iter().map(AsRef::as_ref).any(|k: &str| {
-                k == root
-                    || k.strip_prefix(root)
-                        .is_some_and(|rest| rest.starts_with('.'))
-            })
-        };
+    /// Cheap pre-check on the roots of the record's top-level keys ([`key_roots`]): could it be
+    /// of this shape? Runs for every record and mapping, so it compares whole roots (mostly a
+    /// length check), not prefixes: ~2,100 instructions a record before, on the shipped four
+    /// mappings (callgrind, `core_profile replay`).
+    pub fn may_recognise(&self, key_roots: &[&str]) -> bool {
+        let has = |p: &SourcePath| key_roots.contains(&p.root());
         (self.all.iter().all(has) && (self.any.is_empty() || self.any.iter().any(has)))
             || self.envelope.iter().any(has)
     }

@@ -183,9 +183,10 @@ pub fn decode_record<'a>(
             mapped: None,
         });
     }
+    let roots = mapping::key_roots(&keys);
     let mut record: Option<serde_json::Value> = None;
     for m in mappings.active() {
-        if !m.may_recognise(&keys) {
+        if !m.may_recognise(&roots) {
             continue;
         }
         let value = match &record {
@@ -208,7 +209,7 @@ pub fn decode_record<'a>(
     }
     // A shape whose mapping is loaded but not listed is not read as native by chance.
     for m in mappings.inactive() {
-        if !m.may_recognise(&keys) {
+        if !m.may_recognise(&roots) {
             continue;
         }
         let value = match &record {

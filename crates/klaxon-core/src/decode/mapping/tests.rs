@@ -148,8 +148,10 @@ fn maps_a_record_and_keeps_provenance() {
             "event": {"module": "wazuh"}, "id": "17.5",
             "labels": {"klaxon_operator": "gd-grid", "klaxon_operator_class": "cii",
                        "klaxon_affected_population": "150000"}});
-    assert!(m.may_recognise(&["@timestamp", "event.kind"]));
-    assert!(!m.may_recognise(&["@timestamp", "id"]));
+    assert!(m.may_recognise(&key_roots(&["@timestamp", "event.kind"])));
+    assert!(m.may_recognise(&key_roots(&["@timestamp", "event"])));
+    assert!(!m.may_recognise(&key_roots(&["@timestamp", "id"])));
+    assert!(!m.may_recognise(&key_roots(&["@timestamp", "eventually"])));
     assert!(m.recognises(&doc));
     let out = m.to_native(&doc).unwrap();
     assert_eq!(
