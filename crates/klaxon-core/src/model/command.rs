@@ -11,6 +11,7 @@
 use super::{Level, ReportKind};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use strum::{Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Command {
@@ -292,11 +293,11 @@ pub struct CommandProblem {
     Hash,
     PartialOrd,
     Ord,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-    strum::VariantNames,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantArray,
+    VariantNames,
 )]
 #[strum(
     serialize_all = "snake_case",
@@ -314,7 +315,13 @@ pub enum CommandName {
 }
 
 fn unknown_command(s: &str) -> String {
-    format!("unknown command {s:?} (expected {})", CommandName::listed())
+    unknown::<CommandName>("command", s)
+}
+
+/// `unknown report_kind "final" (expected initial, follow_up, summary or supplement)`: the parse
+/// error of the enums whose names strum spells.
+pub(crate) fn unknown<T: VariantNames>(what: &str, s: &str) -> String {
+    format!("unknown {what} {s:?} (expected {})", listed(T::VARIANTS))
 }
 
 impl CommandName {
@@ -356,92 +363,79 @@ mod tests {
     #[test]
     fn each_command_reads_the_fields_it_needs() {
         let reason = Some("  scanner, change CHG-1 ");
-        assert_eq!(
-            check(CommandName::Ack, ActionFields::default()),
-            Ok(Action::Ack)
-        );
-        assert_eq!(
-            check(
+        let trimmed = || "scanner, change CHG-1".to_string();
+        let none = ActionFields::default();
+        let cases = [
+            (CommandName::Ack, none, Action::Ack),
+            (
                 CommandName::Ack,
                 ActionFields {
                     level: Some("nonsense"),
-                    ..Default::default()
-                }
+                    ..none
+                },
+                Action::Ack,
             ),
-            Ok(Action::Ack)
-        );
-        assert_eq!(
-            check(
+            (
                 CommandName::ReportFiled,
                 ActionFields {
                     report_kind: Some("follow_up"),
                     partial: Some(true),
-                    ..Default::default()
-                }
+                    ..none
+                },
+                Action::ReportFiled {
+                    kind: Some(ReportKind::FollowUp),
+                    partial: true,
+                },
             ),
-            Ok(Action::ReportFiled {
-                kind: Some(ReportKind::FollowUp),
-                partial: true
-            })
-        );
-        assert_eq!(
-            check(
+            (
                 CommandName::Dismiss,
-                ActionFields {
-                    reason,
-                    ..Default::default()
-                }
+                ActionFields { reason, ..none },
+                Action::Dismiss { reason: trimmed() },
             ),
-            Ok(Action::Dismiss {
-                reason: "scanner, change CHG-1".into()
-            })
-        );
-        assert_eq!(
-            check(
+            (
                 CommandName::Regrade,
                 ActionFields {
                     reason,
                     level: Some(" 较大 "),
-                    ..Default::default()
-                }
+                    ..none
+                },
+                Action::Regrade {
+                    to: RegradeTo::Level(Level::RelativelyMajor),
+                    reason: trimmed(),
+                },
             ),
-            Ok(Action::Regrade {
-                to: RegradeTo::Level(Level::RelativelyMajor),
-                reason: "scanner, change CHG-1".into()
-            })
-        );
-        assert_eq!(
-            check(
+            (
                 CommandName::Regrade,
                 ActionFields {
                     reason,
                     level: Some("computed"),
-                    ..Default::default()
-                }
+                    ..none
+                },
+                Action::Regrade {
+                    to: RegradeTo::Computed,
+                    reason: trimmed(),
+                },
             ),
-            Ok(Action::Regrade {
-                to: RegradeTo::Computed,
-                reason: "scanner, change CHG-1".into()
-            })
-        );
-        assert_eq!(
-            check(
+            (
                 CommandName::Merge,
                 ActionFields {
                     into: Some(" @host-7 "),
-                    ..Default::default()
-                }
+                    ..none
+                },
+                Action::Merge {
+                    into: "@host-7".into(),
+                },
             ),
-            Ok(Action::Merge {
-                into: "@host-7".into()
-            })
-        );
+        ];
+        for (name, fields, action) in cases {
+            assert_eq!(check(name, fields), Ok(action), "{name}");
+        }
         for &name in CommandName::ALL {
             let full = ActionFields {
                 reason,
                 level: Some("major"),
                 into: Some("INC-1"),
-                ..Default::default()
+                ..none
             };
             assert_eq!(check(name, full).map(|a| a.name()), Ok(name));
         }

@@ -6,6 +6,7 @@
 use super::level::{Level, OperatorClass, ReportKind};
 use crate::time::Timestamp;
 use serde::Serialize;
+use strum::{EnumString, IntoStaticStr, VariantArray};
 
 /// What an escalation event is about. Each name (`incident.opened`, …) is spelled once, in the
 /// strum attribute; the wire form, metrics labels and settings all read it through [`EventType::key`].
@@ -18,9 +19,9 @@ use serde::Serialize;
     PartialOrd,
     Ord,
     Hash,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
+    IntoStaticStr,
+    EnumString,
+    VariantArray,
 )]
 pub enum EventType {
     #[strum(serialize = "incident.opened")]

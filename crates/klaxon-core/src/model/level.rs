@@ -3,22 +3,12 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use strum::{EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 /// Incident level. `Ord` follows severity: `General < RelativelyMajor < Major < ParticularlyMajor`.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum Level {
     /// 一般 — the residual level; no reporting duty under the Measures.
@@ -90,23 +80,9 @@ impl FromStr for Level {
 
 /// Which report a timer or command is about. Its names (`initial`, `follow_up`, …) are spelled
 /// once, from the variants: serde and strum both use snake case.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    strum::VariantNames,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr, EnumString, VariantArray, VariantNames)]
 #[strum(
     serialize_all = "snake_case",
     parse_err_ty = String,
@@ -125,10 +101,7 @@ pub enum ReportKind {
 }
 
 fn unknown_report_kind(s: &str) -> String {
-    format!(
-        "unknown report_kind {s:?} (expected {})",
-        super::command::listed(<ReportKind as strum::VariantNames>::VARIANTS)
-    )
+    super::command::unknown::<ReportKind>("report_kind", s)
 }
 
 impl ReportKind {
@@ -142,22 +115,10 @@ impl ReportKind {
 
 /// Operator class: decides the reporting route and window (Measures art. 4).
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    Default,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
 #[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr, EnumString, VariantNames)]
 #[strum(
     serialize_all = "snake_case",
     parse_err_ty = String,
@@ -171,10 +132,7 @@ pub enum OperatorClass {
 }
 
 fn unknown_operator_class(s: &str) -> String {
-    format!(
-        "unknown operator class {s:?} (expected {})",
-        super::command::listed(<OperatorClass as strum::VariantNames>::VARIANTS)
-    )
+    super::command::unknown::<OperatorClass>("operator class", s)
 }
 
 impl OperatorClass {
