@@ -455,7 +455,7 @@ fn check_command(
         Some(t) => Timestamp::parse_rfc3339(t).map_err(|e| ApiError::field("at", e.to_string()))?,
     };
     // The engine's own check of the fields each command needs (`reason` for dismiss, …), so the
-    // desk answers 422 naming the field instead of the engine's `command.rejected` later.
+    // desk answers 400 naming the field instead of the engine's `command.rejected` later.
     let name = body
         .command
         .parse::<CommandName>()
