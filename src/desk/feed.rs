@@ -36,23 +36,11 @@ pub async fn run(desk: Arc<Desk>, mut shutdown: watch::Receiver<bool>) {
     cfg.set("enable.auto.offset.store", "false");
     cfg.set("auto.offset.reset", "earliest");
     cfg.set("enable.partition.eof", "false");
-    // As the stages' consumers: the local test broker holds every fetch for the whole wait, so
-    // librdkafka's 500 ms default made a rebuild wait on it (1 M records took 31 s).
-    if cfg.get("fetch.wait.max.ms").is_none() {
-        cfg.set("fetch.wait.max.ms", crate::runtime::kafka::FETCH_WAIT_MS);
-    }
-    // The stages' prefetch bound and refetch backoff (see `runtime::kafka`), unless
-    // `kafka.properties` says otherwise.
-    for (key, value) in [
-        (
-            "queued.max.messages.kbytes",
-            crate::runtime::kafka::PREFETCH_KBYTES,
-        ),
-        (
-            "fetch.queue.backoff.ms",
-            crate::runtime::kafka::FETCH_QUEUE_BACKOFF_MS,
-        ),
-    ] {
+    // The stages' fetch settings, unless `kafka.properties` says otherwise: the local test
+    // broker holds every fetch for the whole wait, so librdkafka's 500 ms default made a rebuild
+    // wait on it, and its 1 s refetch backoff after a full prefetch queue did too (1 M records
+    // took 31 s).
+    for (key, value) in crate::runtime::kafka::FETCH_DEFAULTS {
         if cfg.get(key).is_none() {
             cfg.set(key, value);
         }

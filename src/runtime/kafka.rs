@@ -117,9 +117,9 @@ pub fn consumer_config(settings: &Settings, group: &str, stage: &str) -> ClientC
     // A compliance tool must not skip alerts that arrived before its group existed.
     c.set("auto.offset.reset", "earliest");
     c.set("enable.partition.eof", "false");
-    c.set("fetch.wait.max.ms", FETCH_WAIT_MS);
-    c.set("queued.max.messages.kbytes", PREFETCH_KBYTES);
-    c.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    for (key, value) in FETCH_DEFAULTS {
+        c.set(key, value);
+    }
     let mut c = merge(c, &base_config(settings), PRODUCER_ONLY);
     // A session timeout of the user's own keeps the heartbeat at a third of it.
     let user = |k: &str| {
@@ -153,6 +153,14 @@ pub const PREFETCH_KBYTES: &str = "16384";
 /// desk's rebuild of 1 M incidents through the local broker took 31 s, and 5.7 × less with 10 ms
 /// (200,000 records: 6.35 s → 1.12 s; `cargo bench --bench desk`, docs/desk.md).
 pub const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
+/// How every consumer that reads a backlog fetches, unless `kafka.properties` says otherwise:
+/// the stages' ([`consumer_config`]) and the desk's feed.
+pub const FETCH_DEFAULTS: [(&str, &str); 3] = [
+    ("fetch.wait.max.ms", FETCH_WAIT_MS),
+    ("queued.max.messages.kbytes", PREFETCH_KBYTES),
+    ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
+];
 
 /// Properties that only one kind of client understands; librdkafka warns when the other gets them.
 const CONSUMER_ONLY: &[&str] = &[
