@@ -54,8 +54,11 @@ impl PacedFeed {
         .await
         .map_err(|e| e.to_string())??;
         let expected = ((self.rate * self.seconds) as usize).div_ceil(PROBE_EVERY);
+        let fifths = worst_per_fifth(&ms);
+        let mut ms = ms;
+        ms.sort_by(f64::total_cmp);
         Ok(format!(
-            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (the worst of each fifth of the feed: {fifths} ms)\n",
             self.rate,
             self.seconds,
             ms.len(),
@@ -65,7 +68,7 @@ impl PacedFeed {
         ))
     }
 
-    /// The probes' latencies in milliseconds, sorted.
+    /// The probes' latencies in milliseconds, in the order they were sent.
     pub(super) async fn measure(
         &self,
         input: &str,
@@ -176,16 +179,27 @@ impl PacedFeed {
             _ = async { while !receiver.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } } => {}
         }
         let arrived = receiver.await.map_err(|e| e.to_string())?;
-        let mut ms: Vec<f64> = arrived
+        let mut ms: Vec<(usize, f64)> = arrived
             .into_iter()
             .filter_map(|(k, at)| {
                 let t0 = (*sent.get(k)?)?;
-                Some(at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+                Some((k, at.saturating_duration_since(t0).as_secs_f64() * 1000.0))
             })
             .collect();
-        ms.sort_by(f64::total_cmp);
-        Ok(ms)
+        ms.sort_by_key(|&(k, _)| k);
+        Ok(ms.into_iter().map(|(_, ms)| ms).collect())
     }
+}
+
+/// The highest latency in each fifth of the probes (in the order sent), `a / b / c / d / e`: a
+/// stall shows as a run of high fifths, where the percentiles alone cannot tell it from noise.
+pub(super) fn worst_per_fifth(in_order: &[f64]) -> String {
+    let size = in_order.len().div_ceil(5).max(1);
+    in_order
+        .chunks(size)
+        .map(|c| format!("{:.0}", c.iter().copied().fold(0.0, f64::max)))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// The probe number in a record that carries a probe: the probe alert itself (passthrough) or

@@ -1,4 +1,4 @@
-use super::{own_share, spread, HistogramSnapshot};
+use super::{own_share, spread, worst_per_fifth, HistogramSnapshot};
 
 #[test]
 fn the_latency_share_describes_only_the_samples_of_the_window() {
@@ -35,4 +35,13 @@ fn spread_reports_min_median_max_of_the_rounds() {
     assert_eq!(spread(&mut [1.0, 0.8, 0.9, 1.2]), (0.8, 1.0, 1.2));
     let (lo, mid, hi) = spread(&mut []);
     assert!(lo.is_nan() && mid.is_nan() && hi.is_nan());
+}
+
+#[test]
+fn a_stall_in_the_feed_shows_in_the_worst_of_its_fifths() {
+    let mut probes = vec![10.0; 20];
+    probes[9] = 900.0;
+    assert_eq!(worst_per_fifth(&probes), "10 / 10 / 900 / 10 / 10");
+    assert_eq!(worst_per_fifth(&[7.0, 3.0]), "7 / 3");
+    assert_eq!(worst_per_fifth(&[]), "");
 }
