@@ -6,9 +6,10 @@
 mod kafka_support;
 
 use kafka_support::{brokers, unique};
+use klaxon::runtime::producer::AckingProducer;
 use klaxon::runtime::sink::{send, send_all, AckPipeline, OutRecord, Step};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::FutureProducer;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -22,21 +23,23 @@ fn record(topic: &str, i: usize) -> OutRecord {
     }
 }
 
-fn producer(brokers: &str, message_timeout_ms: &str) -> FutureProducer {
-    ClientConfig::new()
+type Producer = AckingProducer<DefaultClientContext>;
+
+fn producer(brokers: &str, message_timeout_ms: &str) -> Producer {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("message.timeout.ms", message_timeout_ms)
-        .create()
-        .expect("producer")
+        .set("message.timeout.ms", message_timeout_ms);
+    AckingProducer::new(&config, DefaultClientContext).expect("producer")
 }
 
 /// A producer to the broker, a fresh topic with one record in it (the local broker creates
 /// topics on first use), the shutdown signal's sender, and a pipeline on that producer.
 async fn pipeline_on_a_new_topic(
     name: &str,
-) -> (FutureProducer, String, watch::Sender<bool>, AckPipeline) {
+) -> (Producer, String, watch::Sender<bool>, AckPipeline) {
     let topic = unique(name);
     let p = producer(&brokers(), "30000");
     let (stop, shutdown) = watch::channel(false);
@@ -130,5 +133,25 @@ async fn a_step_is_told_when_its_own_records_were_acknowledged_not_when_the_step
     assert!(
         ran[1].1 < ran[0].1,
         "the second step's records were acknowledged before the first's, and its follow-up must say so"
+    );
+}
+
+#[tokio::test]
+async fn the_producer_answers_each_record_with_where_the_broker_wrote_it() {
+    let topic = unique("acking-producer");
+    let p = producer(&brokers(), "30000");
+    let send = |payload: &'static [u8]| {
+        rdkafka::producer::BaseRecord::<[u8], [u8]>::to(&topic)
+            .partition(0)
+            .key(b"k")
+            .payload(payload)
+    };
+    let first = p.send_acknowledged(send(b"1")).await.expect("acknowledged");
+    let second = p.send_acknowledged(send(b"2")).await.expect("acknowledged");
+    assert_eq!(first.0, 0, "the partition asked for");
+    assert_eq!(
+        second,
+        (0, first.1 + 1),
+        "the next offset of that partition"
     );
 }

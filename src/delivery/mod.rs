@@ -24,14 +24,16 @@ pub mod alertmanager;
 pub mod retry;
 pub mod signature;
 
+use crate::runtime::producer::AckingProducer;
 use crate::settings::delivery::{DeliverySettings, WebhookSettings};
 use crate::settings::Config;
 use crate::telemetry::events::{DeliveryDeadLettered, DeliveryEnded};
 use alertmanager::{AmAlert, OpenAlerts};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use retry::{Attempt, Jitter};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -204,7 +206,7 @@ struct Shared {
     client: reqwest::Client,
     webhooks: Vec<Webhook>,
     am: Option<mpsc::Sender<AmRequest>>,
-    producer: FutureProducer,
+    producer: AckingProducer<DefaultClientContext>,
     dlq_topic: String,
     settings: DeliverySettings,
     metrics: Arc<DeliveryMetrics>,
@@ -533,11 +535,11 @@ async fn dead_letter(
                 key: "klaxon-source",
                 value: Some(&source),
             });
-        let record = FutureRecord::to(&shared.dlq_topic)
+        let record = BaseRecord::to(&shared.dlq_topic)
             .key(event_id)
             .payload(&rec.payload)
             .headers(headers);
-        match shared.producer.send(record, Duration::from_secs(30)).await {
+        match shared.producer.send_acknowledged(record).await {
             Ok(_) => {
                 DeliveryDeadLettered {
                     sink,
@@ -549,7 +551,7 @@ async fn dead_letter(
                 .emit(&shared.metrics);
                 return true;
             }
-            Err((e, _)) => {
+            Err(e) => {
                 tracing::error!(error = %e, "cannot write to the delivery dead-letter topic; retrying");
                 if !shared.pause(shared.backoff(n.min(10))).await {
                     return false;
@@ -742,7 +744,10 @@ pub async fn run(
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let producer: FutureProducer = crate::runtime::kafka::producer_config(s).create()?;
+    let producer = AckingProducer::new(
+        &crate::runtime::kafka::producer_config(s),
+        DefaultClientContext,
+    )?;
     let group = group_id(&config);
     // Static membership as the other stages (`kafka.instance_id`, #19): a restarted instance
     // takes its delivery partitions back at once.

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::BaseRecord;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -633,7 +633,7 @@ async fn command_inner(
     };
     let topic = desk.config.settings.topics.commands.clone();
     let key = out.incident_id.clone();
-    let record = FutureRecord::to(&topic)
+    let record = BaseRecord::to(&topic)
         .key(&key)
         .payload(&value)
         .timestamp(desk.clock.now().0)
@@ -641,15 +641,8 @@ async fn command_inner(
             key: crate::signing::HEADER,
             value: Some(signature.as_bytes()),
         }));
-    match desk
-        .producer
-        .send(
-            record,
-            rdkafka::util::Timeout::After(Duration::from_secs(10)),
-        )
-        .await
-    {
-        Ok(delivery) => {
+    match desk.producer.send_acknowledged(record).await {
+        Ok((partition, offset)) => {
             desk.metrics
                 .desk_commands
                 .with_label_values(&[
@@ -664,13 +657,13 @@ async fn command_inner(
                     status: "accepted",
                     command: out,
                     topic,
-                    partition: delivery.partition,
-                    offset: delivery.offset,
+                    partition,
+                    offset,
                     note: "written and acknowledged by Kafka; the engine applies it (or answers command.rejected) within moments: watch the stream or the timeline",
                 },
             ))
         }
-        Err((e, _)) => Err(refuse(
+        Err(e) => Err(refuse(
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("Kafka did not acknowledge the command, nothing was written: {e}"),

@@ -30,10 +30,10 @@ pub mod view;
 
 use crate::runtime::clock::Clock;
 use crate::runtime::kafka::{producer_config, KlaxonContext};
+use crate::runtime::producer::AckingProducer;
 use crate::settings::Config;
 use crate::signing::CommandSigner;
 use crate::telemetry::Metrics;
-use rdkafka::producer::FutureProducer;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use thiserror::Error;
@@ -67,7 +67,7 @@ pub struct Desk {
     pub view: RwLock<view::View>,
     pub principals: auth::Principals,
     pub signer: Option<CommandSigner>,
-    pub producer: FutureProducer<KlaxonContext>,
+    pub producer: AckingProducer<KlaxonContext>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub stream: broadcast::Sender<StreamItem>,
@@ -90,8 +90,10 @@ impl Desk {
             (Some(f), Some(id)) => Some(CommandSigner::load(std::path::Path::new(f), id)?),
             _ => None,
         };
-        let producer = producer_config(&config.settings)
-            .create_with_context(KlaxonContext::plain(metrics.clone()))?;
+        let producer = AckingProducer::new(
+            &producer_config(&config.settings),
+            KlaxonContext::plain(metrics.clone()),
+        )?;
         let (stream, _) = broadcast::channel(STREAM_BUFFER);
         let (closing, _) = watch::channel(false);
         Ok(Desk {

@@ -22,9 +22,11 @@ pub(super) async fn kafka_restore(
         .map_err(|e| e.to_string())?;
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
-    let producer: FutureProducer<KlaxonContext> = producer_config(&cfg.settings)
-        .create_with_context(KlaxonContext::plain(metrics.clone()))
-        .map_err(|e| e.to_string())?;
+    let producer = crate::runtime::producer::AckingProducer::new(
+        &producer_config(&cfg.settings),
+        KlaxonContext::plain(metrics.clone()),
+    )
+    .map_err(|e| e.to_string())?;
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let e = reportable_engine(&cfg, n, "r", false, None);
     let b = bar(progress, n as u64, "changelog");

@@ -7,13 +7,13 @@
 //! (which the local test broker reports wrongly).
 
 use super::kafka::{base_config, KlaxonContext};
+use super::producer::AckingProducer;
 use super::sink::{send_all, OutRecord};
 use super::RuntimeError;
 use crate::engine::{Engine, EngineOptions, Incident};
 use crate::settings::Config;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub fn incident_from_record(bytes: &[u8]) -> Result<Incident, String> {
 pub async fn restore(
     config: &Arc<Config>,
     metrics: &Arc<Metrics>,
-    producer: &FutureProducer<KlaxonContext>,
+    producer: &AckingProducer<KlaxonContext>,
     p: i32,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Engine, RuntimeError> {

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod kafka;
 pub mod keyed;
 pub mod processor;
+pub mod producer;
 pub mod router;
 pub mod routing;
 pub mod sink;

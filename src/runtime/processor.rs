@@ -15,6 +15,7 @@ use super::kafka::{
     consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext, RebalanceEvent,
 };
 use super::keyed;
+use super::producer::AckingProducer;
 use super::router::{
     collect_batch, dead_letter, decode_admitted, forward, header_value, store_offsets, BATCH,
     PIPELINE_DEPTH, RECEIVED_HEADER, SOURCE_HEADER,
@@ -35,7 +36,6 @@ use crate::telemetry::metrics::Stage;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ struct Processor {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     clock: Clock,
-    producer: FutureProducer<KlaxonContext>,
+    producer: AckingProducer<KlaxonContext>,
     /// Escalations and state on their way to the broker; offsets are stored behind them.
     acks: AckPipeline,
     consumer: Arc<StreamConsumer<KlaxonContext>>,
@@ -138,8 +138,7 @@ pub async fn run(
     }
     let topics = inputs(s);
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let producer: FutureProducer<KlaxonContext> =
-        producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
+    let producer = AckingProducer::new(&producer_config(s), KlaxonContext::plain(metrics.clone()))?;
     let mut proc = Processor {
         config: config.clone(),
         metrics: metrics.clone(),

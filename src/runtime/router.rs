@@ -9,6 +9,7 @@ use super::kafka::{
     consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext,
 };
 use super::keyed;
+use super::producer::AckingProducer;
 use super::sink::{AckPipeline, OutRecord, Step};
 use super::RuntimeError;
 use crate::admission::{admit, Window};
@@ -21,7 +22,6 @@ use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::FutureProducer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,8 +69,7 @@ pub async fn run(
     } else {
         consumer.subscribe(&[&s.topics.alerts, &s.topics.commands])?;
     }
-    let producer: FutureProducer<KlaxonContext> =
-        producer_config(s).create_with_context(KlaxonContext::plain(metrics.clone()))?;
+    let producer = AckingProducer::new(&producer_config(s), KlaxonContext::plain(metrics.clone()))?;
     let acks = AckPipeline::start(producer.clone(), shutdown.clone(), PIPELINE_DEPTH);
     tracing::info!(group = %s.kafka.group_id, group_instance_id = instance.as_deref().unwrap_or(""), alerts = %s.topics.alerts, commands = %s.topics.commands, "router started");
     loop {

@@ -11,10 +11,11 @@
 //! Failed records are re-sent (the idempotent producer keeps order and avoids duplicates within
 //! a session) until they succeed or shutdown begins.
 
+use super::producer::{Ack, AckingProducer};
 use crate::telemetry::ratelimit::CLIENT_ERRORS;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -61,7 +62,7 @@ pub enum SinkError {
 /// Records handed to the producer whose acknowledgements are still to come.
 pub struct InFlight {
     records: Vec<OutRecord>,
-    futures: Vec<(usize, DeliveryFuture)>,
+    futures: Vec<(usize, Ack)>,
     /// Records the producer refused outright; they are re-sent with the failed ones.
     refused: Vec<usize>,
     /// The room these records take in their pipeline's byte budget, given back when the
@@ -72,7 +73,7 @@ pub struct InFlight {
 /// Hands `records` to the producer without waiting for the broker (only for room in the
 /// producer's queue).
 pub async fn send<C: rdkafka::client::ClientContext + 'static>(
-    producer: &FutureProducer<C>,
+    producer: &AckingProducer<C>,
     records: Vec<OutRecord>,
 ) -> InFlight {
     let mut flight = InFlight {
@@ -89,14 +90,13 @@ pub async fn send<C: rdkafka::client::ClientContext + 'static>(
 impl InFlight {
     async fn enqueue<C: rdkafka::client::ClientContext + 'static>(
         &mut self,
-        producer: &FutureProducer<C>,
+        producer: &AckingProducer<C>,
         which: &[usize],
     ) {
         for &i in which {
             let r = &self.records[i];
             loop {
-                let mut rec: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(&r.topic).key(&r.key[..]);
+                let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic).key(&r.key[..]);
                 if let Some(p) = &r.payload {
                     rec = rec.payload(&p[..]);
                 }
@@ -113,15 +113,15 @@ impl InFlight {
                     }
                     rec = rec.headers(h);
                 }
-                match producer.send_result(rec) {
-                    Ok(f) => {
-                        self.futures.push((i, f));
+                match producer.send(rec) {
+                    Ok(ack) => {
+                        self.futures.push((i, ack));
                         break;
                     }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                         tokio::time::sleep(Duration::from_millis(5)).await
                     }
-                    Err((e, _)) => {
+                    Err(e) => {
                         if CLIENT_ERRORS.admit(("produce failed; will retry", "produce")) {
                             tracing::warn!(error = %e, topic = %r.topic, "produce failed; will retry");
                         }
@@ -136,7 +136,7 @@ impl InFlight {
     /// Waits for every acknowledgement, re-sending failures with backoff.
     pub async fn acknowledged<C: rdkafka::client::ClientContext + 'static>(
         mut self,
-        producer: &FutureProducer<C>,
+        producer: &AckingProducer<C>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<Acks, SinkError> {
         let mut acks = vec![-1i64; self.records.len()];
@@ -145,8 +145,8 @@ impl InFlight {
             let mut failed = std::mem::take(&mut self.refused);
             for (i, f) in std::mem::take(&mut self.futures) {
                 match f.await {
-                    Ok(Ok(delivery)) => acks[i] = delivery.offset,
-                    Ok(Err((e, _))) => {
+                    Ok(Ok((_, offset))) => acks[i] = offset,
+                    Ok(Err(e)) => {
                         if CLIENT_ERRORS.admit(("delivery failed; will retry", "delivery")) {
                             tracing::warn!(error = %e, topic = %self.records[i].topic, "delivery failed; will retry");
                         }
@@ -171,7 +171,7 @@ impl InFlight {
 
 /// Sends `records` and waits for every acknowledgement; retries failures with backoff.
 pub async fn send_all<C: rdkafka::client::ClientContext + 'static>(
-    producer: &FutureProducer<C>,
+    producer: &AckingProducer<C>,
     records: Vec<OutRecord>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Acks, SinkError> {
@@ -227,7 +227,7 @@ pub struct AckPipeline {
 
 impl AckPipeline {
     pub fn start<C: rdkafka::client::ClientContext + 'static>(
-        producer: FutureProducer<C>,
+        producer: AckingProducer<C>,
         shutdown: watch::Receiver<bool>,
         depth: usize,
     ) -> AckPipeline {
@@ -284,7 +284,7 @@ impl AckPipeline {
     /// the flight with [`Step::Sent`]; its room is given back when it is acknowledged.
     pub async fn send<C: rdkafka::client::ClientContext + 'static>(
         &self,
-        producer: &FutureProducer<C>,
+        producer: &AckingProducer<C>,
         records: Vec<OutRecord>,
     ) -> Result<InFlight, SinkError> {
         let room = self.room_for(&records).await?;
