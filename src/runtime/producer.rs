@@ -1,6 +1,7 @@
-//! The stages' producer: librdkafka's, with a future per record for the broker's
-//! acknowledgement (the offset it gave the record), as rdkafka's `FutureProducer` offers — but
-//! with a polling thread that does not spin.
+//! Klaxon's producer (the router, the processor and its changelog, the desk, delivery):
+//! librdkafka's, with a future per record for the broker's acknowledgement (the partition and
+//! offset it gave the record), as rdkafka's `FutureProducer` offers — but with a polling thread
+//! that does not spin.
 //!
 //! rdkafka 0.39's producers are polled by a thread that waits 100 ms at a time and hands
 //! librdkafka the time left in whole milliseconds, so the last fraction of a millisecond of
