@@ -146,8 +146,14 @@ async fn the_producer_answers_each_record_with_where_the_broker_wrote_it() {
             .key(b"k")
             .payload(payload)
     };
-    let first = p.send_acknowledged(send(b"1")).await.expect("acknowledged");
-    let second = p.send_acknowledged(send(b"2")).await.expect("acknowledged");
+    let first = p
+        .send_acknowledged(send(b"1"), std::time::Duration::from_secs(10))
+        .await
+        .expect("acknowledged");
+    let second = p
+        .send_acknowledged(send(b"2"), std::time::Duration::from_secs(10))
+        .await
+        .expect("acknowledged");
     assert_eq!(first.0, 0, "the partition asked for");
     assert_eq!(
         second,

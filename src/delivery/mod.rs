@@ -539,7 +539,11 @@ async fn dead_letter(
             .key(event_id)
             .payload(&rec.payload)
             .headers(headers);
-        match shared.producer.send_acknowledged(record).await {
+        match shared
+            .producer
+            .send_acknowledged(record, Duration::from_secs(30))
+            .await
+        {
             Ok(_) => {
                 DeliveryDeadLettered {
                     sink,

@@ -641,7 +641,11 @@ async fn command_inner(
             key: crate::signing::HEADER,
             value: Some(signature.as_bytes()),
         }));
-    match desk.producer.send_acknowledged(record).await {
+    match desk
+        .producer
+        .send_acknowledged(record, Duration::from_secs(10))
+        .await
+    {
         Ok((partition, offset)) => {
             desk.metrics
                 .desk_commands

@@ -11,13 +11,13 @@
 
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Message, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// How long the polling thread waits for an event at a time: a stopped producer's thread (and
@@ -82,38 +82,75 @@ impl<C: ClientContext + 'static> AckingProducer<C> {
     }
 
     /// Hands one record to librdkafka. On a refusal (its queue full, a bad partition…) the
-    /// error comes back at once and the record is not sent.
-    pub fn send<K, P>(&self, record: BaseRecord<'_, K, P, ()>) -> Result<Ack, KafkaError>
+    /// error comes back at once with the record, which is not sent.
+    // rdkafka's own `send` has this shape: the record comes back so that it can be retried.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    pub fn send<'a, K, P>(
+        &self,
+        record: BaseRecord<'a, K, P, ()>,
+    ) -> Result<Ack, (KafkaError, BaseRecord<'a, K, P, ()>)>
     where
         K: ToBytes + ?Sized,
         P: ToBytes + ?Sized,
     {
         let (tx, rx) = oneshot::channel();
-        let record = BaseRecord {
-            topic: record.topic,
-            partition: record.partition,
-            payload: record.payload,
-            key: record.key,
-            timestamp: record.timestamp,
-            headers: record.headers,
-            delivery_opaque: Box::new(tx),
-        };
-        self.inner
-            .producer
-            .send(record)
-            .map(|()| rx)
-            .map_err(|(e, _)| e)
+        match self.inner.producer.send(with_opaque(record, Box::new(tx))) {
+            Ok(()) => Ok(rx),
+            Err((e, back)) => Err((e, with_opaque(back, ()))),
+        }
     }
 
-    /// Sends one record and waits for the broker's answer (`KafkaError::Canceled` if the
-    /// producer went away first).
-    pub async fn send_acknowledged<K, P>(&self, record: BaseRecord<'_, K, P, ()>) -> Delivered
+    /// Sends one record and waits for the broker's answer. A full queue is waited on for up to
+    /// `queue_timeout`, as rdkafka's `FutureProducer::send` does; `KafkaError::Canceled` if the
+    /// producer went away before answering.
+    pub async fn send_acknowledged<K, P>(
+        &self,
+        mut record: BaseRecord<'_, K, P, ()>,
+        queue_timeout: Duration,
+    ) -> Delivered
     where
         K: ToBytes + ?Sized,
         P: ToBytes + ?Sized,
     {
-        let ack = self.send(record)?;
+        let until = Instant::now() + queue_timeout;
+        let ack = loop {
+            match self.send(record) {
+                Ok(ack) => break ack,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < until =>
+                {
+                    record = back;
+                    tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        };
         ack.await.unwrap_or(Err(KafkaError::Canceled))
+    }
+}
+
+/// How long a send waits before trying a full queue again (as the acknowledgement pipeline).
+pub const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
+
+/// The same record with another delivery opaque.
+fn with_opaque<'a, K, P, A, B>(
+    r: BaseRecord<'a, K, P, A>,
+    delivery_opaque: B,
+) -> BaseRecord<'a, K, P, B>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+    A: rdkafka::util::IntoOpaque,
+    B: rdkafka::util::IntoOpaque,
+{
+    BaseRecord {
+        topic: r.topic,
+        partition: r.partition,
+        payload: r.payload,
+        key: r.key,
+        timestamp: r.timestamp,
+        headers: r.headers,
+        delivery_opaque,
     }
 }
 

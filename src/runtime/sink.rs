@@ -11,7 +11,7 @@
 //! Failed records are re-sent (the idempotent producer keeps order and avoids duplicates within
 //! a session) until they succeed or shutdown begins.
 
-use super::producer::{Ack, AckingProducer};
+use super::producer::{Ack, AckingProducer, QUEUE_FULL_PAUSE};
 use crate::telemetry::ratelimit::CLIENT_ERRORS;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -118,10 +118,10 @@ impl InFlight {
                         self.futures.push((i, ack));
                         break;
                     }
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
-                        tokio::time::sleep(Duration::from_millis(5)).await
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(QUEUE_FULL_PAUSE).await
                     }
-                    Err(e) => {
+                    Err((e, _)) => {
                         if CLIENT_ERRORS.admit(("produce failed; will retry", "produce")) {
                             tracing::warn!(error = %e, topic = %r.topic, "produce failed; will retry");
                         }
