@@ -59,6 +59,9 @@ struct Processor {
     pending: BTreeMap<(u8, i32), i64>,
     /// `kafka.input_keyed`: the alerts topic is read here too (see [`super::keyed`]).
     keyed: bool,
+    /// `klaxon_alerts_consumed_total` for the alerts topic, looked up once rather than by label
+    /// for every record read directly.
+    alerts_consumed: prometheus::IntCounter,
     /// Records a batch sends besides escalations: keyed alerts re-routed through the repartition
     /// topic, and undecodable ones dead-lettered. They go out with the batch's escalations, so
     /// the batch's offsets are stored only once they are acknowledged too.
@@ -151,6 +154,9 @@ pub async fn run(
         catching_up_until: None,
         pending: BTreeMap::new(),
         keyed: s.kafka.input_keyed,
+        alerts_consumed: metrics
+            .alerts_consumed
+            .with_label_values(&[&s.topics.alerts]),
         forward: Vec::new(),
         flushing: None,
         last_flush: Instant::now(),
@@ -366,10 +372,7 @@ impl Processor {
     ) -> Option<Input<'m>> {
         let config = &self.config;
         let s = &config.settings;
-        self.metrics
-            .alerts_consumed
-            .with_label_values(&[m.topic()])
-            .inc();
+        self.alerts_consumed.inc();
         match decode_admitted(config, window, m, Expect::Alert) {
             Err(e) => {
                 self.forward.push(dead_letter(config, &self.metrics, m, &e));
