@@ -44,7 +44,7 @@ impl PacedFeed {
     ) -> Result<String, String> {
         let feed = self.clone();
         let (input, output, group) = (input.to_string(), output.to_string(), group.to_string());
-        let ms = tokio::task::spawn_blocking(move || {
+        let probes = tokio::task::spawn_blocking(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -54,27 +54,28 @@ impl PacedFeed {
         .await
         .map_err(|e| e.to_string())??;
         let expected = ((self.rate * self.seconds) as usize).div_ceil(PROBE_EVERY);
+        let mut ms: Vec<f64> = probes.iter().map(|p| p.total_ms).collect();
         let fifths = worst_per_fifth(&ms);
-        let mut ms = ms;
         ms.sort_by(f64::total_cmp);
         Ok(format!(
-            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (the worst of each fifth of the feed: {fifths} ms)\n",
+            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (the worst of each fifth of the feed: {fifths} ms)\n{}",
             self.rate,
             self.seconds,
             ms.len(),
             percentile(&ms, 0.5),
             percentile(&ms, 0.99),
-            ms.last().copied().unwrap_or(f64::NAN)
+            ms.last().copied().unwrap_or(f64::NAN),
+            legs_line(who, &probes),
         ))
     }
 
-    /// The probes' latencies in milliseconds, in the order they were sent.
+    /// Each probe's way through, in the order they were sent.
     pub(super) async fn measure(
         &self,
         input: &str,
         output: &str,
         group: &str,
-    ) -> Result<Vec<f64>, String> {
+    ) -> Result<Vec<ProbeTimes>, String> {
         let (rate, keys, first_id) = (self.rate, self.keys, self.first_id);
         let c: StreamConsumer = consumer(&self.brokers, group, "earliest", PROBE_FETCH_WAIT_MS)
             .create()
@@ -92,18 +93,18 @@ impl PacedFeed {
         let probes = total.div_ceil(PROBE_EVERY);
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let receiver = tokio::spawn(async move {
-            let mut arrived: Vec<(usize, Instant)> = Vec::with_capacity(probes);
+            let mut arrived: Vec<(usize, Instant, i64, Option<i64>)> = Vec::with_capacity(probes);
             loop {
                 let m = tokio::select! {
                     _ = stop_rx.changed() => break,
                     m = c.recv() => m,
                 };
-                let at = Instant::now();
-                if let Some(k) = m
-                    .ok()
-                    .and_then(|m| probe_number(m.payload().unwrap_or(&[])))
-                {
-                    arrived.push((k, at));
+                let (at, wall) = (Instant::now(), wall_ms());
+                if let Some((k, created)) = m.ok().and_then(|m| {
+                    let k = probe_number(m.payload().unwrap_or(&[]))?;
+                    Some((k, m.timestamp().to_millis()))
+                }) {
+                    arrived.push((k, at, wall, created));
                     if arrived.len() >= probes {
                         break;
                     }
@@ -112,7 +113,10 @@ impl PacedFeed {
             arrived
         });
         let b = bar(self.show, total as u64, "latency");
-        let mut sent: Vec<Option<Instant>> = vec![None; probes];
+        let mut sent: Vec<Option<(Instant, i64)>> = vec![None; probes];
+        // When the broker acknowledged each probe alert (wall-clock ms), set by a task per probe.
+        let acked: Arc<std::sync::Mutex<Vec<Option<i64>>>> =
+            Arc::new(std::sync::Mutex::new(vec![None; probes]));
         let mut key_cache: std::collections::HashMap<usize, ([u8; 6], i32)> =
             std::collections::HashMap::new();
         let start = Instant::now();
@@ -158,12 +162,27 @@ impl PacedFeed {
                         record = record.key(&k[..]).partition(*partition);
                     }
                     match p.send_result(record) {
-                        Ok(_) => break,
+                        Ok(delivery) => {
+                            if i % PROBE_EVERY == 0 {
+                                let (k, acked) = (i / PROBE_EVERY, acked.clone());
+                                tokio::spawn(async move {
+                                    if let Ok(Ok(_)) = delivery.await {
+                                        let at = wall_ms();
+                                        if let Some(slot) =
+                                            acked.lock().ok().as_mut().and_then(|a| a.get_mut(k))
+                                        {
+                                            *slot = Some(at);
+                                        }
+                                    }
+                                });
+                            }
+                            break;
+                        }
                         Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
                     }
                 }
                 if i % PROBE_EVERY == 0 {
-                    sent[i / PROBE_EVERY] = Some(Instant::now());
+                    sent[i / PROBE_EVERY] = Some((Instant::now(), wall_ms()));
                 }
                 i += 1;
             }
@@ -179,16 +198,73 @@ impl PacedFeed {
             _ = async { while !receiver.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } } => {}
         }
         let arrived = receiver.await.map_err(|e| e.to_string())?;
-        let mut ms: Vec<(usize, f64)> = arrived
+        let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
+        let mut times: Vec<(usize, ProbeTimes)> = arrived
             .into_iter()
-            .filter_map(|(k, at)| {
-                let t0 = (*sent.get(k)?)?;
-                Some((k, at.saturating_duration_since(t0).as_secs_f64() * 1000.0))
+            .filter_map(|(k, at, arrived_wall, created)| {
+                let (t0, sent_wall) = (*sent.get(k)?)?;
+                let acked = acked.get(k).copied().flatten();
+                Some((
+                    k,
+                    ProbeTimes {
+                        total_ms: at.saturating_duration_since(t0).as_secs_f64() * 1000.0,
+                        to_broker_ms: acked.map(|a| (a - sent_wall) as f64),
+                        contender_ms: acked.zip(created).map(|(a, c)| (c - a) as f64),
+                        to_consumer_ms: created.map(|c| (arrived_wall - c) as f64),
+                    },
+                ))
             })
             .collect();
-        ms.sort_by_key(|&(k, _)| k);
-        Ok(ms.into_iter().map(|(_, ms)| ms).collect())
+        times.sort_by_key(|&(k, _)| k);
+        Ok(times.into_iter().map(|(_, t)| t).collect())
     }
+}
+
+/// One probe's way from the feed to the probe consumer. The total is timed on this process's
+/// monotonic clock; the legs on the wall clock, to meet the timestamp the contender's producer
+/// put on its output record (whole milliseconds, so a leg can read ±1 ms off).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct ProbeTimes {
+    /// From the feed's send to the probe consumer's receipt of the contender's output.
+    pub(super) total_ms: f64,
+    /// From the feed's send to the broker's acknowledgement of the probe alert: the feed's
+    /// producer and the broker, before any contender can see it.
+    pub(super) to_broker_ms: Option<f64>,
+    /// From that acknowledgement to the creation of the contender's output record (its
+    /// `CreateTime`): the contender's own share — its fetch, its work and, for Klaxon through the
+    /// repartition hop, the second hop.
+    pub(super) contender_ms: Option<f64>,
+    /// From the output record's creation to its receipt by the probe consumer.
+    pub(super) to_consumer_ms: Option<f64>,
+}
+
+fn wall_ms() -> i64 {
+    crate::runtime::clock::wall_now().0
+}
+
+/// The legs' medians and p99s, as a report line: where the time between the feed and the probe
+/// consumer went. When the broker is saturated, the feed's own produce waits on it, and the
+/// end-to-end figure says more about the broker than about the contender (docs/benchmarks.md).
+pub(super) fn legs_line(who: &str, probes: &[ProbeTimes]) -> String {
+    let leg = |f: fn(&ProbeTimes) -> Option<f64>| {
+        let mut v: Vec<f64> = probes.iter().filter_map(f).collect();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            "n/a".to_string()
+        } else {
+            format!(
+                "{:.0} / {:.0} ms",
+                percentile(&v, 0.5),
+                percentile(&v, 0.99)
+            )
+        }
+    };
+    format!(
+        "  legs, p50 / p99: feed → broker's ack of the alert {}; ack → {who}'s output record created {}; created → probe consumer {}\n",
+        leg(|p| p.to_broker_ms),
+        leg(|p| p.contender_ms),
+        leg(|p| p.to_consumer_ms),
+    )
 }
 
 /// The highest latency in each fifth of the probes (in the order sent), `a / b / c / d / e`: a

@@ -1,4 +1,4 @@
-use super::{own_share, spread, worst_per_fifth, HistogramSnapshot};
+use super::{legs_line, own_share, spread, worst_per_fifth, HistogramSnapshot, ProbeTimes};
 
 #[test]
 fn the_latency_share_describes_only_the_samples_of_the_window() {
@@ -44,4 +44,30 @@ fn a_stall_in_the_feed_shows_in_the_worst_of_its_fifths() {
     assert_eq!(worst_per_fifth(&probes), "10 / 10 / 900 / 10 / 10");
     assert_eq!(worst_per_fifth(&[7.0, 3.0]), "7 / 3");
     assert_eq!(worst_per_fifth(&[]), "");
+}
+
+#[test]
+fn the_legs_line_tells_the_brokers_wait_from_the_contenders_share() {
+    let probe = |to_broker, contender| ProbeTimes {
+        total_ms: to_broker + contender + 5.0,
+        to_broker_ms: Some(to_broker),
+        contender_ms: Some(contender),
+        to_consumer_ms: Some(5.0),
+    };
+    // The slowest 2 of 100 are the p99 (the harness's percentile rounds to the nearest rank).
+    let mut probes: Vec<ProbeTimes> = (0..98).map(|_| probe(2.0, 8.0)).collect();
+    probes.extend([probe(1500.0, 40.0), probe(1500.0, 40.0)]);
+    let line = legs_line("klaxon", &probes);
+    assert!(
+        line.contains("broker's ack of the alert 2 / 1500 ms")
+            && line.contains("klaxon's output record created 8 / 40 ms")
+            && line.contains("probe consumer 5 / 5 ms"),
+        "{line}"
+    );
+    // A probe whose acknowledgement was not seen leaves its legs out, not zero.
+    let unacked = ProbeTimes {
+        total_ms: 9.0,
+        ..ProbeTimes::default()
+    };
+    assert!(legs_line("p", &[unacked]).contains("alert n/a"));
 }
