@@ -134,6 +134,15 @@ async fn commands_stop_the_countdown_and_unknown_incidents_are_rejected() {
         metrics.contains("klaxon_commands_total{command=\"resolve\",outcome=\"rejected\"} 1"),
         "{metrics}"
     );
+    // Each input topic's records are counted under its own name.
+    for (topic, n) in [(&t.alerts, 1), (&t.commands, 3)] {
+        assert!(
+            metrics.contains(&format!(
+                "klaxon_alerts_consumed_total{{topic=\"{topic}\"}} {n}"
+            )),
+            "{topic}: {metrics}"
+        );
+    }
     assert!(k.sigterm().success());
 }
 
