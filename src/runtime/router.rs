@@ -19,6 +19,7 @@ use crate::settings::Config;
 use crate::telemetry::events::{ConsumeError, RecordDeadLettered};
 use crate::telemetry::metrics::Stage;
 use crate::telemetry::Metrics;
+use futures_util::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -310,9 +311,13 @@ pub async fn collect_batch<'c, C: rdkafka::consumer::ConsumerContext + 'static>(
             return Ok(None);
         }
     }
+    // The rest is what librdkafka has already fetched: one stream polled without waiting, not a
+    // `recv()` under a zero timeout per record, each of which read the clock for its deadline and
+    // took the consumer's waker lock twice (~0.8 % of a two-stage `perf` profile).
+    let mut fetched = consumer.stream();
     while batch.len() < BATCH {
-        match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-            Ok(Ok(m)) => batch.push(m),
+        match fetched.next().now_or_never() {
+            Some(Some(Ok(m))) => batch.push(m),
             _ => break,
         }
     }
