@@ -72,10 +72,14 @@ pub async fn restore(
     cfg.set("group.id", format!("{}.restore", s.kafka.group_id));
     cfg.set("enable.auto.commit", "false");
     cfg.set("enable.partition.eof", "false");
-    // librdkafka's 500 ms fetch wait would be the floor of every restore on brokers that hold an
-    // empty fetch for all of it (the local test broker): restores are on a restart's critical path.
-    if cfg.get("fetch.wait.max.ms").is_none() {
-        cfg.set("fetch.wait.max.ms", super::kafka::FETCH_WAIT_MS);
+    // Fetched as every backlog reader is, unless `kafka.properties` says otherwise: librdkafka's
+    // 500 ms fetch wait would be the floor of every restore on brokers that hold an empty fetch
+    // for all of it (the local test broker), and restores are on a restart's critical path; the
+    // prefetch bound keeps six partitions restoring at once from holding 64 MiB each ahead.
+    for (key, value) in super::kafka::FETCH_DEFAULTS {
+        if cfg.get(key).is_none() {
+            cfg.set(key, value);
+        }
     }
     let reader: StreamConsumer<KlaxonContext> =
         cfg.create_with_context(KlaxonContext::plain(metrics.clone()))?;
