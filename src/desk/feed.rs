@@ -40,11 +40,7 @@ pub async fn run(desk: Arc<Desk>, mut shutdown: watch::Receiver<bool>) {
     // broker holds every fetch for the whole wait, so librdkafka's 500 ms default made a rebuild
     // wait on it, and its 1 s refetch backoff after a full prefetch queue did too (1 M records
     // took 31 s).
-    for (key, value) in crate::runtime::kafka::FETCH_DEFAULTS {
-        if cfg.get(key).is_none() {
-            cfg.set(key, value);
-        }
-    }
+    crate::runtime::kafka::add_fetch_defaults(&mut cfg);
     let consumer: StreamConsumer<KlaxonContext> = match cfg
         .create_with_context(KlaxonContext::plain(desk.metrics.clone()))
     {

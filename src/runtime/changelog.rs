@@ -76,11 +76,7 @@ pub async fn restore(
     // 500 ms fetch wait would be the floor of every restore on brokers that hold an empty fetch
     // for all of it (the local test broker), and restores are on a restart's critical path; the
     // prefetch bound keeps six partitions restoring at once from holding 64 MiB each ahead.
-    for (key, value) in super::kafka::FETCH_DEFAULTS {
-        if cfg.get(key).is_none() {
-            cfg.set(key, value);
-        }
-    }
+    super::kafka::add_fetch_defaults(&mut cfg);
     let reader: StreamConsumer<KlaxonContext> =
         cfg.create_with_context(KlaxonContext::plain(metrics.clone()))?;
     let mut tpl = TopicPartitionList::new();

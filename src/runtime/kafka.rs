@@ -162,6 +162,16 @@ pub const FETCH_DEFAULTS: [(&str, &str); 3] = [
     ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
 ];
 
+/// Sets [`FETCH_DEFAULTS`] on a backlog reader built from [`base_config`], except those that
+/// `kafka.properties` already set.
+pub fn add_fetch_defaults(cfg: &mut ClientConfig) {
+    for (key, value) in FETCH_DEFAULTS {
+        if cfg.get(key).is_none() {
+            cfg.set(key, value);
+        }
+    }
+}
+
 /// Properties that only one kind of client understands; librdkafka warns when the other gets them.
 const CONSUMER_ONLY: &[&str] = &[
     "session.timeout.ms",
