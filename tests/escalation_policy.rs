@@ -235,6 +235,44 @@ fn resolving_ends_no_step_of_a_due_report() {
     assert_eq!(summary_page["report_kind"], "summary");
 }
 
+#[test]
+fn a_merge_that_tightens_the_deadline_pages_each_step_once() {
+    // 较大 on a government portal (not CII: a 4 h window from 08:00) is paged at 08:00 and
+    // 08:10. At 09:00 the same leak turns up on the grid's SCADA (CII: due by 10:00) and the duty
+    // officer folds that incident into the first at 09:05: the survivor now owes its initial
+    // report by 10:00. The steps it already paged under its `initial` label stay paged (ids are
+    // unique); the deadline-relative ones follow the new deadline.
+    let portal = json!({
+        "id": "p1", "timestamp": t("08:00"), "source": "test", "title": "leak", "category": "leak",
+        "incident_key": "k", "operator": "sc-gov", "asset": "sc-gov-portal",
+        "impact": {"personal_info_records": 1_200_000},
+    });
+    let mut scada = cii_alert("a1", "09:00");
+    scada["incident_key"] = json!("k2");
+    let merge = json!({
+        "command": "merge", "incident_id": "@k2", "into": "@k", "at": t("09:05"), "by": "alice",
+    });
+    let ev = run(&[portal, scada, merge], "10:01");
+    let mut ids = std::collections::BTreeSet::new();
+    for e in &ev {
+        let id = e["event_id"].as_str().unwrap_or("").to_string();
+        assert!(ids.insert(id), "an event id repeats: {e}");
+    }
+    assert_eq!(
+        summary(&ev),
+        [
+            "08:00 1 duty",
+            "08:10 2 duty-lead",
+            "09:00 1 duty",
+            "09:30 3 ciso",
+            "10:00 4 duty,duty-lead,ciso",
+        ]
+    );
+    let survivor = pages(&ev)[0]["incident_id"].clone();
+    assert!(pages(&ev)[3..].iter().all(|p| p["incident_id"] == survivor));
+    assert_eq!(pages(&ev)[3]["deadline"], t("10:00"));
+}
+
 /// The shipped config with `escalation.toml` replaced.
 fn config_with_policy(policy: &str) -> Config {
     let src = common::manifest_dir().join("config");

@@ -371,7 +371,10 @@ impl Engine {
                     .find(|x| single && x.kind == moved.kind)
                 {
                     None => push_boxed(&mut dst.reports, moved),
-                    Some(x) if x.outstanding() && moved.deadline < x.deadline => *x = moved,
+                    Some(x) if x.outstanding() && moved.deadline < x.deadline => {
+                        moved.take_place_of(x);
+                        *x = moved;
+                    }
                     Some(_) => {}
                 }
                 r.cancelled = true;

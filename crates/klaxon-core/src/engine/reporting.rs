@@ -110,6 +110,25 @@ impl Report {
         ))
     }
 
+    /// Takes `replaced`'s place in its incident (a merge whose other side owes the same single
+    /// report with an earlier deadline). Event ids name the incident and the report's label, not
+    /// which side the obligation came from, so what `replaced` already announced under that label
+    /// (reminders, overdue repeats, escalation steps) is not announced again: every id stays
+    /// unique. An ack of the surviving incident counts for the report it now owes, and a report
+    /// whose own side followed no policy keeps the one `replaced` followed.
+    pub fn take_place_of(&mut self, replaced: &Report) {
+        self.next_reminder = self.next_reminder.max(replaced.next_reminder);
+        self.overdue_count = self.overdue_count.max(replaced.overdue_count);
+        match (self.paging.as_mut(), replaced.paging.as_ref()) {
+            (Some(mine), Some(theirs)) => {
+                mine.fired |= theirs.fired;
+                mine.acknowledged |= theirs.acknowledged;
+            }
+            (None, Some(theirs)) => self.paging = Some(theirs.clone()),
+            _ => {}
+        }
+    }
+
     /// Records that `step` fired.
     pub fn advance(&mut self, step: Step) {
         match step {
