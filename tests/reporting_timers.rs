@@ -598,6 +598,47 @@ fn resolving_a_reportable_incident_makes_a_summary_due_30_days_later_with_its_ow
 }
 
 #[test]
+fn an_incident_owes_one_summary_report_even_after_a_merge_brings_one_in() {
+    // k0 is resolved at 09:00 (its summary falls due) and folded into k at 10:00, which takes
+    // over that summary with its deadline. Filed at 11:00, it counts for k: resolving k at
+    // 12:00 makes no second summary due, and no event id repeats.
+    let lines = [
+        other_leak_at_8(),
+        leak("b1", "08:30", "k0", "sz-tech", "sz-tech-vpn", 1_200_000),
+        cmd("resolve", "@k0", "09:00", json!({})),
+        cmd("merge", "@k0", "10:00", json!({"into": "@k"})),
+        cmd(
+            "report_filed",
+            "@k",
+            "11:00",
+            json!({"report_kind": "summary"}),
+        ),
+        cmd("resolve", "@k", "12:00", json!({})),
+        cmd(
+            "report_filed",
+            "@k",
+            "13:00",
+            json!({"report_kind": "summary"}),
+        ),
+    ];
+    let ev = run(&lines, Some("2026-12-31T00:00:00+08:00"));
+    let inc = incident_opened_by(&ev, "a1");
+    let mut seen = std::collections::BTreeSet::new();
+    for e in ev.iter().filter(|e| e["type"] != "command.rejected") {
+        assert!(seen.insert(s(&e["event_id"])), "an event id repeats: {e}");
+    }
+    let summaries: Vec<&Value> = of(&ev, &inc, "report.filed")
+        .into_iter()
+        .filter(|e| e["report_kind"] == "summary")
+        .collect();
+    assert_eq!(summaries.len(), 1, "{}", timeline(&ev).join("\n"));
+    assert_eq!(summaries[0]["at"], t("11:00"));
+    let refused = of_type(&ev, "command.rejected");
+    assert_eq!(refused.len(), 1, "{}", timeline(&ev).join("\n"));
+    assert_eq!(refused[0]["reason"], "no summary report is outstanding");
+}
+
+#[test]
 fn resolving_an_incident_that_never_became_reportable_makes_nothing_due() {
     let lines = [
         leak("a1", "08:00", "k", "sz-tech", "sz-tech-vpn", 300_000),

@@ -221,7 +221,12 @@ impl Engine {
                 let mut ev = self.event(inc, EventType::IncidentResolved, String::new(), at);
                 ev.command = Some(echo(cmd, self.opts.offset, self.opts.backdate_tolerance));
                 self.outbox.push_back(ev);
-                if inc.reportable_at.is_some() {
+                // One summary report per incident (its label is part of event ids), as a merge
+                // keeps one: a summary moved in from a merged incident that was resolved first
+                // already runs its clock (the earlier deadline binds), and one already filed
+                // counts for the incident it now belongs to.
+                let has_summary = inc.reports.iter().any(|r| r.kind == ReportKind::Summary);
+                if inc.reportable_at.is_some() && !has_summary {
                     let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
                     let mut r = Report::new(
                         ReportKind::Summary,
