@@ -65,9 +65,6 @@ pub async fn restore(
         payload: Some(nonce.clone().into_bytes()),
         headers: Vec::new(),
     };
-    let acks = send_all(producer, vec![barrier], shutdown).await?;
-    let barrier_offset = acks.first().copied().unwrap_or(-1);
-
     let mut cfg = base_config(s);
     cfg.set("group.id", format!("{}.restore", s.kafka.group_id));
     cfg.set("enable.auto.commit", "false");
@@ -77,8 +74,28 @@ pub async fn restore(
     // for all of it (the local test broker), and restores are on a restart's critical path; the
     // prefetch bound keeps six partitions restoring at once from holding 64 MiB each ahead.
     super::kafka::add_fetch_defaults(&mut cfg);
-    let reader: StreamConsumer<KlaxonContext> =
-        cfg.create_with_context(KlaxonContext::plain(metrics.clone()))?;
+    // The reader is created and told the changelog's metadata while the barrier is on its way,
+    // not after: a consumer assigned a partition of a topic it knows nothing of yet learns its
+    // leader only at librdkafka's next metadata refresh, which made restoring an *empty*
+    // changelog take 0.5–0.7 s per partition on the local broker (11–240 ms with the metadata
+    // asked for first; docs/benchmarks.md). `fetch_metadata` blocks, hence the blocking task.
+    let context = KlaxonContext::plain(metrics.clone());
+    let topic = s.topics.changelog.clone();
+    let reader = tokio::task::spawn_blocking(
+        move || -> Result<StreamConsumer<KlaxonContext>, RuntimeError> {
+            let reader: StreamConsumer<KlaxonContext> = cfg.create_with_context(context)?;
+            if let Err(e) = reader.fetch_metadata(Some(&topic), Duration::from_secs(5)) {
+                // Not fatal: the assignment below finds the leader at the next refresh.
+                tracing::debug!(error = %e, topic = %topic, "changelog metadata before restore");
+            }
+            Ok(reader)
+        },
+    );
+    let acks = send_all(producer, vec![barrier], shutdown).await?;
+    let barrier_offset = acks.first().copied().unwrap_or(-1);
+    let reader = reader
+        .await
+        .map_err(|e| RuntimeError::Restore(format!("partition {p}: {e}")))??;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&s.topics.changelog, p, Offset::Beginning)?;
     reader.assign(&tpl)?;
@@ -149,7 +166,9 @@ pub async fn restore(
         payload: None,
         headers: Vec::new(),
     };
-    let _ = send_all(producer, vec![tomb], shutdown).await;
+    // Sent, not waited for: nothing depends on it (a barrier left behind is skipped by every
+    // later restore), and its round trip would delay the partition's resume.
+    drop(super::sink::send(producer, vec![tomb]).await);
     tracing::info!(
         partition = p,
         incidents = restored,

@@ -7,7 +7,7 @@ use crate::telemetry::Metrics;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
@@ -231,12 +231,11 @@ pub enum RebalanceEvent {
     Revoked(Vec<i32>),
 }
 
-/// Feeds statistics into metrics and readiness, counts errors, and (for the processor) pauses
-/// newly assigned partitions until their state is restored.
+/// Feeds statistics into metrics and readiness, counts errors, and hands assignment changes to
+/// the stage that owns the consumer (the processor restores state for new partitions).
 pub struct KlaxonContext {
     pub metrics: Arc<Metrics>,
     pub rebalances: Option<UnboundedSender<RebalanceEvent>>,
-    pub pause_on_assign: bool,
     /// Which topics' lag this client reports.
     pub lag_topics: Vec<String>,
 }
@@ -247,7 +246,6 @@ impl KlaxonContext {
         KlaxonContext {
             metrics,
             rebalances: None,
-            pause_on_assign: false,
             lag_topics: Vec::new(),
         }
     }
@@ -305,17 +303,12 @@ impl ConsumerContext for KlaxonContext {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let parts = partitions(tpl);
                 let since_start_s = super::started().elapsed().as_secs_f64();
                 tracing::info!(?parts, since_start_s, "partitions assigned");
-                if self.pause_on_assign && tpl.count() > 0 {
-                    if let Err(e) = consumer.pause(tpl) {
-                        tracing::error!(error = %e, "cannot pause partitions for restore");
-                    }
-                }
                 if let Some(tx) = &self.rebalances {
                     let _ = tx.send(RebalanceEvent::Assigned(parts, std::time::Instant::now()));
                 }

@@ -36,7 +36,6 @@ use crate::telemetry::metrics::Stage;
 use crate::telemetry::Metrics;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,7 +122,6 @@ pub async fn run(
     let ctx = KlaxonContext {
         metrics: metrics.clone(),
         rebalances: Some(tx),
-        pause_on_assign: true,
         lag_topics: inputs(s),
     };
     let group = format!("{}.processor", s.kafka.group_id);
@@ -169,8 +167,7 @@ pub async fn run(
     tracing::info!(group = %group, group_instance_id = instance.as_deref().unwrap_or(""), topic = %s.topics.repartition, "processor started");
     let mut gauges = tokio::time::interval(Duration::from_millis(500));
     loop {
-        proc.apply_rebalances(&consumer, &mut rebalances, None)
-            .await?;
+        proc.apply_rebalances(&mut rebalances, None).await?;
         let grace = proc
             .catching_up_until
             .map(|t| t.saturating_duration_since(Instant::now()))
@@ -198,7 +195,7 @@ pub async fn run(
                 let caught_up = batch.len() < BATCH;
                 // Revocations noticed while collecting the batch: drop those partitions first, so
                 // no state is written for a partition this instance no longer owns.
-                proc.apply_rebalances(&consumer, &mut rebalances, None).await?;
+                proc.apply_rebalances(&mut rebalances, None).await?;
                 batch.retain(|m| proc.engines.contains_key(&m.partition()));
                 let Ok(done) = proc.process_batch(&batch).await else {
                     break;
@@ -220,10 +217,11 @@ pub async fn run(
                     }
                 }
             }
-            // An assignment is restored at once (the partitions stay paused until it is), not
-            // at the next gauge tick: it is on the restart's critical path.
+            // An assignment is restored at once, not at the next gauge tick: it is on the restart's
+            // critical path. No record is read meanwhile (this loop is not polling the consumer),
+            // so none is applied before its partition's state.
             Some(ev) = rebalances.recv() => {
-                proc.apply_rebalances(&consumer, &mut rebalances, Some(ev)).await?;
+                proc.apply_rebalances(&mut rebalances, Some(ev)).await?;
             }
             // Before the timers: while a catch-up keeps the timer branch ready, gauges still move.
             _ = gauges.tick() => {
@@ -270,7 +268,6 @@ impl Processor {
     /// Applies `first` (if any) and every assignment change waiting in `rx`.
     async fn apply_rebalances(
         &mut self,
-        consumer: &StreamConsumer<KlaxonContext>,
         rx: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
         first: Option<RebalanceEvent>,
     ) -> Result<(), RuntimeError> {
@@ -292,6 +289,11 @@ impl Processor {
                         }
                     }
                 }
+                // The new partitions are not paused while they restore: nothing reads them until
+                // this returns, and librdkafka's bounded prefetch fills meanwhile, so the first
+                // batch is waiting when the restore ends. Pausing them had cost up to a second:
+                // resuming an already-fetchable partition does not wake librdkafka's broker
+                // thread, which then idles up to its 1 s block before fetching (docs/benchmarks.md).
                 RebalanceEvent::Assigned(parts, assigned_at) => {
                     self.metrics.set_restored(false);
                     // Partitions restore in parallel: a takeover waits for the slowest, not the sum.
@@ -315,15 +317,6 @@ impl Processor {
                             .await
                             .map_err(|e| RuntimeError::Restore(format!("partition {p}: {e}")))??;
                         self.engines.insert(p, engine);
-                    }
-                    let mut tpl = TopicPartitionList::new();
-                    for topic in inputs(&self.config.settings) {
-                        for &p in &parts {
-                            tpl.add_partition_offset(&topic, p, Offset::Invalid)?;
-                        }
-                    }
-                    if tpl.count() > 0 {
-                        consumer.resume(&tpl)?;
                     }
                     self.metrics.set_restored(true);
                     if !self.resumed {

@@ -59,7 +59,6 @@ pub async fn run(
     let ctx = KlaxonContext {
         metrics: metrics.clone(),
         rebalances: None,
-        pause_on_assign: false,
         lag_topics: vec![s.topics.alerts.clone(), s.topics.commands.clone()],
     };
     let consumer: Arc<StreamConsumer<KlaxonContext>> =
