@@ -77,7 +77,7 @@ pub async fn restore(
     // The reader is created and told the changelog's metadata while the barrier is on its way,
     // not after: a consumer assigned a partition of a topic it knows nothing of yet learns its
     // leader only at librdkafka's next metadata refresh, which made restoring an *empty*
-    // changelog take 0.5–0.7 s per partition on the local broker (11–240 ms with the metadata
+    // changelog take 0.5–0.7 s per partition on the local broker (5–220 ms with the metadata
     // asked for first; docs/benchmarks.md). `fetch_metadata` blocks, hence the blocking task.
     let context = KlaxonContext::plain(metrics.clone());
     let topic = s.topics.changelog.clone();
@@ -167,7 +167,7 @@ pub async fn restore(
         headers: Vec::new(),
     };
     // Sent, not waited for: nothing depends on it (a barrier left behind is skipped by every
-    // later restore), and its round trip would delay the partition's resume.
+    // later restore), and waiting for its round trip would delay the partition's first batch.
     drop(super::sink::send(producer, vec![tomb]).await);
     tracing::info!(
         partition = p,
