@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{t, ts, Live};
+use common::{assert_event_ids_unique, t, ts, Live};
 use klaxon::engine::{Engine, EngineOptions};
 use klaxon::settings::Config;
 use klaxon::time::Timestamp;
@@ -253,11 +253,7 @@ fn a_merge_that_tightens_the_deadline_pages_each_step_once() {
         "command": "merge", "incident_id": "@k2", "into": "@k", "at": t("09:05"), "by": "alice",
     });
     let ev = run(&[portal, scada, merge], "10:01");
-    let mut ids = std::collections::BTreeSet::new();
-    for e in &ev {
-        let id = e["event_id"].as_str().unwrap_or("").to_string();
-        assert!(ids.insert(id), "an event id repeats: {e}");
-    }
+    assert_event_ids_unique(&ev);
     assert_eq!(
         summary(&ev),
         [

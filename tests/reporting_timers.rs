@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{at_of, incident_opened_by, instant, of, of_type, run, t, timeline, ts, Live};
+use common::{
+    assert_event_ids_unique, at_of, incident_opened_by, instant, of, of_type, run, t, timeline, ts,
+    Live,
+};
 use serde_json::{json, Value};
 
 // ------------------------------------------------------------------ records
@@ -623,10 +626,7 @@ fn an_incident_owes_one_summary_report_even_after_a_merge_brings_one_in() {
     ];
     let ev = run(&lines, Some("2026-12-31T00:00:00+08:00"));
     let inc = incident_opened_by(&ev, "a1");
-    let mut seen = std::collections::BTreeSet::new();
-    for e in ev.iter().filter(|e| e["type"] != "command.rejected") {
-        assert!(seen.insert(s(&e["event_id"])), "an event id repeats: {e}");
-    }
+    assert_event_ids_unique(&ev);
     let summaries: Vec<&Value> = of(&ev, &inc, "report.filed")
         .into_iter()
         .filter(|e| e["report_kind"] == "summary")
@@ -1253,12 +1253,7 @@ fn seconds_remaining_is_deadline_minus_at_in_every_report_event() {
 #[test]
 fn event_ids_are_unique_across_the_example_day() {
     let ev = example_day();
-    let mut seen = std::collections::BTreeSet::new();
-    for e in &ev {
-        let id = s(&e["event_id"]).to_string();
-        assert!(seen.insert(id.clone()), "duplicate event_id {id}");
-    }
-    assert_eq!(seen.len(), ev.len());
+    assert_event_ids_unique(&ev);
 }
 
 // ------------------------------------------------------------------ dedup and correlation

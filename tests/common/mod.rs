@@ -209,6 +209,18 @@ pub fn instant(v: &Value) -> Timestamp {
     Timestamp::parse_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
+/// Asserts that every event has an `event_id` and no two share one (consumers de-duplicate on
+/// it, so a repeat would be a lost event to them).
+pub fn assert_event_ids_unique(events: &[Value]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for e in events {
+        let id = e["event_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an event without an event id: {e}"));
+        assert!(seen.insert(id), "an event id repeats: {e}");
+    }
+}
+
 /// `(type, at)` pairs, handy in assertion messages.
 pub fn timeline(events: &[Value]) -> Vec<String> {
     events
