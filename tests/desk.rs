@@ -115,13 +115,6 @@ impl Api {
     }
 }
 
-fn metric(port: u16, line_start: &str) -> Option<f64> {
-    let (_, body) = http_get(port, "/metrics").ok()?;
-    body.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_desk_lists_the_incidents_of_both_instances() {
     let t = Topics::new(&unique("desk-two"));

@@ -33,17 +33,13 @@ fn rss_mib(pid: u32) -> u64 {
 }
 
 /// A counter's value from `/metrics` (the series whose line starts with `series`).
-fn metric(port: u16, series: &str) -> f64 {
-    let (_, body) = http_get(port, "/metrics").unwrap_or_default();
-    body.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
+fn counter(port: u16, series: &str) -> f64 {
+    metric(port, series).unwrap_or(0.0)
 }
 
 fn ready(port: u16) -> bool {
     http_get(port, "/readyz").is_ok_and(|(code, _)| code == 200)
-        && metric(port, "klaxon_ready ") == 1.0
+        && counter(port, "klaxon_ready ") == 1.0
 }
 
 /// SIGTERM: exit 0, within 10 s.
@@ -100,7 +96,7 @@ async fn year_0001_year_9999_and_an_inverted_interval_are_dead_lettered_and_the_
     assert!(reasons[1].1.contains("is 0001-01-01"), "{reasons:?}");
     assert!(reasons[2].1.contains("is 9999-12-31"), "{reasons:?}");
     assert_eq!(
-        metric(
+        counter(
             k.metrics_port,
             "klaxon_records_rejected_total{reason=\"event_time_out_of_range\"}"
         ),
@@ -177,10 +173,10 @@ async fn year_0001_year_9999_and_an_inverted_interval_are_dead_lettered_and_the_
         ("missing_field", 0.0),
     ] {
         let series = format!("klaxon_records_rejected_total{{reason=\"{reason}\"}}");
-        assert_eq!(metric(k.metrics_port, &series), n, "{series}");
+        assert_eq!(counter(k.metrics_port, &series), n, "{series}");
     }
     assert_eq!(
-        metric(
+        counter(
             k.metrics_port,
             "klaxon_commands_invalid_total{reason=\"wrong_type\"}"
         ),
@@ -194,12 +190,12 @@ async fn year_0001_year_9999_and_an_inverted_interval_are_dead_lettered_and_the_
     }
     let series = "klaxon_records_rejected_total{reason=\"not_json\"}";
     let counted = Instant::now();
-    while metric(k.metrics_port, series) < FLOOD as f64
+    while counter(k.metrics_port, series) < FLOOD as f64
         && counted.elapsed() < Duration::from_secs(30)
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(metric(k.metrics_port, series), FLOOD as f64);
+    assert_eq!(counter(k.metrics_port, series), FLOOD as f64);
     let logged = {
         let logs = k.logs.lock().unwrap();
         logs.iter()
@@ -271,7 +267,7 @@ async fn a_ten_day_backlog_drains_in_bounded_memory_and_the_service_stays_ready(
             eprintln!(
                 "{:>5.1} s: RSS {rss} MiB, {} records processed",
                 started.elapsed().as_secs_f64(),
-                metric(port, "klaxon_records_processed_total ")
+                counter(port, "klaxon_records_processed_total ")
             );
         }
         let is_ready = ready(port);
@@ -279,7 +275,7 @@ async fn a_ten_day_backlog_drains_in_bounded_memory_and_the_service_stays_ready(
             ready_lost += 1;
         }
         was_ready |= is_ready;
-        let overdue = metric(
+        let overdue = counter(
             port,
             "klaxon_escalations_emitted_total{type=\"report.overdue\"}",
         );
@@ -316,13 +312,13 @@ async fn a_ten_day_backlog_drains_in_bounded_memory_and_the_service_stays_ready(
     assert_eq!(ready_lost, 0, "stayed ready");
     // One folded event per report, none more.
     std::thread::sleep(Duration::from_secs(1));
-    let overdue = metric(
+    let overdue = counter(
         port,
         "klaxon_escalations_emitted_total{type=\"report.overdue\"}",
     );
     assert_eq!(overdue, n as f64);
     assert_eq!(
-        metric(
+        counter(
             port,
             "klaxon_escalations_emitted_total{type=\"report.reminder\"}"
         ),
@@ -338,7 +334,7 @@ async fn a_ten_day_backlog_drains_in_bounded_memory_and_the_service_stays_ready(
     )
     .await;
     let until = Instant::now() + Duration::from_secs(30);
-    while metric(port, "klaxon_records_processed_total ") < (n + 1) as f64 {
+    while counter(port, "klaxon_records_processed_total ") < (n + 1) as f64 {
         assert!(Instant::now() < until, "the next alert was not processed");
         peak = peak.max(rss_mib(pid));
         std::thread::sleep(Duration::from_millis(200));

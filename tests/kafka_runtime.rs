@@ -410,3 +410,59 @@ async fn sigterm_mid_stream_loses_nothing_and_a_restart_continues() {
     );
     assert!(k.sigterm().success());
 }
+
+/// A burst is made durable once the input goes quiet, not at the next commit interval: with the
+/// interval set to an hour, both stages commit the burst's offsets and the processor writes the
+/// state they cover, so an instance killed right after it restarts with every incident and
+/// re-reads nothing (docs/service.md, "When progress is durable").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_durable_once_the_input_goes_quiet_even_with_an_hour_between_commits() {
+    let t = Topics::new(&unique("quiet"));
+    let env = [("KLAXON__STATE__COMMIT_INTERVAL", "1h")];
+    let mut k = Klaxon::start(&t, &env);
+    k.wait_ready(Duration::from_secs(60));
+    let p = producer();
+    let n = 20;
+    for i in 0..n {
+        let a = serde_json::json!({"id": format!("quiet-{i}"), "timestamp": at(0), "incident_key": format!("quiet-{i}"), "title": "burst"});
+        produce(&p, &t.alerts, None, a.to_string().as_bytes()).await;
+    }
+    let (router, processor) = (t.prefix.clone(), format!("{}.processor", t.prefix));
+    let (alerts, repartition) = (t.alerts.clone(), t.repartition.clone());
+    let committed = tokio::task::spawn_blocking(move || {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < until {
+            if committed_covers(&router, &alerts, 3, n)
+                && committed_covers(&processor, &repartition, 3, n)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(
+        committed,
+        "both stages committed the burst's offsets long before the hour was up"
+    );
+    k.sigkill();
+    let k = Klaxon::start(&t, &env);
+    k.wait_ready(Duration::from_secs(60));
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    let mut incidents = 0.0;
+    while std::time::Instant::now() < until && incidents < n as f64 {
+        incidents = metric(k.metrics_port, "klaxon_state_incidents ").unwrap_or(0.0);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        incidents, n as f64,
+        "the restarted instance restored every incident of the burst from the changelog"
+    );
+    assert_eq!(
+        metric(k.metrics_port, "klaxon_records_processed_total ").unwrap_or(0.0),
+        0.0,
+        "and had nothing to re-read"
+    );
+}

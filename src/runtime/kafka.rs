@@ -64,6 +64,9 @@ pub const FETCH_WAIT_MS: &str = "10";
 pub const SESSION_TIMEOUT_MS: &str = "10000";
 /// A third of the session timeout, as Kafka recommends: three missed heartbeats before expiry.
 pub const HEARTBEAT_INTERVAL_MS: &str = "1000";
+/// How often librdkafka commits the offsets a stage stored (the router's cadence under a steady
+/// stream; it commits sooner when its input goes quiet, see [`super::commit_cadence`]).
+pub const AUTO_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// This instance's identity in the consumer groups: `kafka.instance_id` (which the settings fill
 /// from `$KLAXON_INSTANCE_ID` when unset), else the host name — stable across restarts in a
@@ -112,7 +115,10 @@ pub fn consumer_config(settings: &Settings, group: &str, stage: &str) -> ClientC
     c.set("session.timeout.ms", SESSION_TIMEOUT_MS);
     c.set("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS);
     c.set("enable.auto.commit", "true");
-    c.set("auto.commit.interval.ms", "1000");
+    c.set(
+        "auto.commit.interval.ms",
+        AUTO_COMMIT_INTERVAL.as_millis().to_string(),
+    );
     c.set("enable.auto.offset.store", "false");
     // A compliance tool must not skip alerts that arrived before its group existed.
     c.set("auto.offset.reset", "earliest");

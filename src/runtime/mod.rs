@@ -13,6 +13,7 @@
 
 pub mod changelog;
 pub mod clock;
+pub mod commit_cadence;
 pub mod kafka;
 pub mod keyed;
 pub mod processor;

@@ -11,6 +11,7 @@
 
 use super::changelog;
 use super::clock::Clock;
+use super::commit_cadence;
 use super::kafka::{
     consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext, RebalanceEvent,
 };
@@ -68,6 +69,9 @@ struct Processor {
     /// A state flush under way, written a chunk at a time between batches.
     flushing: Option<Flush>,
     last_flush: Instant,
+    /// When the last batch was read: state is flushed early once the input goes quiet
+    /// ([`commit_cadence`]).
+    last_batch: Instant,
     /// How often state is flushed and offsets stored (`state.commit_interval`).
     commit_interval: Duration,
     /// When early dedup evictions were last logged (at most once per [`EVICTION_LOG_EVERY`]).
@@ -158,6 +162,7 @@ pub async fn run(
         forward: Vec::new(),
         flushing: None,
         last_flush: Instant::now(),
+        last_batch: Instant::now(),
         commit_interval: config.settings.commit_interval(),
         evictions_logged: None,
         summary_logged: (Instant::now(), escalation_counts(&metrics)),
@@ -176,6 +181,7 @@ pub async fn run(
             .next_timer()
             .map(|t| proc.clock.until(t).max(grace))
             .unwrap_or(Duration::from_secs(3600));
+        let quiet_flush = proc.quiet_flush_at();
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
@@ -191,6 +197,7 @@ pub async fn run(
                         return Err(e);
                     }
                 };
+                proc.last_batch = Instant::now();
                 // A short batch means the backlog is read: from here timers follow the wall clock.
                 let caught_up = batch.len() < BATCH;
                 // Revocations noticed while collecting the batch: drop those partitions first, so
@@ -226,6 +233,13 @@ pub async fn run(
             // Before the timers: while a catch-up keeps the timer branch ready, gauges still move.
             _ = gauges.tick() => {
                 proc.update_gauges();
+                if proc.flush_step(FLUSH_CHUNK).await.is_err() {
+                    break;
+                }
+            }
+            // The input went quiet after records were read: make them durable now.
+            _ = tokio::time::sleep_until(quiet_flush.unwrap_or(proc.last_flush).into()), if quiet_flush.is_some() => {
+                proc.begin_flush();
                 if proc.flush_step(FLUSH_CHUNK).await.is_err() {
                     break;
                 }
@@ -693,6 +707,14 @@ impl Processor {
             return Err(());
         }
         Ok(())
+    }
+
+    /// When to flush early because the input went quiet ([`commit_cadence`]): only with records
+    /// read since the last flush began and none under way.
+    fn quiet_flush_at(&self) -> Option<Instant> {
+        (self.flushing.is_none() && !self.pending.is_empty()).then(|| {
+            commit_cadence::early_commit_at(self.last_batch, self.last_flush, self.commit_interval)
+        })
     }
 
     /// Takes the changed incidents and the offsets processed so far into a new flush.

@@ -5,8 +5,10 @@
 //! not wait for that before the next batch (see [`AckPipeline`]).
 
 use super::clock::Clock;
+use super::commit_cadence;
 use super::kafka::{
     consumer_config, fatal_error, group_instance_id, producer_config, KlaxonContext,
+    AUTO_COMMIT_INTERVAL,
 };
 use super::keyed;
 use super::producer::AckingProducer;
@@ -25,7 +27,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Header on repartitioned commands (`commands`): which input topic they came from. Alerts carry
@@ -73,12 +75,37 @@ pub async fn run(
     let producer = AckingProducer::new(&producer_config(s), KlaxonContext::plain(metrics.clone()))?;
     let acks = AckPipeline::start(producer.clone(), shutdown.clone(), PIPELINE_DEPTH);
     tracing::info!(group = %s.kafka.group_id, group_instance_id = instance.as_deref().unwrap_or(""), alerts = %s.topics.alerts, commands = %s.topics.commands, "router started");
+    // Offsets stored since the last early commit (librdkafka commits them every second anyway);
+    // once the input goes quiet they are committed at once ([`commit_cadence`]).
+    let mut unreported_batches = false;
+    let mut last_batch = Instant::now();
+    let mut last_commit = Instant::now();
     loop {
+        let commit_at = unreported_batches.then(|| {
+            commit_cadence::early_commit_at(last_batch, last_commit, AUTO_COMMIT_INTERVAL)
+        });
         let first = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
             m = consumer.recv() => m,
+            _ = tokio::time::sleep_until(commit_at.unwrap_or(last_commit).into()), if commit_at.is_some() => {
+                unreported_batches = false;
+                last_commit = Instant::now();
+                // Behind every batch before it: runs once their offsets are stored.
+                let consumer = consumer.clone();
+                let commit = Box::new(move |_| {
+                    if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+                        tracing::debug!(error = %e, "commit once the input went quiet");
+                    }
+                });
+                if acks.push(Step::SendAfter(Vec::new(), commit)).await.is_err() {
+                    tracing::warn!("batch not acknowledged; its offsets stay uncommitted");
+                    break;
+                }
+                continue;
+            }
         };
+        last_batch = Instant::now();
         let batch = match collect_batch(&consumer, first, &metrics).await {
             Ok(Some(batch)) => batch,
             Ok(None) => continue,
@@ -109,6 +136,7 @@ pub async fn run(
             break;
         }
         metrics.batch_done(Stage::Router);
+        unreported_batches = true;
     }
     match acks.finish().await {
         Ok(()) => {

@@ -561,6 +561,52 @@ pub async fn read_until(
     out
 }
 
+/// A series' value from `/metrics` (the line that starts with `series`), if it is there.
+pub fn metric(port: u16, series: &str) -> Option<f64> {
+    let (_, body) = http_get(port, "/metrics").ok()?;
+    body.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Whether `group`'s committed offsets on `topic` (`partitions` partitions) cover all of it, and
+/// it holds at least `at_least` records. Blocking (offset look-ups); call from a blocking task.
+pub fn committed_covers(group: &str, topic: &str, partitions: i32, at_least: i64) -> bool {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::{Offset, TopicPartitionList};
+    let Ok(c) = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create::<BaseConsumer>()
+    else {
+        return false;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(5)) else {
+        return false;
+    };
+    let committed: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(n) => n,
+            _ => 0,
+        })
+        .sum();
+    let mut high = 0;
+    for p in 0..partitions {
+        match c.fetch_watermarks(topic, p, Duration::from_secs(5)) {
+            Ok((_, h)) => high += h,
+            Err(_) => return false,
+        }
+    }
+    high >= at_least && committed >= high
+}
+
 /// An RFC 3339 time `offset_s` seconds from now, in +08:00.
 pub fn at(offset_s: i64) -> String {
     let t = chrono::Utc::now() + chrono::Duration::seconds(offset_s);
