@@ -194,10 +194,13 @@ pub fn test_config() -> PathBuf {
     .clone()
 }
 
-/// A fresh copy of `config/` in the temp dir (named after `name` and this process) with
-/// `extra(dir)` appended to its `default.toml`.
+/// A fresh copy of `config/` under `target/tmp` (named after `name` and this process: test
+/// binaries run side by side) with `extra(dir)` appended to its `default.toml`. Copies left by
+/// test processes that have ended are removed first, so repeated runs do not pile them up.
 fn config_dir(name: &str, extra: impl FnOnce(&std::path::Path) -> String) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let parent = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    remove_ended_copies(&parent, name);
+    let dir = parent.join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&root().join("config"), &dir);
     let extra = extra(&dir);
@@ -206,6 +209,23 @@ fn config_dir(name: &str, extra: impl FnOnce(&std::path::Path) -> String) -> Pat
     text.push_str(&extra);
     std::fs::write(&default, text).expect("write default.toml");
     dir
+}
+
+/// Removes `<name>-<pid>` directories in `parent` whose process has ended (where `/proc` tells).
+fn remove_ended_copies(parent: &std::path::Path, name: &str) {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!("{name}-");
+    for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let file_name = e.file_name();
+        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// `[[commands.keys]]` for the three test keys whose secret halves are in `keys_dir`: `test`
