@@ -1,7 +1,8 @@
 //! Stage two: owns partitions of the repartition topic, one engine per partition (its state
 //! restored from the changelog on assignment), and drives the engines on the clock. For each
-//! batch it sends the escalations; every `state.commit_interval` it writes the incidents changed
-//! since the last flush to the changelog, a chunk at a time between batches. The acknowledgement
+//! batch it sends the escalations; every `state.commit_interval`, and as soon as its input goes
+//! quiet ([`super::commit_cadence`]), it writes the incidents changed since the last flush to the
+//! changelog, a chunk at a time between batches. The acknowledgement
 //! pipeline sends that state only once the escalations before it are acknowledged, and stores the
 //! input offsets the state covers only once the state is acknowledged too; meanwhile the stage
 //! reads on. A crash anywhere

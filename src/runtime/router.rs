@@ -2,7 +2,8 @@
 //! good record by its routing token onto the repartition topic, so the partition — and so the
 //! instance — that owns an incident sees all of its alerts and commands. Input offsets are stored
 //! only after the broker acknowledged the forwarded and dead-lettered records; the router does
-//! not wait for that before the next batch (see [`AckPipeline`]).
+//! not wait for that before the next batch (see [`AckPipeline`]). librdkafka commits the stored
+//! offsets every second, and the router itself once its input goes quiet ([`commit_cadence`]).
 
 use super::clock::Clock;
 use super::commit_cadence;

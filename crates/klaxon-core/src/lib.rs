@@ -9,7 +9,7 @@
 //!   (year 0001, year 9999, an interval ending before it begins) never reach the core.
 //! - [`decode`] — bytes → input, or a rejection whose code is the dead-letter reason; SIEM
 //!   shapes (ECS, OCSF, Suricata EVE, Wazuh) are mapped onto the native alert by the field
-//!   mappings of [`decode::mapping`]; [`decode::fast`] is the allocation-light scanner for the
+//!   mappings of [`decode::mapping`]; `decode::fast` is the allocation-light scanner for the
 //!   common alert shapes.
 //! - [`settings`] — loading and validating config: service settings, the ruleset (grading guide
 //!   and reporting rules), the registry, escalation policies, delivery settings.

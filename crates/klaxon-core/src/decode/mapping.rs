@@ -44,7 +44,7 @@ pub const NATIVE: &str = "native";
 const ALIASES: [&str; 2] = ["operator", "asset"];
 
 /// The native fields a mapping may fill (docs/spec.md §1): every field of the alert's field
-/// table ([`crate::model::alert::FIELDS`]), and the [`ALIASES`].
+/// table ([`crate::model::alert::FIELDS`]), and the aliases `operator` and `asset`.
 pub fn targets() -> impl Iterator<Item = &'static str> {
     crate::model::alert::FIELDS
         .iter()

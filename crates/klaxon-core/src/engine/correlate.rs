@@ -352,8 +352,9 @@ impl Figures {
         }
     }
 
-    /// The figures this incident has any value for, as a set of [`Figure::bit`]s: grading
-    /// looks only at indicators whose figure is here (most incidents have one or two of fifteen).
+    /// The figures this incident has any value for, as a set of
+    /// [`Figure::bit`](crate::settings::ruleset::Figure::bit)s: grading looks only at indicators
+    /// whose figure is here (most incidents have one or two of fifteen).
     pub fn present(&self) -> u32 {
         let mut bits = 0;
         for (f, _) in &self.intervals {
