@@ -32,7 +32,7 @@ fn rss_mib(pid: u32) -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-/// A counter's value from `/metrics` (the series whose line starts with `series`).
+/// A counter's value from `/metrics` (the series whose line starts with `series`), 0 while absent.
 fn counter(port: u16, series: &str) -> f64 {
     metric(port, series).unwrap_or(0.0)
 }

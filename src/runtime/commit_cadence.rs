@@ -6,8 +6,8 @@
 //! restart re-reads none of it) within tens of milliseconds rather than up to 1.5 s later.
 //!
 //! An early commit needs a quiet gap after a batch, so a stream that keeps batches coming never
-//! triggers one, and a trickle triggers at most one per [`min_gap`] — never more changelog writes
-//! or offset commits than records read, and at most ten per interval.
+//! triggers one, and a trickle triggers at most one per batch read and one per [`min_gap`] (a
+//! tenth of the interval, at most a second).
 
 use std::time::{Duration, Instant};
 

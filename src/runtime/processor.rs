@@ -2,10 +2,9 @@
 //! restored from the changelog on assignment), and drives the engines on the clock. For each
 //! batch it sends the escalations; every `state.commit_interval`, and as soon as its input goes
 //! quiet ([`super::commit_cadence`]), it writes the incidents changed since the last flush to the
-//! changelog, a chunk at a time between batches. The acknowledgement
-//! pipeline sends that state only once the escalations before it are acknowledged, and stores the
-//! input offsets the state covers only once the state is acknowledged too; meanwhile the stage
-//! reads on. A crash anywhere
+//! changelog, a chunk at a time between batches. The acknowledgement pipeline sends that state
+//! only once the escalations before it are acknowledged, and stores the input offsets the state
+//! covers only once the state is acknowledged too; meanwhile the stage reads on. A crash anywhere
 //! re-reads from the last commit against the last durable state: records already applied to an
 //! incident are recognised by offset, the rest are applied, and events come out again only under
 //! the same `event_id`s.

@@ -76,13 +76,14 @@ pub async fn run(
     let producer = AckingProducer::new(&producer_config(s), KlaxonContext::plain(metrics.clone()))?;
     let acks = AckPipeline::start(producer.clone(), shutdown.clone(), PIPELINE_DEPTH);
     tracing::info!(group = %s.kafka.group_id, group_instance_id = instance.as_deref().unwrap_or(""), alerts = %s.topics.alerts, commands = %s.topics.commands, "router started");
-    // Offsets stored since the last early commit (librdkafka commits them every second anyway);
-    // once the input goes quiet they are committed at once ([`commit_cadence`]).
-    let mut unreported_batches = false;
+    // Whether batches were pushed since the last early commit. librdkafka commits their offsets
+    // every second anyway; once the input goes quiet they are committed at once
+    // ([`commit_cadence`]).
+    let mut uncommitted_batches = false;
     let mut last_batch = Instant::now();
     let mut last_commit = Instant::now();
     loop {
-        let commit_at = unreported_batches.then(|| {
+        let commit_at = uncommitted_batches.then(|| {
             commit_cadence::early_commit_at(last_batch, last_commit, AUTO_COMMIT_INTERVAL)
         });
         let first = tokio::select! {
@@ -90,7 +91,7 @@ pub async fn run(
             _ = shutdown.changed() => break,
             m = consumer.recv() => m,
             _ = tokio::time::sleep_until(commit_at.unwrap_or(last_commit).into()), if commit_at.is_some() => {
-                unreported_batches = false;
+                uncommitted_batches = false;
                 last_commit = Instant::now();
                 // Behind every batch before it: runs once their offsets are stored.
                 let consumer = consumer.clone();
@@ -137,7 +138,7 @@ pub async fn run(
             break;
         }
         metrics.batch_done(Stage::Router);
-        unreported_batches = true;
+        uncommitted_batches = true;
     }
     match acks.finish().await {
         Ok(()) => {
