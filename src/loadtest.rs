@@ -295,8 +295,9 @@ impl Run {
     }
 }
 
-/// The sum of `group`'s committed offsets on `topic` (partitions without one count 0).
-fn committed_sum(c: &BaseConsumer, topic: &str, parts: i32) -> Option<i64> {
+/// The sum of `group`'s committed offsets on `topic` (partitions without one count 0). Also used
+/// by the integration tests to see what a stage has committed.
+pub fn committed_sum(c: &BaseConsumer, topic: &str, parts: i32) -> Option<i64> {
     let mut tpl = TopicPartitionList::new();
     for p in 0..parts {
         tpl.add_partition(topic, p);
@@ -314,7 +315,7 @@ fn committed_sum(c: &BaseConsumer, topic: &str, parts: i32) -> Option<i64> {
 }
 
 /// The sum of `topic`'s high watermarks: how many records it holds (a fresh topic starts at 0).
-fn high_sum(c: &BaseConsumer, topic: &str, parts: i32) -> Option<i64> {
+pub fn high_sum(c: &BaseConsumer, topic: &str, parts: i32) -> Option<i64> {
     let mut sum = 0;
     for p in 0..parts {
         sum += c.fetch_watermarks(topic, p, Duration::from_secs(5)).ok()?.1;

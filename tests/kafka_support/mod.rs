@@ -592,39 +592,22 @@ pub fn metric(port: u16, series: &str) -> Option<f64> {
 /// Whether `group`'s committed offsets on `topic` (`partitions` partitions) cover all of it, and
 /// it holds at least `at_least` records. Blocking (offset look-ups); call from a blocking task.
 pub fn committed_covers(group: &str, topic: &str, partitions: i32, at_least: i64) -> bool {
-    use rdkafka::consumer::BaseConsumer;
-    use rdkafka::{Offset, TopicPartitionList};
+    use klaxon::loadtest::{committed_sum, high_sum};
     let Ok(c) = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .create::<BaseConsumer>()
+        .create::<rdkafka::consumer::BaseConsumer>()
     else {
         return false;
     };
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
+    match (
+        committed_sum(&c, topic, partitions),
+        high_sum(&c, topic, partitions),
+    ) {
+        (Some(committed), Some(high)) => high >= at_least && committed >= high,
+        _ => false,
     }
-    let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(5)) else {
-        return false;
-    };
-    let committed: i64 = committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .sum();
-    let mut high = 0;
-    for p in 0..partitions {
-        match c.fetch_watermarks(topic, p, Duration::from_secs(5)) {
-            Ok((_, h)) => high += h,
-            Err(_) => return false,
-        }
-    }
-    high >= at_least && committed >= high
 }
 
 /// An RFC 3339 time `offset_s` seconds from now, in +08:00.
