@@ -56,13 +56,6 @@ pub fn binaries() -> (String, String) {
         .clone()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// One chromedriver and one headless Chromium session.
 pub struct Browser {
     pub client: Client,
@@ -73,7 +66,7 @@ pub struct Browser {
 impl Browser {
     pub async fn start() -> Browser {
         let (chromium, chromedriver) = binaries();
-        let port = free_port();
+        let port = super::kafka_support::free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())

@@ -7,11 +7,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -81,11 +81,22 @@ pub fn unique(name: &str) -> String {
     )
 }
 
+/// A port nothing listens on, for a process a test starts. No two calls in one test process
+/// return the same port: the kernel may hand a just-released port out again (CI once gave an
+/// instance's metrics and desk listeners the same port, and it stopped with "Address already in
+/// use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Topic names for one test.
@@ -267,6 +278,8 @@ pub struct Klaxon {
     /// Where its in-process desk listens.
     pub desk_port: u16,
     pub logs: Arc<Mutex<Vec<String>>>,
+    /// Set when its standard error closes: the process has ended.
+    ended: Arc<AtomicBool>,
 }
 
 impl Klaxon {
@@ -350,8 +363,9 @@ impl Klaxon {
             .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn klaxon");
         let logs = Arc::new(Mutex::new(Vec::new()));
+        let ended = Arc::new(AtomicBool::new(false));
         if let Some(err) = child.stderr.take() {
-            let logs = logs.clone();
+            let (logs, ended) = (logs.clone(), ended.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
                     if std::env::var_os("KLAXON_TEST_LOGS").is_some() {
@@ -359,6 +373,7 @@ impl Klaxon {
                     }
                     logs.lock().unwrap().push(line);
                 }
+                ended.store(true, Ordering::SeqCst);
             });
         }
         Klaxon {
@@ -366,6 +381,7 @@ impl Klaxon {
             metrics_port: if what == "desk" { desk_port } else { port },
             desk_port,
             logs,
+            ended,
         }
     }
 
@@ -380,7 +396,7 @@ impl Klaxon {
         ))
     }
 
-    /// Waits until `/readyz` answers 200.
+    /// Waits until `/readyz` answers 200; fails at once if the process ends first.
     pub fn wait_ready(&self, timeout: Duration) {
         let until = Instant::now() + timeout;
         while Instant::now() < until {
@@ -389,6 +405,12 @@ impl Klaxon {
                 .unwrap_or(false)
             {
                 return;
+            }
+            if self.ended.load(Ordering::SeqCst) {
+                panic!(
+                    "klaxon ended before it was ready; logs:\n{}",
+                    self.logs.lock().unwrap().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
