@@ -155,10 +155,28 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("klaxon: {e:#}");
+            eprintln!("klaxon: {}", error_message(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes joined by ": ", each said once. Our error types write their cause
+/// into their own message (so a log line of one error is complete), and also report it as their
+/// source; printing the chain as it stands says the same thing two or three times.
+fn error_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn load_config(flag: Option<&PathBuf>) -> Result<settings::Config> {

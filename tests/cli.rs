@@ -441,3 +441,64 @@ fn a_bad_environment_override_is_reported_under_its_variable() {
         assert!(!err.contains("default.toml"), "{err}");
     }
 }
+
+/// `klaxon run` serves the desk and the metrics endpoint; one address for both cannot work, and
+/// `check-config` says so before anything starts.
+#[test]
+fn check_config_rejects_the_desk_and_the_metrics_endpoint_on_one_address() {
+    let o = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .arg("check-config")
+        .current_dir(common::manifest_dir())
+        .env_remove("KLAXON_CONFIG")
+        .env("KLAXON__METRICS__LISTEN", "127.0.0.1:8090")
+        .output()
+        .expect("run klaxon");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("desk.listen"), "{err}");
+    assert!(err.contains("metrics.listen"), "{err}");
+}
+
+/// A port already taken (often by a Klaxon still running) stops `klaxon run` at once, with the
+/// key and the address to look at, said once.
+#[test]
+fn run_on_a_taken_port_names_the_setting_and_the_address_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string();
+    for (key, var, other) in [
+        (
+            "metrics.listen",
+            "KLAXON__METRICS__LISTEN",
+            "KLAXON__DESK__LISTEN",
+        ),
+        (
+            "desk.listen",
+            "KLAXON__DESK__LISTEN",
+            "KLAXON__METRICS__LISTEN",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .arg("run")
+            .current_dir(common::manifest_dir())
+            .env_remove("KLAXON_CONFIG")
+            .env(var, &addr)
+            .env(other, &free)
+            // Nothing listens here: the listeners are bound before Kafka is asked anything.
+            .env("KAFKA_BROKERS", "127.0.0.1:1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run klaxon");
+        assert_eq!(o.status.code(), Some(2), "{key}: {}", stderr(&o));
+        let err = stderr(&o);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("klaxon: "))
+            .unwrap_or_else(|| panic!("{key}: no error line in {err}"));
+        assert!(line.contains(&format!("{key} {addr}: ")), "{line}");
+        assert_eq!(line.matches("in use").count(), 1, "{line}");
+    }
+}

@@ -55,6 +55,11 @@ pub enum DeliveryError {
     Config(String),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("delivery.listen {listen}: {source}")]
+    Listen {
+        listen: String,
+        source: std::io::Error,
+    },
 }
 
 /// The stage's metrics (names `klaxon_deliver*`; the `sink` label is `alertmanager` or a
@@ -888,8 +893,14 @@ pub async fn serve(
     let metrics = Arc::new(DeliveryMetrics::new(&registry)?);
     let assigned = Arc::new(AtomicBool::new(false));
     let listen = config.settings.delivery.listen.clone();
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    tracing::info!(listen = %listen, "delivery metrics, healthz and readyz listening");
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|source| DeliveryError::Listen {
+            listen: listen.clone(),
+            source,
+        })?;
+    let bound = listener.local_addr()?;
+    tracing::info!(listen = %bound, "delivery metrics, healthz and readyz listening");
     if config.settings.kafka.create_topics {
         let s = config.settings.clone();
         match tokio::time::timeout(

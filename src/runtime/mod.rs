@@ -40,6 +40,12 @@ pub enum RuntimeError {
     Sink(#[from] sink::SinkError),
     #[error("metrics endpoint: {0}")]
     Http(#[from] std::io::Error),
+    /// `metrics.listen` cannot be bound: another process (often a Klaxon still running) has it.
+    #[error("metrics.listen {listen}: {source}")]
+    MetricsListen {
+        listen: String,
+        source: std::io::Error,
+    },
     #[error("a stage failed: {0}")]
     Join(String),
     /// The broker handed this member's `group.instance.id` to a newer process: two instances
@@ -94,8 +100,15 @@ pub async fn run(
     started();
     let s = &config.settings;
     tracing::info!(kafka = %kafka::describe(s), ruleset = %config.ruleset.id, "starting klaxon");
-    let listener = tokio::net::TcpListener::bind(&s.metrics.listen).await?;
-    tracing::info!(listen = %s.metrics.listen, "metrics, healthz and readyz listening");
+    let listener = tokio::net::TcpListener::bind(&s.metrics.listen)
+        .await
+        .map_err(|source| RuntimeError::MetricsListen {
+            listen: s.metrics.listen.clone(),
+            source,
+        })?;
+    // The bound address, not the configured one: they differ when the port is 0.
+    let bound = listener.local_addr().map_err(RuntimeError::Http)?;
+    tracing::info!(listen = %bound, "metrics, healthz and readyz listening");
     for topic in [&s.topics.alerts, &s.topics.commands] {
         metrics.alerts_consumed.with_label_values(&[topic]);
     }

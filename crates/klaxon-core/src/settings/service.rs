@@ -497,6 +497,24 @@ fn source_of(key: &str, file: &str) -> String {
     }
 }
 
+/// Whether two `listen` addresses would be the same socket: the same port (not 0, which takes
+/// any free one) on the same address, or on one and the wildcard address.
+fn same_listener(a: &str, b: &str) -> bool {
+    use std::net::SocketAddr;
+    match (
+        a.trim().parse::<SocketAddr>(),
+        b.trim().parse::<SocketAddr>(),
+    ) {
+        (Ok(a), Ok(b)) => {
+            a.port() != 0
+                && a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        }
+        // Host names: only the same text is surely the same socket.
+        _ => a.trim() == b.trim() && !a.trim().ends_with(":0"),
+    }
+}
+
 pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
     let path = dir.join(FILE);
     let file = path.display().to_string();
@@ -705,6 +723,16 @@ pub(crate) fn load(dir: &Path, issues: &mut Vec<Issue>) -> Option<Settings> {
         };
         parsed.routing_min_level.push(min_level);
     }
+    if settings.desk.enabled && same_listener(&settings.desk.listen, &settings.metrics.listen) {
+        add(
+            "desk.listen",
+            format!(
+                "{} is metrics.listen's address too: `klaxon run` serves both, so each needs a \
+                 port of its own",
+                settings.desk.listen
+            ),
+        );
+    }
     settings.parsed = parsed;
     for (key, problem) in super::delivery::validate(&mut settings.delivery) {
         add(&key, problem);
@@ -735,5 +763,18 @@ mod tests {
             ..settings.parsed.clone()
         };
         assert_eq!(shipped, Parsed::default());
+    }
+
+    #[test]
+    fn two_listeners_clash_on_the_same_port_of_the_same_or_the_wildcard_address() {
+        assert!(same_listener("127.0.0.1:9464", "127.0.0.1:9464"));
+        assert!(same_listener("0.0.0.0:9464", " 127.0.0.1:9464"));
+        assert!(same_listener("[::1]:8090", "[::]:8090"));
+        assert!(same_listener("localhost:8090", "localhost:8090"));
+        assert!(!same_listener("127.0.0.1:9464", "127.0.0.1:8090"));
+        assert!(!same_listener("127.0.0.1:9464", "10.0.0.1:9464"));
+        assert!(!same_listener("127.0.0.1:0", "127.0.0.1:0"));
+        assert!(!same_listener("localhost:0", "localhost:0"));
+        assert!(!same_listener("localhost:8090", "127.0.0.1:8090"));
     }
 }
