@@ -55,11 +55,8 @@ pub enum DeliveryError {
     Config(String),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
-    #[error("delivery.listen {listen}: {source}")]
-    Listen {
-        listen: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::telemetry::http::BindError),
 }
 
 /// The stage's metrics (names `klaxon_deliver*`; the `sink` label is `alertmanager` or a
@@ -893,12 +890,7 @@ pub async fn serve(
     let metrics = Arc::new(DeliveryMetrics::new(&registry)?);
     let assigned = Arc::new(AtomicBool::new(false));
     let listen = config.settings.delivery.listen.clone();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|source| DeliveryError::Listen {
-            listen: listen.clone(),
-            source,
-        })?;
+    let listener = crate::telemetry::http::bind("delivery.listen", &listen).await?;
     let bound = listener.local_addr()?;
     tracing::info!(listen = %bound, "delivery metrics, healthz and readyz listening");
     if config.settings.kafka.create_topics {

@@ -41,11 +41,8 @@ use tokio::sync::{broadcast, watch};
 
 #[derive(Debug, Error)]
 pub enum DeskError {
-    #[error("desk.listen {listen}: {source}")]
-    Listen {
-        listen: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::telemetry::http::BindError),
     #[error("desk.signing_key_file: {0}")]
     Key(#[from] crate::signing::KeyError),
     #[error("kafka: {0}")]
@@ -174,13 +171,7 @@ impl Desk {
 
 /// Binds `desk.listen`.
 pub async fn bind(config: &Config) -> Result<tokio::net::TcpListener, DeskError> {
-    let listen = &config.settings.desk.listen;
-    tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| DeskError::Listen {
-            listen: listen.clone(),
-            source,
-        })
+    Ok(crate::telemetry::http::bind("desk.listen", &config.settings.desk.listen).await?)
 }
 
 /// `klaxon desk`: the desk on its own, with `/metrics`, `/healthz` and `/readyz` on its listener.

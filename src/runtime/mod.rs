@@ -40,12 +40,8 @@ pub enum RuntimeError {
     Sink(#[from] sink::SinkError),
     #[error("metrics endpoint: {0}")]
     Http(#[from] std::io::Error),
-    /// `metrics.listen` cannot be bound: another process (often a Klaxon still running) has it.
-    #[error("metrics.listen {listen}: {source}")]
-    MetricsListen {
-        listen: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::telemetry::http::BindError),
     #[error("a stage failed: {0}")]
     Join(String),
     /// The broker handed this member's `group.instance.id` to a newer process: two instances
@@ -100,12 +96,7 @@ pub async fn run(
     started();
     let s = &config.settings;
     tracing::info!(kafka = %kafka::describe(s), ruleset = %config.ruleset.id, "starting klaxon");
-    let listener = tokio::net::TcpListener::bind(&s.metrics.listen)
-        .await
-        .map_err(|source| RuntimeError::MetricsListen {
-            listen: s.metrics.listen.clone(),
-            source,
-        })?;
+    let listener = crate::telemetry::http::bind("metrics.listen", &s.metrics.listen).await?;
     // The bound address, not the configured one: they differ when the port is 0.
     let bound = listener.local_addr().map_err(RuntimeError::Http)?;
     tracing::info!(listen = %bound, "metrics, healthz and readyz listening");

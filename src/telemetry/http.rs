@@ -10,6 +10,27 @@ use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
 
+/// A listener that could not be bound, named by its setting and address (often another process,
+/// such as a Klaxon still running, has the port).
+#[derive(Debug, thiserror::Error)]
+#[error("{key} {listen}: {source}")]
+pub struct BindError {
+    pub key: &'static str,
+    pub listen: String,
+    pub source: std::io::Error,
+}
+
+/// Binds `listen`, the value of setting `key` (`metrics.listen`, `desk.listen`, ...).
+pub async fn bind(key: &'static str, listen: &str) -> Result<tokio::net::TcpListener, BindError> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| BindError {
+            key,
+            listen: listen.to_string(),
+            source,
+        })
+}
+
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/metrics", get(render))
