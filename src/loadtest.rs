@@ -16,7 +16,9 @@
 //! 3. **latency** — the realistic alert mix paced at half of Klaxon's median peak through each
 //!    contender in turn, every 50th alert a probe opening its own incident; probe → arrival time,
 //!    with the worst of each fifth of the feed (a stall shows there); Klaxon with keyed input
-//!    goes last, after the timer phase, alone in the process like every contender;
+//!    goes last, after the timer phase, alone in the process like every contender, and is
+//!    compared with a passthrough fed the same keyed feed (a keyed feed is harder on the local
+//!    broker than an unkeyed one); each p99 is printed as a ratio to its passthrough's;
 //! 4. **timers** — reminders due a few seconds ahead: how late they arrive;
 //! 5. **restore through Kafka** — N incidents over the changelog partitions, all restored at once;
 //! 6. **scale** (no broker) — N open incidents with running timers: memory, timer cost, restore;
@@ -234,6 +236,54 @@ async fn passthrough(
     }
     let _ = p.flush(Duration::from_secs(10));
     Ok(())
+}
+
+/// A passthrough running in the background over fresh topics, for the latency phases.
+struct Passthrough {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+    started: Instant,
+}
+
+impl Passthrough {
+    async fn start(
+        settings: &crate::settings::Settings,
+        fetch_wait_ms: &str,
+    ) -> Result<Passthrough, String> {
+        crate::runtime::kafka::ensure_topics(settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(passthrough(
+            settings.kafka.brokers.clone(),
+            (
+                settings.topics.alerts.clone(),
+                settings.topics.escalations.clone(),
+            ),
+            settings.kafka.group_id.clone(),
+            fetch_wait_ms.to_string(),
+            Arc::new(AtomicUsize::new(0)),
+            stop_rx,
+        ));
+        Ok(Passthrough {
+            stop,
+            task,
+            started: Instant::now(),
+        })
+    }
+
+    /// Waits until its group join is surely over: it has no readiness signal, so 4 s from its
+    /// start (a fresh group's join on the local broker takes ~3.2 s), and at least 1 s from now.
+    async fn settled(&self) {
+        let at =
+            (self.started + Duration::from_secs(4)).max(Instant::now() + Duration::from_secs(1));
+        tokio::time::sleep_until(at.into()).await;
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 fn consumer(brokers: &str, group: &str, reset: &str, fetch_wait_ms: &str) -> ClientConfig {
@@ -617,23 +667,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         .await
         .map_err(|e| e.to_string())?;
     let pt_settings = base.isolated(&format!("{prefix}.pt"));
-    crate::runtime::kafka::ensure_topics(&pt_settings)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (pt_in, pt_out) = (
-        pt_settings.topics.alerts.clone(),
-        pt_settings.topics.escalations.clone(),
-    );
-    let (pt_stop, pt_stop_rx) = watch::channel(false);
-    let pt_started = Instant::now();
-    let pt = tokio::spawn(passthrough(
-        brokers.clone(),
-        (pt_in.clone(), pt_out.clone()),
-        pt_settings.kafka.group_id.clone(),
-        fetch_wait_ms,
-        Arc::new(AtomicUsize::new(0)),
-        pt_stop_rx,
-    ));
+    let pt = Passthrough::start(&pt_settings, &fetch_wait_ms).await?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
     let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), Clock::wall());
@@ -641,10 +675,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     while !metrics.is_ready() && Instant::now() < ready_by {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The passthrough's group join has no readiness signal: give it 4 s.
-    let settled =
-        (pt_started + Duration::from_secs(4)).max(Instant::now() + Duration::from_secs(1));
-    tokio::time::sleep_until(settled.into()).await;
+    pt.settled().await;
 
     // Latency at half of Klaxon's median peak rate, the same feed through both contenders.
     let rate = opts.latency_rate.unwrap_or(kl_rate / 2.0).max(1.0);
@@ -657,29 +688,26 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         show: opts.progress,
         keyed: None,
     };
-    report.push_str(
-        &feed
-            .latency(
-                "passthrough",
-                &pt_in,
-                &pt_out,
-                &format!("{prefix}.pt.latency"),
-            )
-            .await?,
-    );
-    let _ = pt_stop.send(true);
-    let _ = pt.await;
+    let pt_latency = feed
+        .latency(
+            "passthrough",
+            &pt_settings.topics.alerts,
+            &pt_settings.topics.escalations,
+            &format!("{prefix}.pt.latency"),
+        )
+        .await?;
+    report.push_str(&pt_latency.line);
+    pt.stop().await;
     let before = HistogramSnapshot::of(&metrics.latency);
-    report.push_str(
-        &feed
-            .latency(
-                "klaxon",
-                &config.settings.topics.alerts,
-                &config.settings.topics.escalations,
-                &format!("{prefix}.latency"),
-            )
-            .await?,
-    );
+    let kl_latency = feed
+        .latency(
+            "klaxon",
+            &config.settings.topics.alerts,
+            &config.settings.topics.escalations,
+            &format!("{prefix}.latency"),
+        )
+        .await?;
+    report.push_str(&kl_latency.line);
     report.push_str(&own_share(
         &before,
         &HistogramSnapshot::of(&metrics.latency),
@@ -747,7 +775,13 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     let _ = service.await;
     // Alone in the process, as every contender is measured: an idle Klaxon beside it still
     // fetches and polls (a few % of a core on this machine, and the broker's share of it).
-    report.push_str(&keyed_latency(&config, &base, &prefix, feed).await?);
+    let keyed = keyed_latency(&config, &base, &prefix, feed, &fetch_wait_ms).await?;
+    report.push_str(&keyed.lines);
+    report.push_str(&format!(
+        "p99 against the passthrough's on the same feed: klaxon {:.2} ×, klaxon with keyed input {:.2} × (the passthrough with the keyed feed)\n",
+        kl_latency.p99_ms / pt_latency.p99_ms,
+        keyed.klaxon_p99_ms / keyed.passthrough_p99_ms,
+    ));
 
     report.push_str(&kafka_restore(&config, opts.restore_incidents, opts.progress).await?);
     Ok(report)

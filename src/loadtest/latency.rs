@@ -9,10 +9,18 @@ pub(super) const PROBE_EVERY: usize = 50;
 
 /// How long the harness's own probe consumers wait in a fetch. tansu answers a fetch only when
 /// `fetch.wait.max.ms` runs out, even if records arrive sooner (real Kafka answers at once), so
-/// on tansu the wait sets a floor under every hop: the measuring instrument uses 1 ms. (Klaxon
-/// and the passthrough keep Klaxon's setting: at 1 ms, the fetches of its two consumers kept
-/// the local broker busy enough to triple the latency they were meant to cut.)
-pub(super) const PROBE_FETCH_WAIT_MS: &str = "1";
+/// on tansu the wait sets a floor under every hop, and the instrument's is kept short. Not
+/// shorter than this: tansu lists every stored batch of a partition on each fetch, so a probe
+/// fetching every millisecond was the broker's busiest client, and its cost grew with the batches
+/// on the contender's output. Klaxon's output holds ~2.7 × the passthrough's batches for the same
+/// records (escalations are keyed by incident, so each goes to its incident's partition; the
+/// passthrough's unkeyed records are packed into one partition per linger window), so at 1 ms the
+/// instrument slowed the broker for Klaxon alone: at 500 alerts/s its p99 climbed through the
+/// feed to 112–250 ms, while with 5 ms the passthrough's p99 stayed 13–15 ms
+/// (docs/benchmarks.md, 2026-12-06). (Klaxon and the passthrough keep Klaxon's 10 ms: at 1 ms,
+/// the fetches of its two consumers kept the local broker busy enough to triple the latency
+/// they were meant to cut.)
+pub(super) const PROBE_FETCH_WAIT_MS: &str = "5";
 
 /// The latency phase's feed, the same for both contenders: the realistic alert mix at `rate`
 /// alerts/s for `seconds` (numbered from `first_id`, so none repeats an earlier phase's ids),
@@ -29,6 +37,13 @@ pub(super) struct PacedFeed {
     pub(super) keyed: Option<Arc<Config>>,
 }
 
+/// One contender's latency phase: its report lines and the probes' p99 (ms), which the harness
+/// sets side by side with the passthrough's on the same feed.
+pub(super) struct Measured {
+    pub(super) line: String,
+    pub(super) p99_ms: f64,
+}
+
 impl PacedFeed {
     /// Sends the feed to `input` and returns the report line for `who`: the time from sending
     /// each probe to its arrival on `output` (for Klaxon: the `incident.opened` event; for the
@@ -41,7 +56,7 @@ impl PacedFeed {
         input: &str,
         output: &str,
         group: &str,
-    ) -> Result<String, String> {
+    ) -> Result<Measured, String> {
         let feed = self.clone();
         let (input, output, group) = (input.to_string(), output.to_string(), group.to_string());
         let probes = tokio::task::spawn_blocking(move || {
@@ -57,16 +72,17 @@ impl PacedFeed {
         let mut ms: Vec<f64> = probes.iter().map(|p| p.total_ms).collect();
         let fifths = worst_per_fifth(&ms);
         ms.sort_by(f64::total_cmp);
-        Ok(format!(
-            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (the worst of each fifth of the feed: {fifths} ms)\n{}",
+        let p99_ms = percentile(&ms, 0.99);
+        let line = format!(
+            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {p99_ms:.1} ms, max {:.1} ms (the worst of each fifth of the feed: {fifths} ms)\n{}",
             self.rate,
             self.seconds,
             ms.len(),
             percentile(&ms, 0.5),
-            percentile(&ms, 0.99),
             ms.last().copied().unwrap_or(f64::NAN),
             legs_line(who, &probes),
-        ))
+        );
+        Ok(Measured { line, p99_ms })
     }
 
     /// Each probe's way through, in the order they were sent.
@@ -375,14 +391,16 @@ pub(super) fn own_share(before: &HistogramSnapshot, after: &HistogramSnapshot) -
     }
 }
 
-/// The latency phase's feed through a Klaxon with keyed input (`kafka.input_keyed`), started
-/// for it on topics of its own and stopped after.
+/// The latency phase's feed, written keyed, through a Klaxon with keyed input
+/// (`kafka.input_keyed`) and then through a passthrough, each started for it on topics of its own
+/// and stopped after.
 pub(super) async fn keyed_latency(
     config: &Config,
     base: &crate::settings::Settings,
     prefix: &str,
     mut feed: PacedFeed,
-) -> Result<String, String> {
+    fetch_wait_ms: &str,
+) -> Result<KeyedLatency, String> {
     let mut cfg = config.clone();
     cfg.settings = base.isolated(&format!("{prefix}.keyed"));
     cfg.settings.desk.enabled = false;
@@ -399,7 +417,7 @@ pub(super) async fn keyed_latency(
     }
     feed.keyed = Some(cfg.clone());
     let before = HistogramSnapshot::of(&metrics.latency);
-    let line = feed
+    let klaxon = feed
         .latency(
             "klaxon with keyed input",
             &cfg.settings.topics.alerts,
@@ -411,5 +429,41 @@ pub(super) async fn keyed_latency(
     let rerouted = metrics.records_rerouted.get();
     let _ = stop.send(true);
     let _ = service.await;
-    Ok(format!("{}{share}  ({rerouted} re-routed)\n", line?))
+    let klaxon = klaxon?;
+
+    // The baseline for it: the passthrough over the same keyed feed, alone in the process too.
+    // A keyed feed spreads each moment's alerts over every partition in batches of one or two
+    // records, where the unkeyed feed's producer packs them into one partition at a time; on the
+    // local broker, whose every produce and fetch lists a partition's stored batches, that alone
+    // slows the feed's own acknowledgements (docs/benchmarks.md, 2026-12-06). Compared with the
+    // unkeyed passthrough, keyed Klaxon would be charged for the shape of its input.
+    let pt_settings = base.isolated(&format!("{prefix}.keyed.pt"));
+    let pt = Passthrough::start(&pt_settings, fetch_wait_ms).await?;
+    pt.settled().await;
+    let passthrough = feed
+        .latency(
+            "passthrough with the keyed feed",
+            &pt_settings.topics.alerts,
+            &pt_settings.topics.escalations,
+            &format!("{prefix}.keyed.pt.latency"),
+        )
+        .await;
+    pt.stop().await;
+    let passthrough = passthrough?;
+    Ok(KeyedLatency {
+        lines: format!(
+            "{}{share}  ({rerouted} re-routed)\n{}",
+            klaxon.line, passthrough.line
+        ),
+        klaxon_p99_ms: klaxon.p99_ms,
+        passthrough_p99_ms: passthrough.p99_ms,
+    })
+}
+
+/// The keyed latency phase's report: Klaxon with keyed input, then the passthrough over the same
+/// keyed feed.
+pub(super) struct KeyedLatency {
+    pub(super) lines: String,
+    pub(super) klaxon_p99_ms: f64,
+    pub(super) passthrough_p99_ms: f64,
 }
