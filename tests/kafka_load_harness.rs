@@ -53,6 +53,8 @@ fn the_load_harness_runs_every_phase_and_reports_each() {
         "latency passthrough: ",
         "latency klaxon: ",
         "latency klaxon with keyed input: ",
+        "latency passthrough with the keyed feed: ",
+        "p99 against the passthrough's on the same feed: klaxon ",
         "of which Klaxon's processor, from a batch's receipt",
         "timer fire error (arrival − due), n=",
         "restore through Kafka: 300 incidents",

@@ -15,9 +15,9 @@ pub(super) const PROBE_EVERY: usize = 50;
 /// on the contender's output. Klaxon's output holds ~2.7 × the passthrough's batches for the same
 /// records (escalations are keyed by incident, so each goes to its incident's partition; the
 /// passthrough's unkeyed records are packed into one partition per linger window), so at 1 ms the
-/// instrument slowed the broker for Klaxon alone: at 500 alerts/s its p99 climbed through the
-/// feed to 112–250 ms, while with 5 ms the passthrough's p99 stayed 13–15 ms
-/// (docs/benchmarks.md, 2026-12-06). (Klaxon and the passthrough keep Klaxon's 10 ms: at 1 ms,
+/// instrument slowed the broker for Klaxon alone: at 500 alerts/s Klaxon's p99 climbed through
+/// the feed to 112–250 ms with 1 ms, and reads 20–56 ms with 5 ms, while the passthrough's stayed
+/// 13–16 ms with either (docs/benchmarks.md, 2026-12-06). (Klaxon and the passthrough keep Klaxon's 10 ms: at 1 ms,
 /// the fetches of its two consumers kept the local broker busy enough to triple the latency
 /// they were meant to cut.)
 pub(super) const PROBE_FETCH_WAIT_MS: &str = "5";
@@ -433,9 +433,9 @@ pub(super) async fn keyed_latency(
 
     // The baseline for it: the passthrough over the same keyed feed, alone in the process too.
     // A keyed feed spreads each moment's alerts over every partition in batches of one or two
-    // records, where the unkeyed feed's producer packs them into one partition at a time; on the
-    // local broker, whose every produce and fetch lists a partition's stored batches, that alone
-    // slows the feed's own acknowledgements (docs/benchmarks.md, 2026-12-06). Compared with the
+    // records, where the unkeyed feed's producer packs them into one partition at a time; the
+    // local broker, whose costs grow with a partition's stored batches, then falls behind
+    // acknowledging the feed itself (docs/benchmarks.md, 2026-12-06). Compared with the
     // unkeyed passthrough, keyed Klaxon would be charged for the shape of its input.
     let pt_settings = base.isolated(&format!("{prefix}.keyed.pt"));
     let pt = Passthrough::start(&pt_settings, fetch_wait_ms).await?;
