@@ -286,6 +286,38 @@ impl Passthrough {
     }
 }
 
+/// A Klaxon running in this process for a latency phase, up and joined.
+struct RunningKlaxon {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    service: tokio::task::JoinHandle<Result<(), crate::runtime::RuntimeError>>,
+}
+
+impl RunningKlaxon {
+    /// Starts it and waits until it reports ready (its partitions assigned and restored), for
+    /// at most 60 s; the feed that follows shows it if it never got there.
+    async fn start(config: Arc<Config>) -> Result<RunningKlaxon, String> {
+        let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+        let (stop, service) = crate::runtime::spawn(config.clone(), metrics.clone(), Clock::wall());
+        let ready_by = Instant::now() + Duration::from_secs(60);
+        while !metrics.is_ready() && Instant::now() < ready_by {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(RunningKlaxon {
+            config,
+            metrics,
+            stop,
+            service,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.service.await;
+    }
+}
+
 fn consumer(brokers: &str, group: &str, reset: &str, fetch_wait_ms: &str) -> ClientConfig {
     let mut c = client(brokers);
     c.set("group.id", group)
@@ -668,13 +700,8 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         .map_err(|e| e.to_string())?;
     let pt_settings = base.isolated(&format!("{prefix}.pt"));
     let pt = Passthrough::start(&pt_settings, &fetch_wait_ms).await?;
-    let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
-    let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), Clock::wall());
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    while !metrics.is_ready() && Instant::now() < ready_by {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let klaxon = RunningKlaxon::start(Arc::new(config)).await?;
+    let config = klaxon.config.clone();
     pt.settled().await;
 
     // Latency at half of Klaxon's median peak rate, the same feed through both contenders.
@@ -689,29 +716,14 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         keyed: None,
     };
     let pt_latency = feed
-        .latency(
-            "passthrough",
-            &pt_settings.topics.alerts,
-            &pt_settings.topics.escalations,
-            &format!("{prefix}.pt.latency"),
-        )
+        .latency("passthrough", &pt_settings, &format!("{prefix}.pt.latency"))
         .await?;
     report.push_str(&pt_latency.line);
     pt.stop().await;
-    let before = HistogramSnapshot::of(&metrics.latency);
     let kl_latency = feed
-        .latency(
-            "klaxon",
-            &config.settings.topics.alerts,
-            &config.settings.topics.escalations,
-            &format!("{prefix}.latency"),
-        )
+        .klaxon_latency("klaxon", &klaxon, &format!("{prefix}.latency"))
         .await?;
     report.push_str(&kl_latency.line);
-    report.push_str(&own_share(
-        &before,
-        &HistogramSnapshot::of(&metrics.latency),
-    ));
 
     let p: FutureProducer = client(&brokers)
         .set("linger.ms", "0")
@@ -771,8 +783,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         percentile(&errors, 0.5),
         errors.last().copied().unwrap_or(f64::NAN)
     ));
-    let _ = stop_tx.send(true);
-    let _ = service.await;
+    klaxon.stop().await;
     // Alone in the process, as every contender is measured: an idle Klaxon beside it still
     // fetches and polls (a few % of a core on this machine, and the broker's share of it).
     let keyed = keyed_latency(&config, &base, &prefix, feed, &fetch_wait_ms).await?;

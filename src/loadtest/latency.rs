@@ -45,12 +45,46 @@ pub(super) struct Measured {
 }
 
 impl PacedFeed {
+    /// The feed through the contender whose topics `settings` name: sent to its alerts topic,
+    /// each probe timed to its arrival on its escalations topic (for Klaxon: the
+    /// `incident.opened` event; for the passthrough: the record itself).
+    pub(super) async fn latency(
+        &self,
+        who: &str,
+        settings: &crate::settings::Settings,
+        group: &str,
+    ) -> Result<Measured, String> {
+        self.between(
+            who,
+            &settings.topics.alerts,
+            &settings.topics.escalations,
+            group,
+        )
+        .await
+    }
+
+    /// [`PacedFeed::latency`] through a Klaxon in this process, its line followed by the share
+    /// of Klaxon's own processing in the same span ([`own_share`]).
+    pub(super) async fn klaxon_latency(
+        &self,
+        who: &str,
+        klaxon: &RunningKlaxon,
+        group: &str,
+    ) -> Result<Measured, String> {
+        let before = HistogramSnapshot::of(&klaxon.metrics.latency);
+        let mut measured = self.latency(who, &klaxon.config.settings, group).await?;
+        measured.line.push_str(&own_share(
+            &before,
+            &HistogramSnapshot::of(&klaxon.metrics.latency),
+        ));
+        Ok(measured)
+    }
+
     /// Sends the feed to `input` and returns the report line for `who`: the time from sending
-    /// each probe to its arrival on `output` (for Klaxon: the `incident.opened` event; for the
-    /// passthrough: the record itself). It runs on a thread of its own, as a SIEM and a
+    /// each probe to its arrival on `output`. It runs on a thread of its own, as a SIEM and a
     /// ticketing consumer would be processes of their own: sharing the contender's runtime, its
     /// timestamps would wait for the contender's busy worker threads.
-    pub(super) async fn latency(
+    async fn between(
         &self,
         who: &str,
         input: &str,
@@ -408,28 +442,18 @@ pub(super) async fn keyed_latency(
     crate::runtime::kafka::ensure_topics(&cfg.settings)
         .await
         .map_err(|e| e.to_string())?;
-    let cfg = Arc::new(cfg);
-    let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
-    let (stop, service) = crate::runtime::spawn(cfg.clone(), metrics.clone(), Clock::wall());
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    while !metrics.is_ready() && Instant::now() < ready_by {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    feed.keyed = Some(cfg.clone());
-    let before = HistogramSnapshot::of(&metrics.latency);
-    let klaxon = feed
-        .latency(
+    let klaxon = RunningKlaxon::start(Arc::new(cfg)).await?;
+    feed.keyed = Some(klaxon.config.clone());
+    let measured = feed
+        .klaxon_latency(
             "klaxon with keyed input",
-            &cfg.settings.topics.alerts,
-            &cfg.settings.topics.escalations,
+            &klaxon,
             &format!("{prefix}.keyed.latency"),
         )
         .await;
-    let share = own_share(&before, &HistogramSnapshot::of(&metrics.latency));
-    let rerouted = metrics.records_rerouted.get();
-    let _ = stop.send(true);
-    let _ = service.await;
-    let klaxon = klaxon?;
+    let rerouted = klaxon.metrics.records_rerouted.get();
+    klaxon.stop().await;
+    let measured = measured?;
 
     // The baseline for it: the passthrough over the same keyed feed, alone in the process too.
     // A keyed feed spreads each moment's alerts over every partition in batches of one or two
@@ -443,8 +467,7 @@ pub(super) async fn keyed_latency(
     let passthrough = feed
         .latency(
             "passthrough with the keyed feed",
-            &pt_settings.topics.alerts,
-            &pt_settings.topics.escalations,
+            &pt_settings,
             &format!("{prefix}.keyed.pt.latency"),
         )
         .await;
@@ -452,10 +475,10 @@ pub(super) async fn keyed_latency(
     let passthrough = passthrough?;
     Ok(KeyedLatency {
         lines: format!(
-            "{}{share}  ({rerouted} re-routed)\n{}",
-            klaxon.line, passthrough.line
+            "{}  ({rerouted} re-routed)\n{}",
+            measured.line, passthrough.line
         ),
-        klaxon_p99_ms: klaxon.p99_ms,
+        klaxon_p99_ms: measured.p99_ms,
         passthrough_p99_ms: passthrough.p99_ms,
     })
 }
