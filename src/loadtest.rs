@@ -12,7 +12,9 @@
 //!    its start, so group joins, Klaxon's state restore and its commit cadence count. Phases 1
 //!    and 2 alternate for `--rounds` fresh backlogs (default 3); the ratio's min/median/max and
 //!    each contender's client CPU per alert (this process's, from `/proc/self/stat`, while it
-//!    runs alone in it) are reported;
+//!    runs alone in it) are reported. Where Klaxon joins as a static member (the shipped
+//!    setting), a second passthrough joining the same way runs beside the baseline each round,
+//!    and Klaxon's ratios to it are reported after the baseline's ([`Membership`]);
 //! 3. **latency** — the realistic alert mix paced at half of Klaxon's median peak through each
 //!    contender in turn, every 50th alert a probe opening its own incident; probe → arrival time,
 //!    with the worst of each fifth of the feed (a stall shows there); Klaxon with keyed input
@@ -200,18 +202,21 @@ impl rdkafka::producer::ProducerContext for Delivered {
 /// waits for a batch's acknowledgements (librdkafka pipelines them), offsets are stored as
 /// records are consumed and auto-committed. `delivered` counts the records the broker
 /// acknowledged on `output`. Its consumer waits in a fetch as long as Klaxon's do
-/// (`fetch_wait_ms`). Runs until `stop`.
+/// (`fetch_wait_ms`), and joins as a static member when given an `instance` id (see
+/// [`Membership`]). Runs until `stop`.
 async fn passthrough(
     brokers: String,
     (input, output): (String, String),
-    group: String,
+    (group, instance): (String, Option<String>),
     fetch_wait_ms: String,
     delivered: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let c: StreamConsumer = consumer(&brokers, &group, "earliest", &fetch_wait_ms)
-        .create()
-        .map_err(|e| e.to_string())?;
+    let mut config = consumer(&brokers, &group, "earliest", &fetch_wait_ms);
+    if let Some(id) = instance {
+        config.set("group.instance.id", id);
+    }
+    let c: StreamConsumer = config.create().map_err(|e| e.to_string())?;
     c.subscribe(&[&input]).map_err(|e| e.to_string())?;
     let p: ThreadedProducer<Delivered> = client(&brokers)
         .set("enable.idempotence", "true")
@@ -260,7 +265,7 @@ impl Passthrough {
                 settings.topics.alerts.clone(),
                 settings.topics.escalations.clone(),
             ),
-            settings.kafka.group_id.clone(),
+            (settings.kafka.group_id.clone(), None),
             fetch_wait_ms.to_string(),
             Arc::new(AtomicUsize::new(0)),
             stop_rx,
@@ -371,9 +376,11 @@ impl Run {
     }
 
     /// The rate once running: from the first record out to done (the fixed costs of starting
-    /// left out; for Klaxon, the commit cadence after the last record still in).
+    /// left out; for Klaxon, the commit cadence after the last record still in). Both ends are
+    /// seen by a 2 ms poll, so a backlog done within one poll counts as taking one (a tiny
+    /// backlog read "then 2830188682/s").
     fn running_rate(&self, n: usize) -> f64 {
-        n as f64 / (self.secs - self.first)
+        n as f64 / (self.secs - self.first).max(0.002)
     }
 }
 
@@ -451,12 +458,25 @@ async fn committed_cover(
     .map_err(|e| e.to_string())?
 }
 
+/// How the passthrough joins its consumer group. The baseline joins as a dynamic member, as a
+/// plain consume → produce loop would. Klaxon ships static membership (`group.instance.id`, so a
+/// restarted instance takes its partitions straight back, #19), and the local broker pauses
+/// every JoinGroup and SyncGroup of a static member (~6 s in all, a constant of its coordinator;
+/// docs/benchmarks.md). A second passthrough that joins as Klaxon does shows how much of the gap
+/// is that join: reported beside the baseline, never in its place.
+#[derive(Clone, Copy, PartialEq)]
+enum Membership {
+    Dynamic,
+    Static,
+}
+
 /// The passthrough over one backlog: fresh topics, the backlog on its input before it starts,
 /// timed from its start until the broker acknowledged every record it forwarded.
 async fn passthrough_round(
     settings: &crate::settings::Settings,
     lines: &[String],
     fetch_wait_ms: &str,
+    membership: Membership,
 ) -> Result<Run, String> {
     let brokers = settings.kafka.brokers.clone();
     crate::runtime::kafka::ensure_topics(settings)
@@ -473,7 +493,13 @@ async fn passthrough_round(
     let task = tokio::spawn(passthrough(
         brokers,
         (input, output),
-        settings.kafka.group_id.clone(),
+        (
+            settings.kafka.group_id.clone(),
+            match membership {
+                Membership::Dynamic => None,
+                Membership::Static => crate::runtime::kafka::group_instance_id(settings, "pt"),
+            },
+        ),
         fetch_wait_ms.to_string(),
         delivered.clone(),
         stop_rx,
@@ -629,11 +655,24 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     let mut peaks = Vec::with_capacity(rounds);
     let (mut pt_cpu, mut kl_cpu, mut ky_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let mut keyed_ratios = Vec::with_capacity(rounds);
+    let (mut static_ratios, mut static_keyed_ratios) = (Vec::new(), Vec::new());
+    // Whether Klaxon joins as a static member here (the shipped setting); if so, a passthrough
+    // that joins the same way runs beside the baseline ([`Membership`]).
+    let klaxon_static =
+        crate::runtime::kafka::group_instance_id(&config.settings, "router").is_some();
     for round in 0..rounds {
         let lines = backlog(round);
         let mut pt_settings = base.isolated(&format!("{prefix}.r{round}.pt"));
         pt_settings.desk.enabled = false;
-        let pt = passthrough_round(&pt_settings, &lines, &fetch_wait_ms).await?;
+        let pt =
+            passthrough_round(&pt_settings, &lines, &fetch_wait_ms, Membership::Dynamic).await?;
+        let pt_static = if klaxon_static {
+            let mut settings = base.isolated(&format!("{prefix}.r{round}.pts"));
+            settings.desk.enabled = false;
+            Some(passthrough_round(&settings, &lines, &fetch_wait_ms, Membership::Static).await?)
+        } else {
+            None
+        };
         let mut kl_config = config.clone();
         kl_config.settings = base.isolated(&format!("{prefix}.r{round}"));
         kl_config.settings.desk.enabled = false;
@@ -670,6 +709,20 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
             ky.rerouted,
             ky.rate(n) / pt.rate(n)
         ));
+        if let Some(ps) = &pt_static {
+            report.push_str(&format!(
+                "round {}: passthrough joining as a static member, as Klaxon does {:.0} records/s ({:.2} s, first record out after {:.2} s, then {:.0}/s): klaxon {:.2} ×, klaxon with keyed input {:.2} × it\n",
+                round + 1,
+                ps.rate(n),
+                ps.secs,
+                ps.first,
+                ps.running_rate(n),
+                kl.rate(n) / ps.rate(n),
+                ky.rate(n) / ps.rate(n)
+            ));
+            static_ratios.push(kl.rate(n) / ps.rate(n));
+            static_keyed_ratios.push(ky.rate(n) / ps.rate(n));
+        }
         ratios.push(kl.rate(n) / pt.rate(n));
         keyed_ratios.push(ky.rate(n) / pt.rate(n));
         // The latency phase runs at half of the peak: the rate once running, not the cold start's.
@@ -690,6 +743,17 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
          client CPU per alert, min/median/max: passthrough {pt_lo:.1}/{pt_mid:.1}/{pt_hi:.1} µs, klaxon {kl_lo:.1}/{kl_mid:.1}/{kl_hi:.1} µs, klaxon keyed {ky_lo:.1}/{ky_mid:.1}/{ky_hi:.1} µs; load average after the rounds {}\n",
         load_average()
     ));
+    if klaxon_static {
+        let (lo, mid, hi) = spread(&mut static_ratios);
+        let (k_lo, k_mid, k_hi) = spread(&mut static_keyed_ratios);
+        report.push_str(&format!(
+            "against the passthrough joining as a static member (the baseline above joins as a dynamic one): klaxon min {lo:.2}, median {mid:.2}, max {hi:.2}; klaxon with keyed input min {k_lo:.2}, median {k_mid:.2}, max {k_hi:.2}\n"
+        ));
+    } else {
+        report.push_str(
+            "klaxon joins as a dynamic member here (no kafka.instance_id), as the baseline does\n",
+        );
+    }
     if opts.throughput_only {
         return Ok(report);
     }
