@@ -8,11 +8,18 @@
 //!
 //! Ordering by event time reconstructs what a live service would have seen with no delivery
 //! delay; it is also what makes the output come out in time order.
+//!
+//! [`catch_up_as_of`] (`klaxon replay --as-of`) answers the other question: what `klaxon run`
+//! sends when it reads the same records as a backlog at a given instant (after downtime, or
+//! a feed of old alerts). It drives the engines the way the live processor does, with the clock
+//! standing at that instant, so missed repeats fold as they do live.
 
 use crate::admission::{admit, Window};
 use crate::decode::{decode_with, DecodeError, Expect, Mappings};
-use crate::engine::Engine;
+use crate::engine::{input_route_token, Engine};
 use crate::model::{Escalation, Input};
+use crate::runtime::keyed::{partition_for, routing_key};
+use crate::settings::Config;
 use crate::time::Timestamp;
 use std::io::{self, BufRead, Write};
 
@@ -95,14 +102,116 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     // and its speed is what a backtest of a rule change waits on (docs/benchmarks.md).
     let mut text = Vec::new();
     input.read_to_end(&mut text)?;
-    let mut records: Vec<(Timestamp, usize, Input<'_>)> = Vec::new();
+    let mut records = read_records(
+        &text,
+        max_bytes,
+        mappings,
+        &Window::REPLAY,
+        &mut summary,
+        &mut on_bad,
+    );
+    records.sort_by_key(|(t, n, _)| (*t, *n));
+    summary.records = records.len();
+    let total = records.len();
+    for (done, (t, _, input)) in records.into_iter().enumerate() {
+        if done % 8192 == 0 {
+            on_progress(done, total);
+        }
+        // Timers due strictly before the record fire first; one due at the very same instant
+        // fires after it, so a report filed at its deadline is on time.
+        summary.events += advance(engine, t.before(), out)?;
+        engine.handle(input);
+        summary.events += drain(engine, out)?;
+    }
+    if let Some(u) = until {
+        summary.events += advance(engine, u, out)?;
+    }
+    on_progress(total, total);
+    Ok(summary)
+}
+
+/// `klaxon replay --as-of AT`: the input as `klaxon run` processes it when it reads it as a
+/// backlog at `at` — one engine per state partition (`state.partitions`), each record on its
+/// incident's partition as the router puts it; records in input order (a topic's order);
+/// admitted by the live window around `at` (`input.max_event_age`, `input.max_event_skew`);
+/// before each record, its engine's timers due up to just before the record's own time fire,
+/// never past `at`, and after the input every timer due by `at` fires at `at`, in bounded
+/// steps. So missed overdue repeats fold into one `report.overdue` per report, and stale
+/// reminders are not sent, exactly as live (docs/robustness.md). Events are written engine by
+/// engine in the order each made them; the live service interleaves partitions as its batches
+/// fall, so compare the two as sets of lines.
+pub fn catch_up_as_of<R: BufRead, W: Write>(
+    config: &Config,
+    mut input: R,
+    at: Timestamp,
+    out: &mut W,
+    mut on_bad: impl FnMut(&BadLine),
+) -> io::Result<Summary> {
+    let s = &config.settings;
+    let mut summary = Summary::default();
+    let mut text = Vec::new();
+    input.read_to_end(&mut text)?;
+    let records = read_records(
+        &text,
+        s.input.max_record_bytes,
+        &config.mappings,
+        &s.event_window(at),
+        &mut summary,
+        &mut on_bad,
+    );
+    summary.records = records.len();
+    let partitions = s.state.partitions.max(1);
+    let mut engines: Vec<Engine> = (0..partitions)
+        .map(|_| Engine::from_config(config))
+        .collect();
+    for (t, _, input) in records {
+        let token = input_route_token(&input, &config.registry, &s.correlation.group_by);
+        let p = partition_for(&routing_key(token), partitions);
+        let Some(engine) = usize::try_from(p).ok().and_then(|p| engines.get_mut(p)) else {
+            continue;
+        };
+        summary.events += fire_due(engine, t.before().min(at), out)?;
+        engine.handle(input);
+        summary.events += drain(engine, out)?;
+    }
+    for engine in &mut engines {
+        summary.events += fire_due(engine, at, out)?;
+    }
+    Ok(summary)
+}
+
+/// Every timer due by `now` fired at `now`, in bounded steps, as the live processor fires
+/// them: overdue repeats that fell due by `now` fold into one. Returns how many events.
+fn fire_due<W: Write>(engine: &mut Engine, now: Timestamp, out: &mut W) -> io::Result<usize> {
+    let mut n = 0;
+    loop {
+        let more = engine.handle_timeout(now);
+        n += drain(engine, out)?;
+        if !more {
+            return Ok(n);
+        }
+    }
+}
+
+/// Every line of `text` decoded and admitted by `window`, with its time and 1-based line
+/// number, in input order; the rest reported to `on_bad`. A command without a usable `at` is
+/// taken as received at the time of the record before it (the first record's, if none is).
+fn read_records<'t>(
+    text: &'t [u8],
+    max_bytes: usize,
+    mappings: &Mappings,
+    window: &Window,
+    summary: &mut Summary,
+    on_bad: &mut impl FnMut(&BadLine),
+) -> Vec<(Timestamp, usize, Input<'t>)> {
+    let mut records: Vec<(Timestamp, usize, Input<'t>)> = Vec::new();
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
         let decoded = decode_with(line, Expect::Either, max_bytes, mappings)
-            .and_then(|input| admit(&input, &Window::REPLAY).map(|()| input));
+            .and_then(|input| admit(&input, window).map(|()| input));
         match decoded {
             // A command whose `at` is unusable has no time of its own: it is taken as received
             // at the time of the record before it in the file (the replay's clock there), and
@@ -127,29 +236,14 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     for r in records.iter_mut().filter(|r| r.0 == Timestamp::MIN) {
         r.0 = first;
     }
-    records.sort_by_key(|(t, n, _)| (*t, *n));
-    summary.records = records.len();
-    let total = records.len();
-    for (done, (t, _, mut input)) in records.into_iter().enumerate() {
-        if done % 8192 == 0 {
-            on_progress(done, total);
-        }
-        if let Input::Command(c) = &mut input {
+    for (t, _, input) in &mut records {
+        if let Input::Command(c) = input {
             if c.event_time().is_none() {
-                c.received_at = Some(t);
+                c.received_at = Some(*t);
             }
         }
-        // Timers due strictly before the record fire first; one due at the very same instant
-        // fires after it, so a report filed at its deadline is on time.
-        summary.events += advance(engine, t.before(), out)?;
-        engine.handle(input);
-        summary.events += drain(engine, out)?;
     }
-    if let Some(u) = until {
-        summary.events += advance(engine, u, out)?;
-    }
-    on_progress(total, total);
-    Ok(summary)
+    records
 }
 
 /// Fires the timers due by `to`, each at its own instant, writing their events as each bounded

@@ -221,3 +221,59 @@ fn replay_of_a_report_ten_days_overdue_steps_through_the_documented_schedule() {
     }
     assert!(events.iter().any(|e| e["type"] == "report.reminder"));
 }
+
+/// `klaxon replay --as-of`: the same ten-day-old backlog as `klaxon run` reads it ten days on,
+/// not as a service that kept up: one folded overdue event per report (as the engine's
+/// catch-up above), no stale reminder, and far fewer events than the event-time replay's every
+/// step. tests/kafka_one_record.rs holds the live service's output to it line for line.
+#[test]
+fn replay_as_of_reads_a_ten_day_backlog_as_the_live_service_catches_up_on_it() {
+    let t0 = common::ts("08:00");
+    let n = 200;
+    let input: String = (0..n)
+        .map(|i| format!("{}\n", outage(&format!("a-{i}"), &format!("k{i}"), t0)))
+        .collect::<String>()
+        + "{\"not\": \"an alert\"\n";
+    let now = t0.plus(Millis(10 * DAY));
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    let summary = klaxon::replay::catch_up_as_of(config(), input.as_bytes(), now, &mut out, |b| {
+        bad.push(b.line)
+    })
+    .expect("replay runs");
+    assert_eq!((summary.records, summary.rejected), (n, 1));
+    assert_eq!(bad, vec![n + 1], "the bad line is reported by number");
+    let events: Vec<Value> = std::str::from_utf8(&out)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event per line"))
+        .collect();
+    assert_eq!(summary.events, events.len());
+    let overdue: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "report.overdue" && e["report_kind"] == "initial")
+        .collect();
+    assert_eq!(overdue.len(), n, "one folded overdue event per report");
+    let rule = &config()
+        .ruleset
+        .report_rule(klaxon::model::ReportKind::Initial)
+        .overdue;
+    for e in &overdue {
+        let count = e["overdue_count"].as_u64().expect("count") as u32;
+        let deadline = common::instant(&e["deadline"]);
+        assert_eq!(count, rule.step_at(now.since(deadline)), "{e}");
+        assert_eq!(e["folded_repeats"].as_u64(), Some(u64::from(count - 1)));
+    }
+    assert!(
+        !events.iter().any(|e| e["type"] == "report.reminder"),
+        "stale reminders are not sent"
+    );
+    // The same records on event time: every step of every schedule, nothing folded.
+    let (kept_up, _) = replay(&input, Some(now));
+    assert!(kept_up.len() > 2 * events.len(), "{}", kept_up.len());
+    // Deterministic: the same input and instant give the same bytes.
+    let mut again = Vec::new();
+    klaxon::replay::catch_up_as_of(config(), input.as_bytes(), now, &mut again, |_| {})
+        .expect("replay runs");
+    assert_eq!(out, again);
+}
