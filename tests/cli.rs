@@ -369,6 +369,58 @@ fn replay_rejects_an_until_without_an_offset() {
     assert!(stderr(&o).contains("--until"), "{}", stderr(&o));
 }
 
+#[test]
+fn replay_as_of_reads_a_day_old_alert_as_a_catch_up_and_names_its_bad_lines() {
+    let line = r#"{"id":"a1","timestamp":"2026-11-24T08:00:00+08:00","operator":"gd-grid","asset":"gd-grid-ami","impact":{"personal_info_records":1200000}}"#;
+    let o = klaxon_with_stdin(
+        &["replay", "--as-of", "2026-11-25T09:00:00+08:00", "-"],
+        Some(&format!("{line}\nnot json\n")),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("-:2: skipped:"), "{err}");
+    assert!(
+        err.contains("caught up on 1 records as of 2026-11-25T01:00:00+00:00 (1 skipped)"),
+        "{err}"
+    );
+    let events = common::parse_lines(&o.stdout);
+    let overdue: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "report.overdue" && e["report_kind"] == "initial")
+        .collect();
+    // A day of missed repeats, said once.
+    assert_eq!(overdue.len(), 1, "{overdue:?}");
+    assert!(overdue[0]["folded_repeats"].as_u64().unwrap_or(0) > 1);
+    assert!(!events.iter().any(|e| e["type"] == "report.reminder"));
+}
+
+#[test]
+fn replay_refuses_until_and_as_of_together_and_an_as_of_out_of_range() {
+    let o = klaxon(&[
+        "replay",
+        "--until",
+        "2026-11-25T00:00:00Z",
+        "--as-of",
+        "2026-11-25T00:00:00Z",
+        "examples/day.jsonl",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    let o = klaxon(&[
+        "replay",
+        "--as-of",
+        "1999-01-01T00:00:00Z",
+        "examples/day.jsonl",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--as-of: 1999-01-01T00:00:00+00:00 is outside the replayable range"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
+}
+
 // ------------------------------------------------------------------ grade
 
 #[test]
