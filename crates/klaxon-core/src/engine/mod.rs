@@ -433,6 +433,11 @@ impl Engine {
         inc.timers.clear();
         inc.operator = self.intern((*inc.operator).clone());
         inc.asset = self.intern_asset((*inc.asset).clone());
+        for paging in inc.reports.iter_mut().filter_map(|r| r.paging.as_mut()) {
+            if let Some(policy) = self.rules.escalation.policy(&paging.policy) {
+                paging.policy = policy.name.clone();
+            }
+        }
         self.schedule(&mut inc);
         self.incidents.insert(inc.id, Box::new(inc));
     }

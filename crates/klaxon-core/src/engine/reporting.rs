@@ -52,7 +52,7 @@ pub struct Report {
     pub cancelled: bool,
     /// The escalation policy the report follows and its steps fired (docs/spec.md §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paging: Option<Box<super::escalation_policy::Paging>>,
+    pub paging: Option<super::escalation_policy::Paging>,
 }
 
 /// The next thing a report's timer does.
@@ -342,7 +342,7 @@ impl Engine {
         self.outbox.push_back(ev);
         let route = reporting::route_class(&self.rules, &inc.operator, &inc.asset);
         r.paging = escalation_policy::select(&self.rules.escalation, inc.level, r.kind, route)
-            .map(|p| Box::new(escalation_policy::Paging::new(p)));
+            .map(escalation_policy::Paging::new);
         self.page_on(inc, r, OnEvent::Due, String::new(), at);
     }
 
@@ -379,7 +379,7 @@ impl Engine {
         };
         let suffix = format!("/{}/{}{extra}", r.label(), step + 1);
         let mut ev = self.report_event(inc, EventType::EscalationPage, r, suffix, at);
-        ev.policy = Some(policy.name.clone());
+        ev.policy = Some(policy.name.to_string());
         ev.step = Some(step as u32 + 1);
         ev.targets = s
             .notify

@@ -223,3 +223,34 @@ fn a_command_missing_a_field_it_needs_is_rejected_naming_it() {
         Handled::Command(CommandOutcome::Applied)
     );
 }
+
+/// Every report that follows a policy shares the policy's name with the configuration, when it
+/// opens and after a restore from its changelog record: at a million incidents a copy each cost
+/// ~48 bytes an incident with its box (docs/benchmarks.md, 2026-12-06).
+#[test]
+fn reports_share_their_policys_name_with_the_config_and_keep_sharing_it_after_a_restore() {
+    let line = r#"{"id":"a1","timestamp":"2026-11-24T08:00:00+08:00","operator":"gd-grid","asset":"gd-grid-ami","impact":{"personal_info_records":1200000}}"#;
+    let alert = || {
+        crate::decode::decode(line.as_bytes(), crate::decode::Expect::Alert, 0)
+            .expect("alert")
+            .into_owned()
+    };
+    let shares = |e: &Engine| {
+        let inc = e.incidents_sorted()[0];
+        let paging = inc.reports[0].paging.as_ref().expect("a policy");
+        let policy = e.rules.escalation.policy(&paging.policy).expect("known");
+        Arc::ptr_eq(&paging.policy, &policy.name)
+    };
+    let mut e = Engine::from_config(&shipped_config());
+    e.handle(alert());
+    assert!(shares(&e), "when the report falls due");
+    let record = serde_json::to_string(e.incidents_sorted()[0]).expect("serializes");
+    let mut fresh = Engine::from_config(&shipped_config());
+    fresh.restore(serde_json::from_str(&record).expect("restores"));
+    assert!(shares(&fresh), "after a restore");
+    assert_eq!(
+        serde_json::to_string(fresh.incidents_sorted()[0]).expect("serializes"),
+        record,
+        "the changelog record is unchanged"
+    );
+}

@@ -16,6 +16,7 @@ use crate::time::Millis;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 pub const FILE: &str = "escalation.toml";
 
@@ -43,7 +44,8 @@ pub struct EscalationPolicies {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    pub name: String,
+    /// Shared with every report that follows the policy ([`crate::engine::Paging`]).
+    pub name: Arc<str>,
     /// Matches incidents at this level or above (any level when absent).
     pub level_at_least: Option<Level>,
     /// Matches these report kinds (any when empty).
@@ -119,7 +121,7 @@ pub struct Target {
 
 impl EscalationPolicies {
     pub fn policy(&self, name: &str) -> Option<&Policy> {
-        self.policies.iter().find(|p| p.name == name)
+        self.policies.iter().find(|p| &*p.name == name)
     }
 }
 
@@ -265,7 +267,7 @@ fn validate(file: File, issues: &mut Issues) -> EscalationPolicies {
                 format!("{key}.name"),
                 "must not contain '/' (it is part of event ids)",
             );
-        } else if policies.iter().any(|q| q.name == p.name) {
+        } else if policies.iter().any(|q| *q.name == *p.name) {
             issues.add(
                 format!("{key}.name"),
                 format!("duplicate policy name {:?}", p.name),
@@ -324,7 +326,7 @@ fn validate(file: File, issues: &mut Issues) -> EscalationPolicies {
             }
         }
         policies.push(Policy {
-            name: p.name,
+            name: p.name.into(),
             level_at_least,
             report_kinds,
             operator_classes,
