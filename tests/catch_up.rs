@@ -106,23 +106,8 @@ fn a_ten_day_backlog_drains_in_bounded_steps_with_one_overdue_event_per_report()
         .filter(|e| e["report_kind"] == "initial")
         .collect();
     assert_eq!(initial.len(), n);
-    let rule = &config()
-        .ruleset
-        .report_rule(klaxon::model::ReportKind::Initial)
-        .overdue;
     for e in &initial {
-        let count = e["overdue_count"].as_u64().expect("count") as u32;
-        assert_eq!(
-            e["folded_repeats"].as_u64(),
-            Some(u64::from(count - 1)),
-            "{e}"
-        );
-        let deadline = common::instant(&e["deadline"]);
-        assert_eq!(count, rule.step_at(now.since(deadline)), "{e}");
-        assert_eq!(
-            e["overdue_for"].as_str(),
-            Some(rule.offset(count).to_string().as_str())
-        );
+        assert_folds_every_missed_repeat(e, now);
     }
     // Event ids stay unique.
     let mut ids: Vec<&str> = events
@@ -142,6 +127,28 @@ fn a_ten_day_backlog_drains_in_bounded_steps_with_one_overdue_event_per_report()
         .count();
     assert_eq!(again, n, "the daily repeat");
     assert!(next.iter().all(|e| e.get("folded_repeats").is_none()));
+}
+
+/// An initial report's `report.overdue` fired at `now` after the clock jumped: the step the
+/// schedule has reached by `now`, standing for every earlier one (`folded_repeats`), and how
+/// long past the deadline it is (`overdue_for`).
+fn assert_folds_every_missed_repeat(e: &Value, now: Timestamp) {
+    let rule = &config()
+        .ruleset
+        .report_rule(klaxon::model::ReportKind::Initial)
+        .overdue;
+    let count = e["overdue_count"].as_u64().expect("count") as u32;
+    assert_eq!(
+        e["folded_repeats"].as_u64(),
+        Some(u64::from(count - 1)),
+        "{e}"
+    );
+    let deadline = common::instant(&e["deadline"]);
+    assert_eq!(count, rule.step_at(now.since(deadline)), "{e}");
+    assert_eq!(
+        e["overdue_for"].as_str(),
+        Some(rule.offset(count).to_string().as_str())
+    );
 }
 
 fn replay(input: &str, until: Option<Timestamp>) -> (Vec<Value>, Vec<(usize, String, String)>) {
@@ -254,15 +261,8 @@ fn replay_as_of_reads_a_ten_day_backlog_as_the_live_service_catches_up_on_it() {
         .filter(|e| e["type"] == "report.overdue" && e["report_kind"] == "initial")
         .collect();
     assert_eq!(overdue.len(), n, "one folded overdue event per report");
-    let rule = &config()
-        .ruleset
-        .report_rule(klaxon::model::ReportKind::Initial)
-        .overdue;
     for e in &overdue {
-        let count = e["overdue_count"].as_u64().expect("count") as u32;
-        let deadline = common::instant(&e["deadline"]);
-        assert_eq!(count, rule.step_at(now.since(deadline)), "{e}");
-        assert_eq!(e["folded_repeats"].as_u64(), Some(u64::from(count - 1)));
+        assert_folds_every_missed_repeat(e, now);
     }
     assert!(
         !events.iter().any(|e| e["type"] == "report.reminder"),

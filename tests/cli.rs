@@ -319,15 +319,24 @@ fn replay_reports_each_bad_line_with_its_number_and_reason_and_exits_0() {
     );
 }
 
-#[test]
-fn replay_reads_standard_input() {
-    let line = r#"{"id":"a1","timestamp":"2026-11-24T08:00:00+08:00","operator":"gd-grid","asset":"gd-grid-ami","impact":{"personal_info_records":1200000}}"#;
-    let o = klaxon_with_stdin(
-        &["replay", "--until", "2026-11-24T09:00:00+08:00", "-"],
-        Some(&format!("{line}\n")),
-    );
+/// A reportable alert at 08:00 on 2026-11-24 (its initial report due within the hour).
+const REPORTABLE: &str = r#"{"id":"a1","timestamp":"2026-11-24T08:00:00+08:00","operator":"gd-grid","asset":"gd-grid-ami","impact":{"personal_info_records":1200000}}"#;
+
+/// `klaxon replay` with `clock` (`--until T` or `--as-of T`) over `input` on standard input:
+/// exits 0; its output and events.
+fn replay_stdin(clock: [&str; 2], input: &str) -> (Output, Vec<serde_json::Value>) {
+    let o = klaxon_with_stdin(&["replay", clock[0], clock[1], "-"], Some(input));
     assert!(o.status.success(), "{}", stderr(&o));
     let events = common::parse_lines(&o.stdout);
+    (o, events)
+}
+
+#[test]
+fn replay_reads_standard_input() {
+    let (_, events) = replay_stdin(
+        ["--until", "2026-11-24T09:00:00+08:00"],
+        &format!("{REPORTABLE}\n"),
+    );
     let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     assert!(
         types.contains(&"report.due") && types.contains(&"report.overdue"),
@@ -371,19 +380,16 @@ fn replay_rejects_an_until_without_an_offset() {
 
 #[test]
 fn replay_as_of_reads_a_day_old_alert_as_a_catch_up_and_names_its_bad_lines() {
-    let line = r#"{"id":"a1","timestamp":"2026-11-24T08:00:00+08:00","operator":"gd-grid","asset":"gd-grid-ami","impact":{"personal_info_records":1200000}}"#;
-    let o = klaxon_with_stdin(
-        &["replay", "--as-of", "2026-11-25T09:00:00+08:00", "-"],
-        Some(&format!("{line}\nnot json\n")),
+    let (o, events) = replay_stdin(
+        ["--as-of", "2026-11-25T09:00:00+08:00"],
+        &format!("{REPORTABLE}\nnot json\n"),
     );
-    assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("-:2: skipped:"), "{err}");
     assert!(
         err.contains("caught up on 1 records as of 2026-11-25T01:00:00+00:00 (1 skipped)"),
         "{err}"
     );
-    let events = common::parse_lines(&o.stdout);
     let overdue: Vec<_> = events
         .iter()
         .filter(|e| e["type"] == "report.overdue" && e["report_kind"] == "initial")
