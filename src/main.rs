@@ -204,6 +204,16 @@ fn parse_time(flag: &str, v: &str) -> Result<Timestamp> {
     Timestamp::parse_rfc3339(v).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
+/// A replay's line for an input line it skipped: `FILE:LINE: skipped: reason [code]`.
+fn skipped(file: &str, bad: &klaxon::replay::BadLine) -> String {
+    format!(
+        "{file}:{}: skipped: {} [{}]",
+        bad.line,
+        bad.error,
+        bad.error.code()
+    )
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Desk { log_format } => {
@@ -404,12 +414,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 let stdout = io::stdout();
                 let mut out = io::BufWriter::new(stdout.lock());
                 let summary = klaxon::replay::catch_up_as_of(&config, input, at, &mut out, |bad| {
-                    eprintln!(
-                        "{file}:{}: skipped: {} [{}]",
-                        bad.line,
-                        bad.error,
-                        bad.error.code()
-                    )
+                    eprintln!("{}", skipped(&file, bad))
                 })
                 .context("replay failed")?;
                 out.flush()?;
@@ -445,14 +450,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 until,
                 &mut out,
                 |bad| {
-                    bar.suspend(|| {
-                        eprintln!(
-                            "{file}:{}: skipped: {} [{}]",
-                            bad.line,
-                            bad.error,
-                            bad.error.code()
-                        )
-                    });
+                    bar.suspend(|| eprintln!("{}", skipped(&file, bad)));
                 },
                 &mut |done, total| {
                     bar.set_length(total as u64);

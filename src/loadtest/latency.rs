@@ -17,9 +17,9 @@ pub(super) const PROBE_EVERY: usize = 50;
 /// passthrough's unkeyed records are packed into one partition per linger window), so at 1 ms the
 /// instrument slowed the broker for Klaxon alone: at 500 alerts/s Klaxon's p99 climbed through
 /// the feed to 112–250 ms with 1 ms, and reads 20–56 ms with 5 ms, while the passthrough's stayed
-/// 13–16 ms with either (docs/benchmarks.md, 2026-12-06). (Klaxon and the passthrough keep Klaxon's 10 ms: at 1 ms,
-/// the fetches of its two consumers kept the local broker busy enough to triple the latency
-/// they were meant to cut.)
+/// 13–16 ms with either (docs/benchmarks.md, 2026-12-06). (Klaxon and the passthrough keep
+/// Klaxon's 10 ms: at 1 ms, the fetches of its two consumers kept the local broker busy enough
+/// to triple the latency they were meant to cut.)
 pub(super) const PROBE_FETCH_WAIT_MS: &str = "5";
 
 /// The latency phase's feed, the same for both contenders: the realistic alert mix at `rate`
@@ -45,54 +45,24 @@ pub(super) struct Measured {
 }
 
 impl PacedFeed {
-    /// The feed through the contender whose topics `settings` name: sent to its alerts topic,
-    /// each probe timed to its arrival on its escalations topic (for Klaxon: the
-    /// `incident.opened` event; for the passthrough: the record itself).
+    /// The feed through the contender whose topics `settings` name, and the report line for
+    /// `who`: sent to its alerts topic, each probe timed to its arrival on its escalations topic
+    /// (for Klaxon: the `incident.opened` event; for the passthrough: the record itself). It
+    /// runs on a thread of its own, as a SIEM and a ticketing consumer would be processes of
+    /// their own: sharing the contender's runtime, its timestamps would wait for the
+    /// contender's busy worker threads.
     pub(super) async fn latency(
         &self,
         who: &str,
         settings: &crate::settings::Settings,
         group: &str,
     ) -> Result<Measured, String> {
-        self.between(
-            who,
-            &settings.topics.alerts,
-            &settings.topics.escalations,
-            group,
-        )
-        .await
-    }
-
-    /// [`PacedFeed::latency`] through a Klaxon in this process, its line followed by the share
-    /// of Klaxon's own processing in the same span ([`own_share`]).
-    pub(super) async fn klaxon_latency(
-        &self,
-        who: &str,
-        klaxon: &RunningKlaxon,
-        group: &str,
-    ) -> Result<Measured, String> {
-        let before = HistogramSnapshot::of(&klaxon.metrics.latency);
-        let mut measured = self.latency(who, &klaxon.config.settings, group).await?;
-        measured.line.push_str(&own_share(
-            &before,
-            &HistogramSnapshot::of(&klaxon.metrics.latency),
-        ));
-        Ok(measured)
-    }
-
-    /// Sends the feed to `input` and returns the report line for `who`: the time from sending
-    /// each probe to its arrival on `output`. It runs on a thread of its own, as a SIEM and a
-    /// ticketing consumer would be processes of their own: sharing the contender's runtime, its
-    /// timestamps would wait for the contender's busy worker threads.
-    async fn between(
-        &self,
-        who: &str,
-        input: &str,
-        output: &str,
-        group: &str,
-    ) -> Result<Measured, String> {
         let feed = self.clone();
-        let (input, output, group) = (input.to_string(), output.to_string(), group.to_string());
+        let (input, output, group) = (
+            settings.topics.alerts.clone(),
+            settings.topics.escalations.clone(),
+            group.to_string(),
+        );
         let probes = tokio::task::spawn_blocking(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -117,6 +87,23 @@ impl PacedFeed {
             legs_line(who, &probes),
         );
         Ok(Measured { line, p99_ms })
+    }
+
+    /// [`PacedFeed::latency`] through a Klaxon in this process, its line followed by the share
+    /// of Klaxon's own processing in the same span ([`own_share`]).
+    pub(super) async fn klaxon_latency(
+        &self,
+        who: &str,
+        klaxon: &RunningKlaxon,
+        group: &str,
+    ) -> Result<Measured, String> {
+        let before = HistogramSnapshot::of(&klaxon.metrics.latency);
+        let mut measured = self.latency(who, &klaxon.config.settings, group).await?;
+        measured.line.push_str(&own_share(
+            &before,
+            &HistogramSnapshot::of(&klaxon.metrics.latency),
+        ));
+        Ok(measured)
     }
 
     /// Each probe's way through, in the order they were sent.
