@@ -412,29 +412,35 @@ pub fn high_sum(c: &BaseConsumer, topic: &str, parts: i32) -> Option<i64> {
     Some(sum)
 }
 
+/// The consumers that watch each stage's committed offsets, created before the contender starts
+/// so that their start-up is not counted as its own.
+fn cover_watchers(
+    brokers: &str,
+    stages: &[(String, String)],
+) -> Result<Vec<(BaseConsumer, String)>, String> {
+    stages
+        .iter()
+        .map(|(group, topic)| {
+            client(brokers)
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .create::<BaseConsumer>()
+                .map(|c| (c, topic.clone()))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
 /// Waits (on a thread of its own: the offset look-ups block) until each stage's committed
 /// offsets cover everything on its input topic, in order: `(group, topic)` pairs, each stage
 /// reading what the one before it wrote, so a stage's input is complete once the stage before it
 /// is done. Returns when the last stage was seen done, or `None` after `limit`.
 async fn committed_cover(
-    brokers: &str,
-    stages: Vec<(String, String)>,
+    watchers: Vec<(BaseConsumer, String)>,
     parts: i32,
     limit: Duration,
 ) -> Result<Option<Instant>, String> {
-    let brokers = brokers.to_string();
     tokio::task::spawn_blocking(move || {
-        let watchers = stages
-            .iter()
-            .map(|(group, topic)| {
-                client(&brokers)
-                    .set("group.id", group)
-                    .set("enable.auto.commit", "false")
-                    .create::<BaseConsumer>()
-                    .map(|c| (c, topic.clone()))
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<_>, String>>()?;
         let until = Instant::now() + limit;
         let mut stage = 0;
         while Instant::now() < until {
@@ -575,6 +581,7 @@ async fn klaxon_round(config: &Config, lines: &[String]) -> Result<Run, String> 
     };
     let config = Arc::new(config.clone());
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    let watchers = cover_watchers(&s.kafka.brokers, &stages)?;
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let (stop_tx, service) = crate::runtime::spawn(config.clone(), metrics.clone(), Clock::wall());
     let first = {
@@ -586,13 +593,7 @@ async fn klaxon_round(config: &Config, lines: &[String]) -> Result<Run, String> 
             t0.elapsed()
         })
     };
-    let done = committed_cover(
-        &s.kafka.brokers,
-        stages,
-        s.state.partitions,
-        Duration::from_secs(600),
-    )
-    .await;
+    let done = committed_cover(watchers, s.state.partitions, Duration::from_secs(600)).await;
     let (secs, cpu) = (t0.elapsed(), cpu_seconds() - cpu0);
     let _ = stop_tx.send(true);
     let stopped = service.await;
