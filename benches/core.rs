@@ -30,6 +30,8 @@ fn alerts(n: usize, keys: usize) -> Vec<Vec<u8>> {
 }
 
 fn bench(c: &mut Criterion) {
+    // As `klaxon` itself runs (klaxon::allocator): without transparent huge pages.
+    let _ = klaxon::allocator::without_transparent_huge_pages();
     let config = config();
     let raw = alerts(20_000, 2_000);
     let avg = raw.iter().map(Vec::len).sum::<usize>() / raw.len();

@@ -80,6 +80,8 @@ fn engine_with(config: &settings::Config, n: usize, keep_events: usize) -> (Engi
 }
 
 fn main() {
+    // As `klaxon` itself runs (klaxon::allocator): without transparent huge pages.
+    let _ = klaxon::allocator::without_transparent_huge_pages();
     // `cargo test --all-targets` runs this without `--bench`: a small smoke run then.
     let measuring = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("DESK_BENCH_INCIDENTS")

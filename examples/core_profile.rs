@@ -14,6 +14,8 @@ use std::path::Path;
 static GLOBAL: klaxon::allocator::Allocator = klaxon::allocator::Allocator;
 
 fn main() -> anyhow::Result<()> {
+    // As `klaxon` itself runs (klaxon::allocator): without transparent huge pages.
+    let _ = klaxon::allocator::without_transparent_huge_pages();
     let what = std::env::args().nth(1).unwrap_or_else(|| "whole".into());
     let config = klaxon::settings::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))?;
     // `KEYS=20000` gives incidents of one or two alerts, as the load harness's scale phase has.

@@ -88,6 +88,31 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+/// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`; Linux only,
+/// a no-op elsewhere). mimalloc v3 asks the kernel for huge pages on every region it maps
+/// (`madvise(MADV_HUGEPAGE)`), and where the kernel's THP mode is `madvise` (Debian's and
+/// many distributions' default) each first touch of a fresh 2 MiB region then faults in a whole
+/// huge page: zeroed, and compacted for if need be, on the thread that touched it. Profiled on
+/// the load harness's two-stage round, that zeroing (`clear_page_erms` under
+/// `vma_alloc_anon_folio_pmd`) was 22 % of the stages' own CPU, and it came back whenever
+/// mimalloc handed freed memory back to the kernel and took it again; the cost per alert varied
+/// from run to run with how much compaction the kernel did. With 4 KiB pages a fresh page costs
+/// a fault and 4 KiB of zeroing, paid once per page actually used (docs/benchmarks.md).
+/// Databases with latency goals recommend the same (Redis, MongoDB). The process-wide flag also
+/// covers librdkafka's allocations, which do not ask for huge pages anyway.
+pub fn without_transparent_huge_pages() -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes one integer argument (1: disable) and unused zeros;
+        // it only sets a flag on this process's memory map.
+        let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +186,17 @@ mod tests {
         assert!(!plain(4, 8));
         assert!(plain(384, 8));
         assert!(plain(48, 16));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn huge_pages_are_off_for_the_process_once_asked() {
+        without_transparent_huge_pages().unwrap();
+        // SAFETY: PR_GET_THP_DISABLE takes no argument and returns the flag.
+        let flag = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(flag, 1);
+        // The allocator keeps working as before.
+        let v: Vec<u64> = (0..1 << 20).collect();
+        assert_eq!(v[12_345], 12_345);
     }
 }

@@ -157,6 +157,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> ExitCode {
+    // Before anything sizeable is allocated. A kernel that refuses (before Linux 3.15, or under
+    // a seccomp filter) leaves huge pages as they were: slower to fault in, nothing else.
+    let _ = klaxon::allocator::without_transparent_huge_pages();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
