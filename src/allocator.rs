@@ -94,11 +94,11 @@ unsafe impl GlobalAlloc for Allocator {
 /// many distributions' default) each first touch of a fresh 2 MiB region then faults in a whole
 /// huge page: zeroed, and compacted for if need be, on the thread that touched it. Profiled on
 /// the load harness's two-stage round, that zeroing (`clear_page_erms` under
-/// `vma_alloc_anon_folio_pmd`) was 22 % of the stages' own CPU, and it came back whenever
-/// mimalloc handed freed memory back to the kernel and took it again; the cost per alert varied
-/// from run to run with how much compaction the kernel did. With 4 KiB pages a fresh page costs
-/// a fault and 4 KiB of zeroing, paid once per page actually used (docs/benchmarks.md).
-/// Databases with latency goals recommend the same (Redis, MongoDB). The process-wide flag also
+/// `vma_alloc_anon_folio_pmd`) was 22 % of the samples on the stages' worker threads, and it
+/// came back whenever mimalloc handed freed memory back to the kernel and took it again; the cost
+/// per alert varied from run to run with how much compaction the kernel did. With 4 KiB pages a
+/// fresh page costs a fault and 4 KiB of zeroing, paid once per page actually used
+/// (docs/benchmarks.md). Redis recommends the same for its latency. The process-wide flag also
 /// covers librdkafka's allocations, which do not ask for huge pages anyway.
 pub fn without_transparent_huge_pages() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
