@@ -80,6 +80,27 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The machine's CPU as `/proc/cpuinfo` names it, with how many the process may use: ratios whose
+/// baseline is CPU-bound move with the hardware (docs/benchmarks.md saw serde_json's parse run
+/// 1.7 × faster on one day's machine than on another's), so each report says what it ran on.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| cpu_model(&text))
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{model}, {cores} cores")
+}
+
+/// The first `model name` in a `/proc/cpuinfo` text.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map(|(_, name)| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+}
+
 fn bar(show: bool, len: u64, msg: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
@@ -631,11 +652,12 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     };
     let mut report = String::new();
     report.push_str(&format!(
-        "broker {brokers}; {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}; load average {}\n",
+        "broker {brokers}; {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}; load average {}; {}\n",
         opts.alerts,
         opts.keys,
         config.settings.state.partitions,
         load_average(),
+        machine(),
     ));
 
     // Same backlogs for both contenders, dated now; each round's alerts are new ids (a repeat

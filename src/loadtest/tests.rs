@@ -1,4 +1,6 @@
-use super::{legs_line, own_share, spread, worst_per_fifth, HistogramSnapshot, ProbeTimes};
+use super::{
+    cpu_model, legs_line, own_share, spread, worst_per_fifth, HistogramSnapshot, ProbeTimes,
+};
 
 #[test]
 fn the_latency_share_describes_only_the_samples_of_the_window() {
@@ -70,4 +72,16 @@ fn the_legs_line_tells_the_brokers_wait_from_the_contenders_share() {
         ..ProbeTimes::default()
     };
     assert!(legs_line("p", &[unacked]).contains("alert n/a"));
+}
+
+#[test]
+fn the_report_names_the_cpu_from_proc_cpuinfo() {
+    let text = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f\n\nprocessor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\n";
+    assert_eq!(
+        cpu_model(text).as_deref(),
+        Some("Intel(R) Xeon(R) Processor")
+    );
+    // Some architectures' cpuinfo has no model name: the report says "unknown CPU" then.
+    assert_eq!(cpu_model("processor\t: 0\nBogoMIPS\t: 48.00\n"), None);
+    assert_eq!(cpu_model("model name\t:   \n"), None);
 }
