@@ -194,8 +194,15 @@ fn fire_due<W: Write>(engine: &mut Engine, now: Timestamp, out: &mut W) -> io::R
 }
 
 /// Every line of `text` decoded and admitted by `window`, with its time and 1-based line
-/// number, in input order; the rest reported to `on_bad`. A command without a usable `at` is
-/// taken as received at the time of the record before it (the first record's, if none is).
+/// number, in input order; the rest reported to `on_bad`, in line order. A command without a
+/// usable `at` is taken as received at the time of the record before it (the first record's,
+/// if none is).
+///
+/// Decoding is pure and each line stands alone, so a large input is cut at line boundaries
+/// into one piece per core and the pieces are decoded side by side ([`decode_threads`]); the
+/// pieces are then joined in input order, so the result (and every replay) is the same on any
+/// number of threads. Decoding is about half of a replay's work; the engine, which must see
+/// the records one after another in time order, runs on one thread after.
 fn read_records<'t>(
     text: &'t [u8],
     max_bytes: usize,
@@ -204,28 +211,74 @@ fn read_records<'t>(
     summary: &mut Summary,
     on_bad: &mut impl FnMut(&BadLine),
 ) -> Vec<(Timestamp, usize, Input<'t>)> {
-    let mut records: Vec<(Timestamp, usize, Input<'t>)> = Vec::new();
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        let decoded = decode_with(line, Expect::Either, max_bytes, mappings)
-            .and_then(|input| admit(&input, window).map(|()| input));
-        match decoded {
+    let threads = decode_threads(text.len());
+    read_records_on(text, threads, max_bytes, mappings, window, summary, on_bad)
+}
+
+/// How many threads decode an input of `len` bytes: one per core the process may use, at most
+/// 8, and only as many as give each at least [`BYTES_PER_DECODE_THREAD`] (below that, starting
+/// a thread costs more than it saves).
+fn decode_threads(len: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    cores.min(8).min(len / BYTES_PER_DECODE_THREAD).max(1)
+}
+
+/// 1 MiB: ~1,800 alerts of ~580 bytes, a few milliseconds of decoding.
+const BYTES_PER_DECODE_THREAD: usize = 1 << 20;
+
+/// [`read_records`] on `threads` threads.
+fn read_records_on<'t>(
+    text: &'t [u8],
+    threads: usize,
+    max_bytes: usize,
+    mappings: &Mappings,
+    window: &Window,
+    summary: &mut Summary,
+    on_bad: &mut impl FnMut(&BadLine),
+) -> Vec<(Timestamp, usize, Input<'t>)> {
+    let pieces = line_pieces(text, threads);
+    let decode = |piece: &'t [u8]| decode_piece(piece, max_bytes, mappings, window);
+    let decoded: Vec<DecodedPiece<'t>> = match pieces.split_first() {
+        None => Vec::new(),
+        Some((first, [])) => vec![decode(first)],
+        Some((first, rest)) => std::thread::scope(|scope| {
+            let others: Vec<_> = rest
+                .iter()
+                .map(|piece| scope.spawn(move || decode(piece)))
+                .collect();
+            let mut decoded = vec![decode(first)];
+            for handle in others {
+                match handle.join() {
+                    Ok(piece) => decoded.push(piece),
+                    // Decoding does not panic on any input; if it ever did, the replay stops
+                    // with that panic, as it would on one thread.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            decoded
+        }),
+    };
+    let mut records: Vec<(Timestamp, usize, Input<'t>)> =
+        Vec::with_capacity(decoded.iter().map(|p| p.records.len()).sum());
+    let mut lines_before = 0;
+    for piece in decoded {
+        for (mut t, line, input) in piece.records {
             // A command whose `at` is unusable has no time of its own: it is taken as received
             // at the time of the record before it in the file (the replay's clock there), and
             // the engine answers it with `command.rejected` at that time.
-            Ok(Input::Command(c)) if c.event_time().is_none() => {
-                let t = records.last().map_or(Timestamp::MIN, |r| r.0);
-                records.push((t, i + 1, Input::Command(c)));
+            if let Input::Command(c) = &input {
+                if c.event_time().is_none() {
+                    t = records.last().map_or(Timestamp::MIN, |r| r.0);
+                }
             }
-            Ok(input) => records.push((input.time(), i + 1, input)),
-            Err(error) => {
-                summary.rejected += 1;
-                on_bad(&BadLine { line: i + 1, error });
-            }
+            records.push((t, lines_before + line, input));
         }
+        for mut bad in piece.bad {
+            bad.line += lines_before;
+            summary.rejected += 1;
+            on_bad(&bad);
+        }
+        lines_before += piece.lines;
     }
     // Such a command before any other record takes the first record's time.
     let first = records
@@ -244,6 +297,71 @@ fn read_records<'t>(
         }
     }
     records
+}
+
+/// `text` cut into at most `n` pieces of about equal size, each ending just before a newline
+/// (the newline itself belongs to no piece), so that splitting each piece at its newlines gives
+/// exactly the lines of `text`, in order.
+fn line_pieces(text: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut pieces = Vec::with_capacity(n);
+    let mut rest = text;
+    for left in (2..=n).rev() {
+        let target = rest.len() / left;
+        let Some(newline) = rest
+            .get(target..)
+            .and_then(|tail| tail.iter().position(|&b| b == b'\n'))
+            .map(|at| target + at)
+        else {
+            break;
+        };
+        let (piece, tail) = rest.split_at(newline);
+        pieces.push(piece);
+        rest = tail.get(1..).unwrap_or_default();
+    }
+    pieces.push(rest);
+    pieces
+}
+
+/// One piece's lines decoded: line numbers count from 1 at the piece's first line.
+struct DecodedPiece<'t> {
+    /// Admitted records with their times; a command without a usable `at` has none yet
+    /// (`Timestamp::MIN`), since the record before it may be in the piece before.
+    records: Vec<(Timestamp, usize, Input<'t>)>,
+    bad: Vec<BadLine>,
+    lines: usize,
+}
+
+fn decode_piece<'t>(
+    piece: &'t [u8],
+    max_bytes: usize,
+    mappings: &Mappings,
+    window: &Window,
+) -> DecodedPiece<'t> {
+    let mut decoded = DecodedPiece {
+        records: Vec::new(),
+        bad: Vec::new(),
+        lines: 0,
+    };
+    for (i, line) in piece.split(|&b| b == b'\n').enumerate() {
+        decoded.lines = i + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        match decode_with(line, Expect::Either, max_bytes, mappings)
+            .and_then(|input| admit(&input, window).map(|()| input))
+        {
+            Ok(input) => {
+                let t = match &input {
+                    Input::Command(c) if c.event_time().is_none() => Timestamp::MIN,
+                    _ => input.time(),
+                };
+                decoded.records.push((t, i + 1, input));
+            }
+            Err(error) => decoded.bad.push(BadLine { line: i + 1, error }),
+        }
+    }
+    decoded
 }
 
 /// Fires the timers due by `to`, each at its own instant, writing their events as each bounded
@@ -273,4 +391,115 @@ pub fn drain<W: Write>(engine: &mut Engine, out: &mut W) -> io::Result<usize> {
 pub fn write_event<W: Write>(ev: &Escalation, out: &mut W) -> io::Result<()> {
     serde_json::to_writer(&mut *out, ev).map_err(io::Error::other)?;
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::mapping::NATIVE_ONLY;
+
+    #[test]
+    fn pieces_joined_by_newlines_are_the_text() {
+        let texts: [&[u8]; 7] = [
+            b"",
+            b"\n",
+            b"one line, no newline",
+            b"a\nb\nc\n",
+            b"\n\n\nlong line at the end ................................",
+            b"a\r\nbb\r\n\r\nccc\ndddd\neeeee\nffffff\n",
+            b"no newline until the very end ...........................\n",
+        ];
+        for text in texts {
+            for n in 1..=9 {
+                let pieces = line_pieces(text, n);
+                assert!(!pieces.is_empty() && pieces.len() <= n);
+                assert_eq!(pieces.join(&b'\n'), text, "{n} pieces of {text:?}");
+            }
+        }
+    }
+
+    /// Lines of every kind, out of time order: alerts, commands without a usable `at` (which
+    /// take the time of the record before them), and lines that are skipped (bad JSON, an alert
+    /// of year 0001, blank), spread through the input, CRLF and LF endings mixed.
+    fn mixed_input() -> String {
+        let mut text = String::new();
+        for i in 0..240 {
+            let line = match i % 12 {
+                0 => r#"{"command":"ack","incident_id":"INC-1","at":"yesterday","by":"alice"}"#
+                    .into(),
+                3 => "{not json".into(),
+                5 => String::new(),
+                7 => crate::loadtest::alert_line(i, 17, "0001-01-01T00:00:00Z"),
+                _ => {
+                    // Out of order: the hours go round, the days do not.
+                    let ts = format!("2026-11-{:02}T{:02}:00:00+08:00", 10 + i / 48, (i * 7) % 24);
+                    crate::loadtest::alert_line(i, 17, &ts)
+                }
+            };
+            text.push_str(&line);
+            text.push_str(if i % 5 == 0 { "\r\n" } else { "\n" });
+        }
+        text
+    }
+
+    #[test]
+    fn records_are_the_same_on_any_number_of_threads() {
+        let text = mixed_input();
+        let read = |threads| {
+            let (mut summary, mut bad) = (Summary::default(), Vec::new());
+            let records = read_records_on(
+                text.as_bytes(),
+                threads,
+                0,
+                &NATIVE_ONLY,
+                &Window::REPLAY,
+                &mut summary,
+                &mut |b: &BadLine| bad.push(b.clone()),
+            );
+            let records: Vec<String> = records
+                .iter()
+                .map(|(t, line, input)| format!("{t:?} {line} {input:?}"))
+                .collect();
+            (records, bad, summary)
+        };
+        let one = read(1);
+        assert_eq!(one.0.len(), 180, "8 alerts and a command of every 12 lines");
+        assert_eq!(
+            one.2.rejected, 40,
+            "the bad JSON and the year-0001 alert of every 12"
+        );
+        assert!(one.1.windows(2).all(|w| w[0].line < w[1].line));
+        for threads in 2..=7 {
+            assert_eq!(read(threads), one, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_command_first_in_its_piece_takes_the_time_of_the_record_ending_the_piece_before() {
+        let alert = crate::loadtest::alert_line(1, 1, "2026-11-24T10:00:00+08:00");
+        let command = r#"{"command":"ack","incident_id":"INC-1","at":"yesterday","by":"alice"}"#;
+        let text = format!("{alert}\n{command}\n");
+        let second_piece = format!("{command}\n");
+        assert_eq!(line_pieces(text.as_bytes(), 2)[1], second_piece.as_bytes());
+        let records = read_records_on(
+            text.as_bytes(),
+            2,
+            0,
+            &NATIVE_ONLY,
+            &Window::REPLAY,
+            &mut Summary::default(),
+            &mut |_: &BadLine| {},
+        );
+        let times: Vec<_> = records.iter().map(|(t, line, _)| (*t, *line)).collect();
+        assert_eq!(times, [(records[0].0, 1), (records[0].0, 2)]);
+        assert!(matches!(&records[1].2, Input::Command(c) if c.received_at == Some(records[0].0)));
+    }
+
+    #[test]
+    fn a_large_input_is_decoded_on_more_than_one_thread_when_there_are_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(decode_threads(0), 1);
+        assert_eq!(decode_threads(BYTES_PER_DECODE_THREAD - 1), 1);
+        assert_eq!(decode_threads(100 * BYTES_PER_DECODE_THREAD), cores.min(8));
+    }
 }
