@@ -84,12 +84,15 @@ fn load_average() -> String {
 /// baseline is CPU-bound move with the hardware (docs/benchmarks.md saw serde_json's parse run
 /// 1.7 × faster on one day's machine than on another's), so each report says what it ran on.
 fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or_else(
+        |_| "cores unknown".to_string(),
+        |n| format!("{n} core{}", if n.get() == 1 { "" } else { "s" }),
+    );
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| cpu_model(&text))
         .unwrap_or_else(|| "unknown CPU".into());
-    format!("{model}, {cores} cores")
+    format!("{model}, {cores}")
 }
 
 /// The first `model name` in a `/proc/cpuinfo` text.
