@@ -104,6 +104,7 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     input.read_to_end(&mut text)?;
     let mut records = read_records(
         &text,
+        decode_threads(text.len()),
         max_bytes,
         mappings,
         &Window::REPLAY,
@@ -153,6 +154,7 @@ pub fn catch_up_as_of<R: BufRead, W: Write>(
     input.read_to_end(&mut text)?;
     let records = read_records(
         &text,
+        decode_threads(text.len()),
         s.input.max_record_bytes,
         &config.mappings,
         &s.event_window(at),
@@ -193,28 +195,6 @@ fn fire_due<W: Write>(engine: &mut Engine, now: Timestamp, out: &mut W) -> io::R
     }
 }
 
-/// Every line of `text` decoded and admitted by `window`, with its time and 1-based line
-/// number, in input order; the rest reported to `on_bad`, in line order. A command without a
-/// usable `at` is taken as received at the time of the record before it (the first record's,
-/// if none is).
-///
-/// Decoding is pure and each line stands alone, so a large input is cut at line boundaries
-/// into one piece per core and the pieces are decoded side by side ([`decode_threads`]); the
-/// pieces are then joined in input order, so the result (and every replay) is the same on any
-/// number of threads. Decoding is about half of a replay's work; the engine, which must see
-/// the records one after another in time order, runs on one thread after.
-fn read_records<'t>(
-    text: &'t [u8],
-    max_bytes: usize,
-    mappings: &Mappings,
-    window: &Window,
-    summary: &mut Summary,
-    on_bad: &mut impl FnMut(&BadLine),
-) -> Vec<(Timestamp, usize, Input<'t>)> {
-    let threads = decode_threads(text.len());
-    read_records_on(text, threads, max_bytes, mappings, window, summary, on_bad)
-}
-
 /// How many threads decode an input of `len` bytes: one per core the process may use, at most
 /// 8, and only as many as give each at least [`BYTES_PER_DECODE_THREAD`] (below that, starting
 /// a thread costs more than it saves).
@@ -226,8 +206,17 @@ fn decode_threads(len: usize) -> usize {
 /// 1 MiB: ~1,800 alerts of ~580 bytes, a few milliseconds of decoding.
 const BYTES_PER_DECODE_THREAD: usize = 1 << 20;
 
-/// [`read_records`] on `threads` threads.
-fn read_records_on<'t>(
+/// Every line of `text` decoded and admitted by `window`, with its time and 1-based line
+/// number, in input order; the rest reported to `on_bad`, in line order. A command without a
+/// usable `at` is taken as received at the time of the record before it (the first record's,
+/// if none is).
+///
+/// Decoding is pure and each line stands alone, so a large input is cut at line boundaries
+/// into `threads` pieces (the callers pass [`decode_threads`]) decoded side by side; the pieces
+/// are then joined in input order, so the result (and every replay) is the same on any number
+/// of threads. Decoding is about half of a replay's work; the engine, which must see the
+/// records one after another in time order, runs on one thread after.
+fn read_records<'t>(
     text: &'t [u8],
     threads: usize,
     max_bytes: usize,
@@ -447,7 +436,7 @@ mod tests {
         let text = mixed_input();
         let read = |threads| {
             let (mut summary, mut bad) = (Summary::default(), Vec::new());
-            let records = read_records_on(
+            let records = read_records(
                 text.as_bytes(),
                 threads,
                 0,
@@ -481,7 +470,7 @@ mod tests {
         let text = format!("{alert}\n{command}\n");
         let second_piece = format!("{command}\n");
         assert_eq!(line_pieces(text.as_bytes(), 2)[1], second_piece.as_bytes());
-        let records = read_records_on(
+        let records = read_records(
             text.as_bytes(),
             2,
             0,
