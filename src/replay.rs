@@ -21,7 +21,8 @@ use crate::model::{Escalation, Input};
 use crate::runtime::keyed::{partition_for, routing_key};
 use crate::settings::Config;
 use crate::time::Timestamp;
-use std::io::{self, BufRead, Write};
+use std::fs::File;
+use std::io::{self, BufRead, Read, Write};
 
 /// A line that was skipped, with its 1-based number.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,27 +109,257 @@ pub fn run_with_progress<R: BufRead, W: Write>(
         max_bytes,
         mappings,
         &Window::REPLAY,
+        &mut Position::default(),
         &mut summary,
         &mut on_bad,
     );
-    records.sort_by_key(|(t, n, _)| (*t, *n));
+    settle_times(&mut records);
+    records.sort_by_key(|r| (r.time, r.line));
     summary.records = records.len();
     let total = records.len();
-    for (done, (t, _, input)) in records.into_iter().enumerate() {
+    for (done, r) in records.into_iter().enumerate() {
         if done % 8192 == 0 {
             on_progress(done, total);
         }
-        // Timers due strictly before the record fire first; one due at the very same instant
-        // fires after it, so a report filed at its deadline is on time.
-        summary.events += advance(engine, t.before(), out)?;
-        engine.handle(input);
-        summary.events += drain(engine, out)?;
+        summary.events += apply(engine, r.time, r.input, out)?;
     }
     if let Some(u) = until {
         summary.events += advance(engine, u, out)?;
     }
     on_progress(total, total);
     Ok(summary)
+}
+
+/// Inputs up to this many bytes are replayed in memory ([`run_with_progress`]: the fastest,
+/// holding each record decoded, ~2.3 × the input's size); a larger file is replayed in two
+/// passes from the file ([`run_file_with_progress`]), holding 32 bytes per record.
+pub const HOLD_DECODED_MAX_BYTES: u64 = 1 << 30;
+
+/// [`run_with_progress`] for a file: in memory when it is at most `hold_max_bytes` long (or not
+/// a regular file: a pipe is read once, so it is held), otherwise in two passes, so that a
+/// replay of months of alerts needs memory for its incidents and 32 bytes per record, not for
+/// its whole text decoded. Pass one reads the file in chunks of 64 MiB, each decoded on every
+/// core, and keeps each record's time and place; pass two sorts those and reads each record
+/// again where it lies, decodes it again and applies it. The output is byte-identical either
+/// way; two passes take longer (each record is decoded twice, the second time on one thread).
+#[allow(clippy::too_many_arguments)]
+pub fn run_file_with_progress<W: Write>(
+    engine: &mut Engine,
+    file: &File,
+    hold_max_bytes: u64,
+    max_bytes: usize,
+    mappings: &Mappings,
+    until: Option<Timestamp>,
+    out: &mut W,
+    on_bad: impl FnMut(&BadLine),
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> io::Result<Summary> {
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() <= hold_max_bytes {
+        let input = io::BufReader::new(file);
+        return run_with_progress(
+            engine,
+            input,
+            max_bytes,
+            mappings,
+            until,
+            out,
+            on_bad,
+            on_progress,
+        );
+    }
+    let passes = TwoPasses {
+        file,
+        chunk_bytes: CHUNK_BYTES,
+        max_bytes,
+        mappings,
+    };
+    passes.run(engine, until, out, on_bad, on_progress)
+}
+
+/// How much of a large file pass one decodes at a time (a line longer than this is read whole).
+const CHUNK_BYTES: usize = 64 << 20;
+
+/// A record of a large file, as pass one leaves it for pass two.
+struct Placed {
+    time: Timestamp,
+    line: usize,
+    at: u64,
+    len: usize,
+}
+
+/// A replay of a file in two passes (see [`run_file_with_progress`]).
+struct TwoPasses<'a> {
+    file: &'a File,
+    chunk_bytes: usize,
+    max_bytes: usize,
+    mappings: &'a Mappings,
+}
+
+impl TwoPasses<'_> {
+    fn run<W: Write>(
+        &self,
+        engine: &mut Engine,
+        until: Option<Timestamp>,
+        out: &mut W,
+        mut on_bad: impl FnMut(&BadLine),
+        on_progress: &mut dyn FnMut(usize, usize),
+    ) -> io::Result<Summary> {
+        let mut summary = Summary::default();
+        let mut placed = self.place_records(&mut summary, &mut on_bad)?;
+        let first = first_time(placed.iter().map(|p| p.time));
+        for p in placed.iter_mut().filter(|p| p.time == Timestamp::MIN) {
+            p.time = first;
+        }
+        placed.sort_by_key(|p| (p.time, p.line));
+        summary.records = placed.len();
+        let total = placed.len();
+        let mut line = Vec::new();
+        for (done, p) in placed.iter().enumerate() {
+            if done % 8192 == 0 {
+                on_progress(done, total);
+            }
+            line.resize(p.len, 0);
+            read_exact_at(self.file, &mut line, p.at).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("the input changed while it was replayed: {e}"),
+                )
+            })?;
+            let text = line.strip_suffix(b"\r").unwrap_or(&line);
+            match decode_with(text, Expect::Either, self.max_bytes, self.mappings) {
+                Ok(mut input) => {
+                    stamp_received_at(&mut input, p.time);
+                    summary.events += apply(engine, p.time, input, out)?;
+                }
+                // Pass one decoded these very bytes: only a file changed in between gets here.
+                Err(error) => {
+                    summary.records -= 1;
+                    summary.rejected += 1;
+                    on_bad(&BadLine {
+                        line: p.line,
+                        error,
+                    });
+                }
+            }
+        }
+        if let Some(u) = until {
+            summary.events += advance(engine, u, out)?;
+        }
+        on_progress(total, total);
+        Ok(summary)
+    }
+
+    /// Pass one: every admitted record's time and place, in file order; the rest reported.
+    fn place_records(
+        &self,
+        summary: &mut Summary,
+        on_bad: &mut impl FnMut(&BadLine),
+    ) -> io::Result<Vec<Placed>> {
+        let mut placed = Vec::new();
+        let mut position = Position::default();
+        let mut reader = self.file;
+        // From where the file stands, as a replay held in memory would read it.
+        let mut base = io::Seek::stream_position(&mut reader)?;
+        let (mut buf, mut eof) = (Vec::new(), false);
+        loop {
+            // Fill the buffer to a chunk, and on until it holds a whole line.
+            let mut want = self.chunk_bytes.max(1);
+            let end = loop {
+                if !eof && buf.len() < want {
+                    let missing = (want - buf.len()) as u64;
+                    io::Read::take(&mut reader, missing).read_to_end(&mut buf)?;
+                    eof = buf.len() < want;
+                }
+                if eof {
+                    break buf.len();
+                }
+                match buf.iter().rposition(|&b| b == b'\n') {
+                    Some(newline) => break newline,
+                    None => want = want.saturating_mul(2),
+                }
+            };
+            // Up to the last newline (which is left out: it ends the chunk's last line).
+            let chunk = buf.get(..end).unwrap_or_default();
+            let records = read_records(
+                chunk,
+                decode_threads(chunk.len()),
+                self.max_bytes,
+                self.mappings,
+                &Window::REPLAY,
+                &mut position,
+                summary,
+                on_bad,
+            );
+            placed.extend(records.into_iter().map(|r| Placed {
+                time: r.time,
+                line: r.line,
+                at: base + r.at as u64,
+                len: r.len,
+            }));
+            if eof {
+                return Ok(placed);
+            }
+            buf.drain(..=end);
+            base += end as u64 + 1;
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    use std::io::{Read, Seek};
+    file.seek(io::SeekFrom::Start(at))?;
+    file.read_exact(buf)
+}
+
+/// Applies one record at its time: timers due strictly before it fire first; one due at the
+/// very same instant fires after it, so a report filed at its deadline is on time. Returns how
+/// many events were written.
+fn apply<W: Write>(
+    engine: &mut Engine,
+    time: Timestamp,
+    input: Input<'_>,
+    out: &mut W,
+) -> io::Result<usize> {
+    let mut n = advance(engine, time.before(), out)?;
+    engine.handle(input);
+    n += drain(engine, out)?;
+    Ok(n)
+}
+
+/// The time a command without a usable `at` is taken as received at (see [`read_records`]).
+fn stamp_received_at(input: &mut Input<'_>, time: Timestamp) {
+    if let Input::Command(c) = input {
+        if c.event_time().is_none() {
+            c.received_at = Some(time);
+        }
+    }
+}
+
+/// Gives commands without a usable `at` their time: the record's before them, or the first
+/// record's when none is before them (see [`read_records`]).
+fn settle_times(records: &mut [Held<'_>]) {
+    let first = first_time(records.iter().map(|r| r.time));
+    for r in records {
+        if r.time == Timestamp::MIN {
+            r.time = first;
+        }
+        stamp_received_at(&mut r.input, r.time);
+    }
+}
+
+/// The first real time among `times`: what a command without a usable `at` before any other
+/// record takes (they are `Timestamp::MIN` until then).
+fn first_time(mut times: impl Iterator<Item = Timestamp>) -> Timestamp {
+    times
+        .find(|t| *t != Timestamp::MIN)
+        .unwrap_or(Window::REPLAY.earliest)
 }
 
 /// `klaxon replay --as-of AT`: the input as `klaxon run` processes it when it reads it as a
@@ -152,21 +383,23 @@ pub fn catch_up_as_of<R: BufRead, W: Write>(
     let mut summary = Summary::default();
     let mut text = Vec::new();
     input.read_to_end(&mut text)?;
-    let records = read_records(
+    let mut records = read_records(
         &text,
         decode_threads(text.len()),
         s.input.max_record_bytes,
         &config.mappings,
         &s.event_window(at),
+        &mut Position::default(),
         &mut summary,
         &mut on_bad,
     );
+    settle_times(&mut records);
     summary.records = records.len();
     let partitions = s.state.partitions.max(1);
     let mut engines: Vec<Engine> = (0..partitions)
         .map(|_| Engine::from_config(config))
         .collect();
-    for (t, _, input) in records {
+    for Held { time: t, input, .. } in records {
         let token = input_route_token(&input, &config.registry, &s.correlation.group_by);
         let p = partition_for(&routing_key(token), partitions);
         let Some(engine) = usize::try_from(p).ok().and_then(|p| engines.get_mut(p)) else {
@@ -206,27 +439,61 @@ fn decode_threads(len: usize) -> usize {
 /// 1 MiB: ~1,800 alerts of ~580 bytes, a few milliseconds of decoding.
 const BYTES_PER_DECODE_THREAD: usize = 1 << 20;
 
-/// Every line of `text` decoded and admitted by `window`, with its time and 1-based line
-/// number, in input order; the rest reported to `on_bad`, in line order. A command without a
-/// usable `at` is taken as received at the time of the record before it (the first record's,
-/// if none is).
+/// A decoded record, with its time and where it is in the input.
+struct Held<'t> {
+    /// `Timestamp::MIN` for a command without a usable `at` before any other record, until
+    /// [`settle_times`].
+    time: Timestamp,
+    /// 1-based, counted from the start of the input.
+    line: usize,
+    /// Where its line starts in the text given to [`read_records`], and its length in bytes
+    /// (a CR before the newline included).
+    at: usize,
+    len: usize,
+    input: Input<'t>,
+}
+
+/// Where reading stands between calls of [`read_records`] on consecutive parts of one input:
+/// the lines before, and the time of the last record (which a command without a usable `at`
+/// takes).
+struct Position {
+    lines: usize,
+    last_time: Timestamp,
+}
+
+impl Default for Position {
+    fn default() -> Self {
+        Position {
+            lines: 0,
+            last_time: Timestamp::MIN,
+        }
+    }
+}
+
+/// Every line of `text` decoded and admitted by `window`, with its time, 1-based line number
+/// (after `position`'s lines) and place, in input order; the rest reported to `on_bad`, in
+/// line order. A command without a usable `at` is taken as received at the time of the record
+/// before it (its time is `Timestamp::MIN` when no record is before it: [`settle_times`]).
 ///
 /// Decoding is pure and each line stands alone, so a large input is cut at line boundaries
 /// into `threads` pieces (the callers pass [`decode_threads`]) decoded side by side; the pieces
 /// are then joined in input order, so the result (and every replay) is the same on any number
 /// of threads. Decoding is about half of a replay's work; the engine, which must see the
 /// records one after another in time order, runs on one thread after.
+#[allow(clippy::too_many_arguments)]
 fn read_records<'t>(
     text: &'t [u8],
     threads: usize,
     max_bytes: usize,
     mappings: &Mappings,
     window: &Window,
+    position: &mut Position,
     summary: &mut Summary,
     on_bad: &mut impl FnMut(&BadLine),
-) -> Vec<(Timestamp, usize, Input<'t>)> {
+) -> Vec<Held<'t>> {
     let pieces = line_pieces(text, threads);
-    let decode = |piece: &'t [u8]| decode_piece(piece, max_bytes, mappings, window);
+    let decode =
+        |&(at, piece): &(usize, &'t [u8])| decode_piece(piece, at, max_bytes, mappings, window);
     let decoded: Vec<DecodedPiece<'t>> = match pieces.split_first() {
         None => Vec::new(),
         Some((first, [])) => vec![decode(first)],
@@ -247,53 +514,38 @@ fn read_records<'t>(
             decoded
         }),
     };
-    let mut records: Vec<(Timestamp, usize, Input<'t>)> =
+    let mut records: Vec<Held<'t>> =
         Vec::with_capacity(decoded.iter().map(|p| p.records.len()).sum());
-    let mut lines_before = 0;
     for piece in decoded {
-        for (mut t, line, input) in piece.records {
+        for mut r in piece.records {
             // A command whose `at` is unusable has no time of its own: it is taken as received
             // at the time of the record before it in the file (the replay's clock there), and
             // the engine answers it with `command.rejected` at that time.
-            if let Input::Command(c) = &input {
+            if let Input::Command(c) = &r.input {
                 if c.event_time().is_none() {
-                    t = records.last().map_or(Timestamp::MIN, |r| r.0);
+                    r.time = position.last_time;
                 }
             }
-            records.push((t, lines_before + line, input));
+            r.line += position.lines;
+            position.last_time = r.time;
+            records.push(r);
         }
         for mut bad in piece.bad {
-            bad.line += lines_before;
+            bad.line += position.lines;
             summary.rejected += 1;
             on_bad(&bad);
         }
-        lines_before += piece.lines;
-    }
-    // Such a command before any other record takes the first record's time.
-    let first = records
-        .iter()
-        .map(|r| r.0)
-        .find(|t| *t != Timestamp::MIN)
-        .unwrap_or(Window::REPLAY.earliest);
-    for r in records.iter_mut().filter(|r| r.0 == Timestamp::MIN) {
-        r.0 = first;
-    }
-    for (t, _, input) in &mut records {
-        if let Input::Command(c) = input {
-            if c.event_time().is_none() {
-                c.received_at = Some(*t);
-            }
-        }
+        position.lines += piece.lines;
     }
     records
 }
 
-/// `text` cut into at most `n` pieces of about equal size, each ending just before a newline
-/// (the newline itself belongs to no piece), so that splitting each piece at its newlines gives
-/// exactly the lines of `text`, in order.
-fn line_pieces(text: &[u8], n: usize) -> Vec<&[u8]> {
+/// `text` cut into at most `n` pieces of about equal size, each with where it starts, each
+/// ending just before a newline (the newline itself belongs to no piece), so that splitting
+/// each piece at its newlines gives exactly the lines of `text`, in order.
+fn line_pieces(text: &[u8], n: usize) -> Vec<(usize, &[u8])> {
     let mut pieces = Vec::with_capacity(n);
-    let mut rest = text;
+    let (mut start, mut rest) = (0, text);
     for left in (2..=n).rev() {
         let target = rest.len() / left;
         let Some(newline) = rest
@@ -304,24 +556,27 @@ fn line_pieces(text: &[u8], n: usize) -> Vec<&[u8]> {
             break;
         };
         let (piece, tail) = rest.split_at(newline);
-        pieces.push(piece);
+        pieces.push((start, piece));
+        start += newline + 1;
         rest = tail.get(1..).unwrap_or_default();
     }
-    pieces.push(rest);
+    pieces.push((start, rest));
     pieces
 }
 
-/// One piece's lines decoded: line numbers count from 1 at the piece's first line.
+/// One piece's lines decoded: line numbers count from 1 at the piece's first line; places
+/// from the start of the whole text.
 struct DecodedPiece<'t> {
-    /// Admitted records with their times; a command without a usable `at` has none yet
-    /// (`Timestamp::MIN`), since the record before it may be in the piece before.
-    records: Vec<(Timestamp, usize, Input<'t>)>,
+    /// Admitted records; a command without a usable `at` has no time yet (`Timestamp::MIN`),
+    /// since the record before it may be in the piece before.
+    records: Vec<Held<'t>>,
     bad: Vec<BadLine>,
     lines: usize,
 }
 
 fn decode_piece<'t>(
     piece: &'t [u8],
+    starts_at: usize,
     max_bytes: usize,
     mappings: &Mappings,
     window: &Window,
@@ -331,22 +586,28 @@ fn decode_piece<'t>(
         bad: Vec::new(),
         lines: 0,
     };
-    for (i, line) in piece.split(|&b| b == b'\n').enumerate() {
+    let mut at = starts_at;
+    for (i, raw) in piece.split(|&b| b == b'\n').enumerate() {
         decoded.lines = i + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line_at = at;
+        at += raw.len() + 1;
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
         match decode_with(line, Expect::Either, max_bytes, mappings)
             .and_then(|input| admit(&input, window).map(|()| input))
         {
-            Ok(input) => {
-                let t = match &input {
+            Ok(input) => decoded.records.push(Held {
+                time: match &input {
                     Input::Command(c) if c.event_time().is_none() => Timestamp::MIN,
                     _ => input.time(),
-                };
-                decoded.records.push((t, i + 1, input));
-            }
+                },
+                line: i + 1,
+                at: line_at,
+                len: raw.len(),
+                input,
+            }),
             Err(error) => decoded.bad.push(BadLine { line: i + 1, error }),
         }
     }
@@ -388,7 +649,7 @@ mod tests {
     use crate::decode::mapping::NATIVE_ONLY;
 
     #[test]
-    fn pieces_joined_by_newlines_are_the_text() {
+    fn pieces_joined_by_newlines_are_the_text_and_start_where_they_say() {
         let texts: [&[u8]; 7] = [
             b"",
             b"\n",
@@ -402,14 +663,19 @@ mod tests {
             for n in 1..=9 {
                 let pieces = line_pieces(text, n);
                 assert!(!pieces.is_empty() && pieces.len() <= n);
-                assert_eq!(pieces.join(&b'\n'), text, "{n} pieces of {text:?}");
+                let bytes: Vec<&[u8]> = pieces.iter().map(|p| p.1).collect();
+                assert_eq!(bytes.join(&b'\n'), text, "{n} pieces of {text:?}");
+                for (at, piece) in pieces {
+                    assert_eq!(&text[at..at + piece.len()], piece);
+                }
             }
         }
     }
 
     /// Lines of every kind, out of time order: alerts, commands without a usable `at` (which
-    /// take the time of the record before them), and lines that are skipped (bad JSON, an alert
-    /// of year 0001, blank), spread through the input, CRLF and LF endings mixed.
+    /// take the time of the record before them; the first line is one), and lines that are
+    /// skipped (bad JSON, an alert of year 0001, blank), spread through the input, CRLF and LF
+    /// endings mixed.
     fn mixed_input() -> String {
         let mut text = String::new();
         for i in 0..240 {
@@ -442,12 +708,13 @@ mod tests {
                 0,
                 &NATIVE_ONLY,
                 &Window::REPLAY,
+                &mut Position::default(),
                 &mut summary,
                 &mut |b: &BadLine| bad.push(b.clone()),
             );
             let records: Vec<String> = records
                 .iter()
-                .map(|(t, line, input)| format!("{t:?} {line} {input:?}"))
+                .map(|r| format!("{:?} {} {} {} {:?}", r.time, r.line, r.at, r.len, r.input))
                 .collect();
             (records, bad, summary)
         };
@@ -469,19 +736,25 @@ mod tests {
         let command = r#"{"command":"ack","incident_id":"INC-1","at":"yesterday","by":"alice"}"#;
         let text = format!("{alert}\n{command}\n");
         let second_piece = format!("{command}\n");
-        assert_eq!(line_pieces(text.as_bytes(), 2)[1], second_piece.as_bytes());
-        let records = read_records(
+        assert_eq!(
+            line_pieces(text.as_bytes(), 2)[1].1,
+            second_piece.as_bytes()
+        );
+        let mut records = read_records(
             text.as_bytes(),
             2,
             0,
             &NATIVE_ONLY,
             &Window::REPLAY,
+            &mut Position::default(),
             &mut Summary::default(),
             &mut |_: &BadLine| {},
         );
-        let times: Vec<_> = records.iter().map(|(t, line, _)| (*t, *line)).collect();
-        assert_eq!(times, [(records[0].0, 1), (records[0].0, 2)]);
-        assert!(matches!(&records[1].2, Input::Command(c) if c.received_at == Some(records[0].0)));
+        settle_times(&mut records);
+        let times: Vec<_> = records.iter().map(|r| (r.time, r.line)).collect();
+        let t = records[0].time;
+        assert_eq!(times, [(t, 1), (t, 2)]);
+        assert!(matches!(&records[1].input, Input::Command(c) if c.received_at == Some(t)));
     }
 
     #[test]
@@ -490,5 +763,87 @@ mod tests {
         assert_eq!(decode_threads(0), 1);
         assert_eq!(decode_threads(BYTES_PER_DECODE_THREAD - 1), 1);
         assert_eq!(decode_threads(100 * BYTES_PER_DECODE_THREAD), cores.min(8));
+    }
+
+    fn shipped_config() -> Config {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        crate::settings::load(&dir).expect("the shipped config loads")
+    }
+
+    /// Output, summary and skipped lines of a replay in memory and of one in two passes with
+    /// chunks of `chunk_bytes`, of `text` written to a file.
+    type Outcome = (String, Summary, Vec<BadLine>);
+
+    fn both_ways(text: &str, chunk_bytes: usize, until: Option<Timestamp>) -> (Outcome, Outcome) {
+        let config = shipped_config();
+        let path = std::env::temp_dir().join(format!(
+            "klaxon-replay-two-passes-{}-{chunk_bytes}.jsonl",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).expect("a temporary file");
+        let max_bytes = config.settings.input.max_record_bytes;
+        let run = |hold_max_bytes: u64| {
+            let file = File::open(&path).expect("the temporary file");
+            let (mut out, mut bad) = (Vec::new(), Vec::new());
+            let mut engine = Engine::from_config(&config);
+            let passes = TwoPasses {
+                file: &file,
+                chunk_bytes,
+                max_bytes,
+                mappings: &config.mappings,
+            };
+            let on_bad = |b: &BadLine| bad.push(b.clone());
+            let summary = if hold_max_bytes == 0 {
+                passes.run(&mut engine, until, &mut out, on_bad, &mut |_, _| {})
+            } else {
+                run_file_with_progress(
+                    &mut engine,
+                    &file,
+                    hold_max_bytes,
+                    max_bytes,
+                    &config.mappings,
+                    until,
+                    &mut out,
+                    on_bad,
+                    &mut |_, _| {},
+                )
+            }
+            .expect("a replay of a file that stays the same");
+            (String::from_utf8_lossy(&out).into_owned(), summary, bad)
+        };
+        let held = run(u64::MAX);
+        let two_passes = run(0);
+        let _ = std::fs::remove_file(&path);
+        (held, two_passes)
+    }
+
+    #[test]
+    fn two_passes_over_a_file_give_the_same_replay_as_holding_it() {
+        let text = mixed_input();
+        let until = Timestamp::parse_rfc3339("2026-11-20T00:00:00+08:00").ok();
+        // Chunks of one byte (every line longer than a chunk), smaller and larger than a line,
+        // and the whole input in one.
+        for chunk_bytes in [1, 100, 700, 4096, 1 << 20] {
+            let (held, two_passes) = both_ways(&text, chunk_bytes, until);
+            assert!(held.1.events > 0 && held.1.rejected == 40);
+            assert_eq!(two_passes.1, held.1, "chunks of {chunk_bytes} bytes");
+            assert_eq!(two_passes.2, held.2, "chunks of {chunk_bytes} bytes");
+            assert!(
+                two_passes.0 == held.0,
+                "chunks of {chunk_bytes} bytes: the events differ"
+            );
+        }
+    }
+
+    #[test]
+    fn two_passes_replay_the_example_day_to_its_golden_file() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let day = std::fs::read_to_string(root.join("examples/day.jsonl")).expect("example day");
+        let golden = std::fs::read(root.join("tests/golden/day/expected.jsonl")).expect("golden");
+        let until = Timestamp::parse_rfc3339("2026-11-25T00:00:00+08:00").ok();
+        let (held, two_passes) = both_ways(&day, 512, until);
+        let golden = String::from_utf8_lossy(&golden);
+        assert!(held.0 == golden, "held in memory: not the golden day");
+        assert!(two_passes.0 == golden, "in two passes: not the golden day");
     }
 }
