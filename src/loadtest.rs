@@ -14,7 +14,7 @@
 //!    each contender's client CPU per alert (this process's, from `/proc/self/stat`, while it
 //!    runs alone in it) are reported. Where Klaxon joins as a static member (the shipped
 //!    setting), a second passthrough joining the same way runs beside the baseline each round,
-//!    and Klaxon's ratios to it are reported after the baseline's ([`Membership`]);
+//!    and Klaxon's ratios to it are reported after the baseline's (`Membership`);
 //! 3. **latency** — the realistic alert mix paced at half of Klaxon's median peak through each
 //!    contender in turn, every 50th alert a probe opening its own incident; probe → arrival time,
 //!    with the worst of each fifth of the feed (a stall shows there); Klaxon with keyed input

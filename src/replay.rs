@@ -13,6 +13,10 @@
 //! sends when it reads the same records as a backlog at a given instant (after downtime, or
 //! a feed of old alerts). It drives the engines the way the live processor does, with the clock
 //! standing at that instant, so missed repeats fold as they do live.
+//!
+//! Memory: a replay holds its input decoded while it sorts it (~2.3 × the input's size); a
+//! file larger than `--hold-max-mib` is replayed in two passes instead, holding 32 bytes per
+//! record ([`run_file_with_progress`]). `--as-of` holds its input.
 
 use crate::admission::{admit, Window};
 use crate::decode::{decode_with, DecodeError, Expect, Mappings};
@@ -96,11 +100,9 @@ pub fn run_with_progress<R: BufRead, W: Write>(
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
     // The whole input is read into one buffer and each record decoded once, its strings
-    // borrowed from the buffer, then sorted by time and applied. Decoding each record a second
-    // time after sorting instead held ~500 bytes less per alert (176 against 273 MB of RSS for
-    // 200,000 alerts of ~580 bytes, the text itself 116 MB) but took 1.4 × as long (median of
-    // 5: 0.62 against 0.43 s): replay is an offline tool whose input is in memory either way,
-    // and its speed is what a backtest of a rule change waits on (docs/benchmarks.md).
+    // borrowed from the buffer, then sorted by time and applied: the fastest way, for ~2.3 ×
+    // the input's size in memory. A large file is replayed in two passes instead
+    // ([`run_file_with_progress`]), holding 32 bytes per record (docs/benchmarks.md).
     let mut text = Vec::new();
     input.read_to_end(&mut text)?;
     let mut records = read_records(

@@ -44,7 +44,7 @@ pub struct EscalationPolicies {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// Shared with every report that follows the policy ([`crate::engine::Paging`]).
+    /// Shared with every report that follows the policy ([`crate::engine::escalation_policy::Paging`]).
     pub name: Arc<str>,
     /// Matches incidents at this level or above (any level when absent).
     pub level_at_least: Option<Level>,
