@@ -264,22 +264,38 @@ impl TwoPasses<'_> {
         // From where the file stands, as a replay held in memory would read it.
         let mut base = io::Seek::stream_position(&mut reader)?;
         let (mut buf, mut eof) = (Vec::new(), false);
-        loop {
+        'chunks: loop {
             // Fill the buffer to a chunk, and on until it holds a whole line.
             let mut want = self.chunk_bytes.max(1);
             let end = loop {
-                if !eof && buf.len() < want {
-                    let missing = (want - buf.len()) as u64;
-                    io::Read::take(&mut reader, missing).read_to_end(&mut buf)?;
-                    eof = buf.len() < want;
+                fill(&mut reader, &mut buf, want, &mut eof)?;
+                let last_newline = memchr::memrchr(b'\n', &buf);
+                if let Some(newline) = last_newline.filter(|_| !eof) {
+                    break newline;
+                }
+                // No newline: the buffer is the start of one line. Longer than any record may
+                // be, it is passed over rather than held, however long it is.
+                let too_long = self.max_bytes > 0 && buf.len() > self.max_bytes.saturating_add(1);
+                if last_newline.is_none() && too_long {
+                    let skipped = skip_line(&mut reader, &mut buf, &mut eof, self.chunk_bytes)?;
+                    position.lines += 1;
+                    if !skipped.blank {
+                        summary.rejected += 1;
+                        on_bad(&BadLine {
+                            line: position.lines,
+                            error: DecodeError::TooLarge {
+                                size: skipped.size,
+                                max: self.max_bytes,
+                            },
+                        });
+                    }
+                    base += skipped.consumed;
+                    continue 'chunks;
                 }
                 if eof {
                     break buf.len();
                 }
-                match memchr::memrchr(b'\n', &buf) {
-                    Some(newline) => break newline,
-                    None => want = want.saturating_mul(2),
-                }
+                want = want.saturating_mul(2);
             };
             // Up to the last newline (which is left out: it ends the chunk's last line).
             let chunk = buf.get(..end).unwrap_or_default();
@@ -305,6 +321,66 @@ impl TwoPasses<'_> {
             buf.drain(..=end);
             base += end as u64 + 1;
         }
+    }
+}
+
+/// Reads on from `reader` until `buf` holds `want` bytes or the file ends (`eof`).
+fn fill(reader: &mut &File, buf: &mut Vec<u8>, want: usize, eof: &mut bool) -> io::Result<()> {
+    if !*eof && buf.len() < want {
+        let missing = want - buf.len();
+        // Room for it all first: growing as it reads would hold two copies at a time.
+        buf.reserve_exact(missing);
+        io::Read::take(&mut *reader, missing as u64).read_to_end(buf)?;
+        *eof = buf.len() < want;
+    }
+    Ok(())
+}
+
+/// A line [`skip_line`] passed over.
+struct Skipped {
+    /// Its length as the decoder counts it (a CR before the newline left out).
+    size: usize,
+    /// Nothing but whitespace: skipped without a word, as a blank line is.
+    blank: bool,
+    /// Bytes read past, the newline included.
+    consumed: u64,
+}
+
+/// Reads past the line `buf` starts with, a chunk at a time and without holding it; `buf` is
+/// left with what follows the line's newline.
+fn skip_line(
+    reader: &mut &File,
+    buf: &mut Vec<u8>,
+    eof: &mut bool,
+    chunk_bytes: usize,
+) -> io::Result<Skipped> {
+    let (mut raw, mut blank, mut cr) = (0usize, true, false);
+    loop {
+        let newline = memchr::memchr(b'\n', buf);
+        let part = buf.get(..newline.unwrap_or(buf.len())).unwrap_or_default();
+        raw += part.len();
+        blank = blank && part.iter().all(u8::is_ascii_whitespace);
+        if let Some(&last) = part.last() {
+            cr = last == b'\r';
+        }
+        let size = raw - usize::from(cr);
+        if let Some(newline) = newline {
+            buf.drain(..=newline);
+            return Ok(Skipped {
+                size,
+                blank,
+                consumed: raw as u64 + 1,
+            });
+        }
+        buf.clear();
+        if *eof {
+            return Ok(Skipped {
+                size,
+                blank,
+                consumed: raw as u64,
+            });
+        }
+        fill(reader, buf, chunk_bytes.max(1), eof)?;
     }
 }
 
@@ -819,13 +895,23 @@ mod tests {
     type Outcome = (String, Summary, Vec<BadLine>);
 
     fn both_ways(text: &str, chunk_bytes: usize, until: Option<Timestamp>) -> (Outcome, Outcome) {
+        let max_bytes = shipped_config().settings.input.max_record_bytes;
+        both_ways_at_most(text, chunk_bytes, max_bytes, until)
+    }
+
+    /// [`both_ways`], records of at most `max_bytes`.
+    fn both_ways_at_most(
+        text: &str,
+        chunk_bytes: usize,
+        max_bytes: usize,
+        until: Option<Timestamp>,
+    ) -> (Outcome, Outcome) {
         let config = shipped_config();
         let path = std::env::temp_dir().join(format!(
-            "klaxon-replay-two-passes-{}-{chunk_bytes}.jsonl",
+            "klaxon-replay-two-passes-{}-{chunk_bytes}-{max_bytes}.jsonl",
             std::process::id()
         ));
         std::fs::write(&path, text).expect("a temporary file");
-        let max_bytes = config.settings.input.max_record_bytes;
         let run = |hold_max_bytes: u64| {
             let file = File::open(&path).expect("the temporary file");
             let (mut out, mut bad) = (Vec::new(), Vec::new());
@@ -889,5 +975,41 @@ mod tests {
         let golden = String::from_utf8_lossy(&golden);
         assert!(held.0 == golden, "held in memory: not the golden day");
         assert!(two_passes.0 == golden, "in two passes: not the golden day");
+    }
+
+    #[test]
+    fn a_line_longer_than_any_record_is_passed_over_in_two_passes_and_reported_as_when_held() {
+        let alert = |i: usize| crate::loadtest::alert_line(i, 3, "2026-11-24T10:00:00+08:00");
+        let long = format!("{{\"id\":\"{}\"}}", "x".repeat(5_000));
+        let blank = " ".repeat(5_000);
+        let text = format!(
+            "{}\n{long}\r\n{}\n{blank}\n{}\n{long}\n{}\n{long}",
+            alert(1),
+            alert(2),
+            alert(3),
+            alert(4)
+        );
+        // Chunks smaller than the long lines, and records of at most 1,000 bytes.
+        for chunk_bytes in [64, 700, 1_500] {
+            let (held, two_passes) = both_ways_at_most(&text, chunk_bytes, 1_000, None);
+            let bad: Vec<_> = held
+                .2
+                .iter()
+                .map(|b| (b.line, b.error.to_string()))
+                .collect();
+            let too_large = "record is 5009 bytes, larger than the maximum of 1000".to_string();
+            assert_eq!(
+                bad,
+                [
+                    (2, too_large.clone()),
+                    (6, too_large.clone()),
+                    (8, too_large)
+                ],
+                "the CR is not counted; the blank line is not reported"
+            );
+            assert_eq!(two_passes.2, held.2, "chunks of {chunk_bytes} bytes");
+            assert_eq!(two_passes.1, held.1, "chunks of {chunk_bytes} bytes");
+            assert!(two_passes.0 == held.0, "chunks of {chunk_bytes} bytes");
+        }
     }
 }
