@@ -76,7 +76,7 @@ enum Cmd {
         /// A file larger than this (MiB) is replayed in two passes: its records' times and
         /// places first, then each record read and decoded again in time order, holding 32 bytes
         /// per record instead of the whole input decoded (~2.3 times its size). Same output.
-        /// Standard input is always held.
+        /// Standard input is always held; `--as-of` reads a chunk at a time either way.
         #[arg(long, value_name = "MIB", default_value_t = klaxon::replay::HOLD_DECODED_MAX_BYTES >> 20)]
         hold_max_mib: u64,
     },

@@ -16,7 +16,8 @@
 //!
 //! Memory: a replay holds its input decoded while it sorts it (~2.3 × the input's size); a
 //! file larger than `--hold-max-mib` is replayed in two passes instead, holding 32 bytes per
-//! record ([`run_file_with_progress`]). `--as-of` holds its input.
+//! record ([`run_file_with_progress`]). `--as-of` reads in input order, so it reads a chunk at
+//! a time from a file or standard input alike.
 
 use crate::admission::{admit, Window};
 use crate::decode::{decode_with, DecodeError, Expect, Mappings};
@@ -262,43 +263,9 @@ impl TwoPasses<'_> {
         let mut position = Position::default();
         let mut reader = self.file;
         // From where the file stands, as a replay held in memory would read it.
-        let mut base = io::Seek::stream_position(&mut reader)?;
-        let (mut buf, mut eof) = (Vec::new(), false);
-        'chunks: loop {
-            // Fill the buffer to a chunk, and on until it holds a whole line.
-            let mut want = self.chunk_bytes.max(1);
-            let end = loop {
-                fill(&mut reader, &mut buf, want, &mut eof)?;
-                let last_newline = memchr::memrchr(b'\n', &buf);
-                if let Some(newline) = last_newline.filter(|_| !eof) {
-                    break newline;
-                }
-                // No newline: the buffer is the start of one line. Longer than any record may
-                // be, it is passed over rather than held, however long it is.
-                let too_long = self.max_bytes > 0 && buf.len() > self.max_bytes.saturating_add(1);
-                if last_newline.is_none() && too_long {
-                    let skipped = skip_line(&mut reader, &mut buf, &mut eof, self.chunk_bytes)?;
-                    position.lines += 1;
-                    if !skipped.blank {
-                        summary.rejected += 1;
-                        on_bad(&BadLine {
-                            line: position.lines,
-                            error: DecodeError::TooLarge {
-                                size: skipped.size,
-                                max: self.max_bytes,
-                            },
-                        });
-                    }
-                    base += skipped.consumed;
-                    continue 'chunks;
-                }
-                if eof {
-                    break buf.len();
-                }
-                want = want.saturating_mul(2);
-            };
-            // Up to the last newline (which is left out: it ends the chunk's last line).
-            let chunk = buf.get(..end).unwrap_or_default();
+        let base = io::Seek::stream_position(&mut reader)?;
+        let mut chunks = LineChunks::new(reader, base, self.chunk_bytes, self.max_bytes);
+        while let Some((at, chunk)) = chunks.next_chunk(&mut position, summary, on_bad)? {
             let records = read_records(
                 chunk,
                 decode_threads(chunk.len()),
@@ -312,25 +279,112 @@ impl TwoPasses<'_> {
             placed.extend(records.into_iter().map(|r| Placed {
                 time: r.time,
                 line: r.line,
-                at: base + r.at as u64,
+                at: at + r.at as u64,
                 len: r.len,
             }));
-            if eof {
-                return Ok(placed);
-            }
-            buf.drain(..=end);
-            base += end as u64 + 1;
         }
+        Ok(placed)
+    }
+}
+
+/// An input read a chunk of whole lines at a time (pass one of a large file, `--as-of`), so
+/// that memory does not grow with it. A line longer than any record may be is read past, a
+/// chunk at a time, rather than held, and reported as too large.
+struct LineChunks<R> {
+    reader: R,
+    buf: Vec<u8>,
+    eof: bool,
+    /// The last chunk has been handed out.
+    done: bool,
+    /// Bytes at the start of `buf` handed out as the last chunk, with its newline: dropped at
+    /// the next call.
+    handed: usize,
+    /// Where `buf` starts in the input.
+    base: u64,
+    chunk_bytes: usize,
+    max_bytes: usize,
+}
+
+impl<R: Read> LineChunks<R> {
+    fn new(reader: R, base: u64, chunk_bytes: usize, max_bytes: usize) -> Self {
+        LineChunks {
+            reader,
+            buf: Vec::new(),
+            eof: false,
+            done: false,
+            handed: 0,
+            base,
+            chunk_bytes: chunk_bytes.max(1),
+            max_bytes,
+        }
+    }
+
+    /// The next chunk — whole lines, the newline after the last one left out — and where it
+    /// starts in the input; `None` after the last. A line passed over counts in `position`
+    /// and is reported to `on_bad`.
+    fn next_chunk(
+        &mut self,
+        position: &mut Position,
+        summary: &mut Summary,
+        on_bad: &mut impl FnMut(&BadLine),
+    ) -> io::Result<Option<(u64, &[u8])>> {
+        let handed = std::mem::take(&mut self.handed).min(self.buf.len());
+        self.buf.drain(..handed);
+        self.base += handed as u64;
+        if self.done {
+            return Ok(None);
+        }
+        // Fill the buffer to a chunk, and on until it holds a whole line.
+        let mut want = self.chunk_bytes;
+        let end = loop {
+            fill(&mut self.reader, &mut self.buf, want, &mut self.eof)?;
+            let last_newline = memchr::memrchr(b'\n', &self.buf);
+            if let Some(newline) = last_newline.filter(|_| !self.eof) {
+                break newline;
+            }
+            // No newline: the buffer is the start of one line. Longer than any record may be,
+            // it is passed over rather than held, however long it is.
+            let too_long = self.max_bytes > 0 && self.buf.len() > self.max_bytes.saturating_add(1);
+            if last_newline.is_none() && too_long {
+                let skipped = skip_line(
+                    &mut self.reader,
+                    &mut self.buf,
+                    &mut self.eof,
+                    self.chunk_bytes,
+                )?;
+                position.lines += 1;
+                if !skipped.blank {
+                    summary.rejected += 1;
+                    on_bad(&BadLine {
+                        line: position.lines,
+                        error: DecodeError::TooLarge {
+                            size: skipped.size,
+                            max: self.max_bytes,
+                        },
+                    });
+                }
+                self.base += skipped.consumed;
+                want = self.chunk_bytes;
+                continue;
+            }
+            if self.eof {
+                self.done = true;
+                break self.buf.len();
+            }
+            want = want.saturating_mul(2);
+        };
+        self.handed = end + 1;
+        Ok(Some((self.base, self.buf.get(..end).unwrap_or_default())))
     }
 }
 
 /// Reads on from `reader` until `buf` holds `want` bytes or the file ends (`eof`).
-fn fill(reader: &mut &File, buf: &mut Vec<u8>, want: usize, eof: &mut bool) -> io::Result<()> {
+fn fill<R: Read>(reader: &mut R, buf: &mut Vec<u8>, want: usize, eof: &mut bool) -> io::Result<()> {
     if !*eof && buf.len() < want {
         let missing = want - buf.len();
-        // Room for it all first: growing as it reads would hold two copies at a time.
-        buf.reserve_exact(missing);
-        io::Read::take(&mut *reader, missing as u64).read_to_end(buf)?;
+        // Room for a chunk first: growing as it reads would hold two copies at a time.
+        buf.reserve_exact(missing.min(CHUNK_BYTES));
+        reader.by_ref().take(missing as u64).read_to_end(buf)?;
         *eof = buf.len() < want;
     }
     Ok(())
@@ -348,8 +402,8 @@ struct Skipped {
 
 /// Reads past the line `buf` starts with, a chunk at a time and without holding it; `buf` is
 /// left with what follows the line's newline.
-fn skip_line(
-    reader: &mut &File,
+fn skip_line<R: Read>(
+    reader: &mut R,
     buf: &mut Vec<u8>,
     eof: &mut bool,
     chunk_bytes: usize,
@@ -452,45 +506,104 @@ fn first_time(mut times: impl Iterator<Item = Timestamp>) -> Timestamp {
 /// fall, so compare the two as sets of lines.
 pub fn catch_up_as_of<R: BufRead, W: Write>(
     config: &Config,
-    mut input: R,
+    input: R,
     at: Timestamp,
+    out: &mut W,
+    on_bad: impl FnMut(&BadLine),
+) -> io::Result<Summary> {
+    catch_up_in_chunks(config, input, at, CHUNK_BYTES, out, on_bad)
+}
+
+/// [`catch_up_as_of`], reading `chunk_bytes` at a time.
+fn catch_up_in_chunks<R: Read, W: Write>(
+    config: &Config,
+    input: R,
+    at: Timestamp,
+    chunk_bytes: usize,
     out: &mut W,
     mut on_bad: impl FnMut(&BadLine),
 ) -> io::Result<Summary> {
     let s = &config.settings;
+    let window = s.event_window(at);
     let mut summary = Summary::default();
-    let mut text = Vec::new();
-    input.read_to_end(&mut text)?;
-    let mut records = read_records(
-        &text,
-        decode_threads(text.len()),
-        s.input.max_record_bytes,
-        &config.mappings,
-        &s.event_window(at),
-        &mut Position::default(),
-        &mut summary,
-        &mut on_bad,
-    );
-    settle_times(&mut records);
-    summary.records = records.len();
-    let partitions = s.state.partitions.max(1);
-    let mut engines: Vec<Engine> = (0..partitions)
-        .map(|_| Engine::from_config(config))
-        .collect();
-    for Held { time: t, input, .. } in records {
-        let token = input_route_token(&input, &config.registry, &s.correlation.group_by);
-        let p = partition_for(&routing_key(token), partitions);
-        let Some(engine) = usize::try_from(p).ok().and_then(|p| engines.get_mut(p)) else {
-            continue;
-        };
-        summary.events += fire_due(engine, t.before().min(at), out)?;
-        engine.handle(input);
-        summary.events += drain(engine, out)?;
+    let mut catch_up = CatchUp {
+        config,
+        at,
+        engines: (0..s.state.partitions.max(1))
+            .map(|_| Engine::from_config(config))
+            .collect(),
+    };
+    // In input order, so it is read a chunk at a time: memory does not grow with the input.
+    let max_bytes = s.input.max_record_bytes;
+    let mut chunks = LineChunks::new(input, 0, chunk_bytes, max_bytes);
+    let mut position = Position::default();
+    // Commands without a usable `at` before any record with a time take the first such
+    // record's time (see `read_records`), so they wait for it.
+    let mut waiting: Vec<Input<'static>> = Vec::new();
+    while let Some((_, chunk)) = chunks.next_chunk(&mut position, &mut summary, &mut on_bad)? {
+        let records = read_records(
+            chunk,
+            decode_threads(chunk.len()),
+            max_bytes,
+            &config.mappings,
+            &window,
+            &mut position,
+            &mut summary,
+            &mut on_bad,
+        );
+        for r in records {
+            summary.records += 1;
+            if r.time == Timestamp::MIN {
+                waiting.push(r.input.into_owned());
+                continue;
+            }
+            for command in waiting.drain(..) {
+                summary.events += catch_up.apply(r.time, command, out)?;
+            }
+            summary.events += catch_up.apply(r.time, r.input, out)?;
+        }
     }
-    for engine in &mut engines {
+    for command in waiting {
+        summary.events += catch_up.apply(Window::REPLAY.earliest, command, out)?;
+    }
+    for engine in &mut catch_up.engines {
         summary.events += fire_due(engine, at, out)?;
     }
     Ok(summary)
+}
+
+/// The engines of a `--as-of` replay, one per state partition.
+struct CatchUp<'c> {
+    config: &'c Config,
+    at: Timestamp,
+    engines: Vec<Engine>,
+}
+
+impl CatchUp<'_> {
+    /// Applies one record at `time` on its incident's partition, as the router routes it,
+    /// after the timers of that partition due just before it (never past `at`); returns how
+    /// many events were written.
+    fn apply<W: Write>(
+        &mut self,
+        time: Timestamp,
+        mut input: Input<'_>,
+        out: &mut W,
+    ) -> io::Result<usize> {
+        stamp_received_at(&mut input, time);
+        let s = &self.config.settings;
+        let token = input_route_token(&input, &self.config.registry, &s.correlation.group_by);
+        let p = partition_for(&routing_key(token), s.state.partitions.max(1));
+        let Some(engine) = usize::try_from(p)
+            .ok()
+            .and_then(|p| self.engines.get_mut(p))
+        else {
+            return Ok(0);
+        };
+        let mut n = fire_due(engine, time.before().min(self.at), out)?;
+        engine.handle(input);
+        n += drain(engine, out)?;
+        Ok(n)
+    }
 }
 
 /// Every timer due by `now` fired at `now`, in bounded steps, as the live processor fires
@@ -1010,6 +1123,44 @@ mod tests {
             assert_eq!(two_passes.2, held.2, "chunks of {chunk_bytes} bytes");
             assert_eq!(two_passes.1, held.1, "chunks of {chunk_bytes} bytes");
             assert!(two_passes.0 == held.0, "chunks of {chunk_bytes} bytes");
+        }
+    }
+
+    #[test]
+    fn a_catch_up_reads_its_input_a_chunk_at_a_time_with_the_same_result() {
+        let config = shipped_config();
+        // Commands without a usable `at` first (they wait for the first record with a time),
+        // a line longer than any record, and the mixed lines.
+        let command = r#"{"command":"ack","incident_id":"INC-1","at":"later","by":"bob"}"#;
+        let long = format!("{{\"id\":\"{}\"}}", "x".repeat(70_000));
+        let text = format!("{command}\n{command}\n{long}\n{}", mixed_input());
+        let at = Timestamp::parse_rfc3339("2026-11-20T00:00:00+08:00").expect("a time");
+        let catch_up = |chunk_bytes| {
+            let (mut out, mut bad) = (Vec::new(), Vec::new());
+            let summary = catch_up_in_chunks(
+                &config,
+                text.as_bytes(),
+                at,
+                chunk_bytes,
+                &mut out,
+                |b: &BadLine| bad.push(b.clone()),
+            )
+            .expect("a catch-up into memory");
+            (String::from_utf8_lossy(&out).into_owned(), summary, bad)
+        };
+        let whole = catch_up(1 << 24);
+        assert_eq!(whole.1.records, 182);
+        assert_eq!(whole.2.first().map(|b| b.line), Some(3), "the long line");
+        assert!(
+            whole.0.contains(r#""received_at":"2026-11-10"#),
+            "{}",
+            whole.0
+        );
+        for chunk_bytes in [1, 100, 700, 4096] {
+            let chunked = catch_up(chunk_bytes);
+            assert_eq!(chunked.1, whole.1, "chunks of {chunk_bytes} bytes");
+            assert_eq!(chunked.2, whole.2, "chunks of {chunk_bytes} bytes");
+            assert!(chunked.0 == whole.0, "chunks of {chunk_bytes} bytes");
         }
     }
 }
