@@ -463,29 +463,25 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             };
-            let max_bytes = config.settings.input.max_record_bytes;
+            let reading = klaxon::replay::Reading {
+                max_bytes: config.settings.input.max_record_bytes,
+                mappings: &config.mappings,
+                until,
+            };
+            let (engine, out) = (&mut engine, &mut out);
             let summary = if file == "-" {
-                klaxon::replay::run_with_progress(
-                    &mut engine,
-                    read_input(&file)?,
-                    max_bytes,
-                    &config.mappings,
-                    until,
-                    &mut out,
-                    on_bad,
-                    on_progress,
-                )
+                let input = read_input(&file)?;
+                klaxon::replay::run_with_progress(engine, input, reading, out, on_bad, on_progress)
             } else {
                 let f =
                     std::fs::File::open(&file).with_context(|| format!("cannot read {file}"))?;
+                let hold_max_bytes = hold_max_mib.saturating_mul(1 << 20);
                 klaxon::replay::run_file_with_progress(
-                    &mut engine,
+                    engine,
                     &f,
-                    hold_max_mib.saturating_mul(1 << 20),
-                    max_bytes,
-                    &config.mappings,
-                    until,
-                    &mut out,
+                    hold_max_bytes,
+                    reading,
+                    out,
                     on_bad,
                     on_progress,
                 )

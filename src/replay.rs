@@ -75,26 +75,30 @@ pub fn run_with<R: BufRead, W: Write>(
     out: &mut W,
     on_bad: impl FnMut(&BadLine),
 ) -> io::Result<Summary> {
-    run_with_progress(
-        engine,
-        input,
+    let reading = Reading {
         max_bytes,
         mappings,
         until,
-        out,
-        on_bad,
-        &mut |_, _| {},
-    )
+    };
+    run_with_progress(engine, input, reading, out, on_bad, &mut |_, _| {})
+}
+
+/// How a replay reads its records and where its clock ends.
+#[derive(Clone, Copy)]
+pub struct Reading<'m> {
+    /// The largest record accepted (`input.max_record_bytes`; 0: no limit).
+    pub max_bytes: usize,
+    /// The input formats (`Config::mappings`).
+    pub mappings: &'m Mappings,
+    /// After the input, the clock advances to this instant, so timers up to it fire.
+    pub until: Option<Timestamp>,
 }
 
 /// [`run_with`], reporting (records read, records to process) as it goes, for a progress bar.
-#[allow(clippy::too_many_arguments)]
 pub fn run_with_progress<R: BufRead, W: Write>(
     engine: &mut Engine,
     mut input: R,
-    max_bytes: usize,
-    mappings: &Mappings,
-    until: Option<Timestamp>,
+    reading: Reading<'_>,
     out: &mut W,
     mut on_bad: impl FnMut(&BadLine),
     on_progress: &mut dyn FnMut(usize, usize),
@@ -109,8 +113,8 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     let mut records = read_records(
         &text,
         decode_threads(text.len()),
-        max_bytes,
-        mappings,
+        reading.max_bytes,
+        reading.mappings,
         &Window::REPLAY,
         &mut Position::default(),
         &mut summary,
@@ -126,7 +130,7 @@ pub fn run_with_progress<R: BufRead, W: Write>(
         }
         summary.events += apply(engine, r.time, r.input, out)?;
     }
-    if let Some(u) = until {
+    if let Some(u) = reading.until {
         summary.events += advance(engine, u, out)?;
     }
     on_progress(total, total);
@@ -145,14 +149,11 @@ pub const HOLD_DECODED_MAX_BYTES: u64 = 1 << 30;
 /// core, and keeps each record's time and place; pass two sorts those and reads each record
 /// again where it lies, decodes it again and applies it. The output is byte-identical either
 /// way; two passes take longer (each record is decoded twice, the second time on one thread).
-#[allow(clippy::too_many_arguments)]
 pub fn run_file_with_progress<W: Write>(
     engine: &mut Engine,
     file: &File,
     hold_max_bytes: u64,
-    max_bytes: usize,
-    mappings: &Mappings,
-    until: Option<Timestamp>,
+    reading: Reading<'_>,
     out: &mut W,
     on_bad: impl FnMut(&BadLine),
     on_progress: &mut dyn FnMut(usize, usize),
@@ -160,24 +161,14 @@ pub fn run_file_with_progress<W: Write>(
     let meta = file.metadata()?;
     if !meta.is_file() || meta.len() <= hold_max_bytes {
         let input = io::BufReader::new(file);
-        return run_with_progress(
-            engine,
-            input,
-            max_bytes,
-            mappings,
-            until,
-            out,
-            on_bad,
-            on_progress,
-        );
+        return run_with_progress(engine, input, reading, out, on_bad, on_progress);
     }
     let passes = TwoPasses {
         file,
         chunk_bytes: CHUNK_BYTES,
-        max_bytes,
-        mappings,
+        reading,
     };
-    passes.run(engine, until, out, on_bad, on_progress)
+    passes.run(engine, out, on_bad, on_progress)
 }
 
 /// How much of a large file pass one decodes at a time (a line longer than this is read whole).
@@ -195,15 +186,13 @@ struct Placed {
 struct TwoPasses<'a> {
     file: &'a File,
     chunk_bytes: usize,
-    max_bytes: usize,
-    mappings: &'a Mappings,
+    reading: Reading<'a>,
 }
 
 impl TwoPasses<'_> {
     fn run<W: Write>(
         &self,
         engine: &mut Engine,
-        until: Option<Timestamp>,
         out: &mut W,
         mut on_bad: impl FnMut(&BadLine),
         on_progress: &mut dyn FnMut(usize, usize),
@@ -230,7 +219,12 @@ impl TwoPasses<'_> {
                 )
             })?;
             let text = line.strip_suffix(b"\r").unwrap_or(&line);
-            match decode_with(text, Expect::Either, self.max_bytes, self.mappings) {
+            let Reading {
+                max_bytes,
+                mappings,
+                ..
+            } = self.reading;
+            match decode_with(text, Expect::Either, max_bytes, mappings) {
                 Ok(mut input) => {
                     stamp_received_at(&mut input, p.time);
                     summary.events += apply(engine, p.time, input, out)?;
@@ -246,7 +240,7 @@ impl TwoPasses<'_> {
                 }
             }
         }
-        if let Some(u) = until {
+        if let Some(u) = self.reading.until {
             summary.events += advance(engine, u, out)?;
         }
         on_progress(total, total);
@@ -264,13 +258,13 @@ impl TwoPasses<'_> {
         let mut reader = self.file;
         // From where the file stands, as a replay held in memory would read it.
         let base = io::Seek::stream_position(&mut reader)?;
-        let mut chunks = LineChunks::new(reader, base, self.chunk_bytes, self.max_bytes);
+        let mut chunks = LineChunks::new(reader, base, self.chunk_bytes, self.reading.max_bytes);
         while let Some((at, chunk)) = chunks.next_chunk(&mut position, summary, on_bad)? {
             let records = read_records(
                 chunk,
                 decode_threads(chunk.len()),
-                self.max_bytes,
-                self.mappings,
+                self.reading.max_bytes,
+                self.reading.mappings,
                 &Window::REPLAY,
                 &mut position,
                 summary,
@@ -1029,23 +1023,25 @@ mod tests {
             let file = File::open(&path).expect("the temporary file");
             let (mut out, mut bad) = (Vec::new(), Vec::new());
             let mut engine = Engine::from_config(&config);
+            let reading = Reading {
+                max_bytes,
+                mappings: &config.mappings,
+                until,
+            };
             let passes = TwoPasses {
                 file: &file,
                 chunk_bytes,
-                max_bytes,
-                mappings: &config.mappings,
+                reading,
             };
             let on_bad = |b: &BadLine| bad.push(b.clone());
             let summary = if hold_max_bytes == 0 {
-                passes.run(&mut engine, until, &mut out, on_bad, &mut |_, _| {})
+                passes.run(&mut engine, &mut out, on_bad, &mut |_, _| {})
             } else {
                 run_file_with_progress(
                     &mut engine,
                     &file,
                     hold_max_bytes,
-                    max_bytes,
-                    &config.mappings,
-                    until,
+                    reading,
                     &mut out,
                     on_bad,
                     &mut |_, _| {},
