@@ -132,7 +132,7 @@ fn pieces(text: &[u8], n: usize) -> Vec<&[u8]> {
     let mut rest = text;
     for left in (2..=n).rev() {
         let target = rest.len() / left;
-        match rest[target..].iter().position(|b| *b == b'\n') {
+        match memchr::memchr(b'\n', &rest[target..]) {
             Some(at) => {
                 pieces.push(&rest[..target + at]);
                 rest = &rest[target + at + 1..];
