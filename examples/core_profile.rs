@@ -110,38 +110,13 @@ fn restore_all(config: &klaxon::settings::Config, records: &[Vec<u8>]) -> usize 
     n
 }
 
-/// How many lines of `text` serde_json parses into the typed `Alert`. The lines are found with
-/// memchr, as `klaxon replay` finds them, so that the baseline is not slowed by a slower split.
+/// How many lines of `text` serde_json parses into the typed `Alert`. The lines are found as
+/// `klaxon replay` finds them (with memchr), so that the baseline is not slowed by a slower split.
 fn typed_parse(text: &[u8]) -> usize {
-    let mut start = 0;
-    let mut parsed = 0;
-    for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
-        let line = text.get(start..end).unwrap_or_default();
-        start = end + 1;
-        if !line.is_empty() {
-            parsed += serde_json::from_slice::<klaxon::model::Alert>(line).is_ok() as usize;
-        }
-    }
-    parsed
-}
-
-/// `text` cut into `n` pieces at newlines (the newline dropped), as `klaxon replay` cuts its
-/// input to decode it on every core.
-fn pieces(text: &[u8], n: usize) -> Vec<&[u8]> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    for left in (2..=n).rev() {
-        let target = rest.len() / left;
-        match memchr::memchr(b'\n', &rest[target..]) {
-            Some(at) => {
-                pieces.push(&rest[..target + at]);
-                rest = &rest[target + at + 1..];
-            }
-            None => break,
-        }
-    }
-    pieces.push(rest);
-    pieces
+    klaxon::replay::split_lines(text)
+        .filter(|line| !line.is_empty())
+        .filter(|line| serde_json::from_slice::<klaxon::model::Alert>(line).is_ok())
+        .count()
 }
 
 /// `klaxon replay` (decode, check, sort by time, correlate, grade, fire timers, write every
@@ -184,9 +159,9 @@ fn replay_against_typed_parse(config: &klaxon::settings::Config) -> usize {
         // since replay decodes that way: the stricter baseline.
         let started = std::time::Instant::now();
         let parsed_on_all: usize = std::thread::scope(|scope| {
-            let handles: Vec<_> = pieces(&text, cores)
+            let handles: Vec<_> = klaxon::replay::line_pieces(&text, cores)
                 .into_iter()
-                .map(|piece| scope.spawn(move || typed_parse(piece)))
+                .map(|(_, piece)| scope.spawn(move || typed_parse(piece)))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
         });
