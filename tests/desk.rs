@@ -447,17 +447,27 @@ async fn unsigned_forged_and_out_of_scope_commands_change_nothing() {
         types(r).iter().any(|t| t == "report.due")
     })
     .await;
+    // Keyed by the incident, as the desk and `klaxon ctl` write them: one partition, so the
+    // refusals come back in the order the commands were written.
+    const INCIDENT: &str = "@sign-1";
     let cmd = |by: &str, at_s: i64| {
-        json!({"command": "report_filed", "incident_id": "@sign-1", "at": at(at_s), "by": by, "channel": "12387"}).to_string()
+        json!({"command": "report_filed", "incident_id": INCIDENT, "at": at(at_s), "by": by, "channel": "12387"}).to_string()
     };
     // Unsigned.
-    produce_with_signature(&p, &t.commands, None, cmd("alice", 0).as_bytes(), None).await;
+    produce_with_signature(
+        &p,
+        &t.commands,
+        Some(INCIDENT),
+        cmd("alice", 0).as_bytes(),
+        None,
+    )
+    .await;
     // Forged: a good signature over other bytes.
     let good = signer("test").sign(cmd("alice", 1).as_bytes());
     produce_with_signature(
         &p,
         &t.commands,
-        None,
+        Some(INCIDENT),
         cmd("mallory", 1).as_bytes(),
         Some(&good),
     )
@@ -465,7 +475,14 @@ async fn unsigned_forged_and_out_of_scope_commands_change_nothing() {
     // Out of scope: the narrow key may sign only for alice.
     let bob = cmd("bob", 2);
     let narrow = signer("narrow").sign(bob.as_bytes());
-    produce_with_signature(&p, &t.commands, None, bob.as_bytes(), Some(&narrow)).await;
+    produce_with_signature(
+        &p,
+        &t.commands,
+        Some(INCIDENT),
+        bob.as_bytes(),
+        Some(&narrow),
+    )
+    .await;
     let got = read_until(&c, Duration::from_secs(30), |r| {
         types(r).iter().filter(|t| *t == "command.rejected").count() >= 3
     })
@@ -500,7 +517,7 @@ async fn unsigned_forged_and_out_of_scope_commands_change_nothing() {
     // Signed by alice's own key, an hour late: applied, and marked backdated.
     let late = cmd("alice", -3600);
     let sig = signer("narrow").sign(late.as_bytes());
-    produce_with_signature(&p, &t.commands, None, late.as_bytes(), Some(&sig)).await;
+    produce_with_signature(&p, &t.commands, Some(INCIDENT), late.as_bytes(), Some(&sig)).await;
     let got = read_until(&c, Duration::from_secs(30), |r| {
         types(r).iter().any(|t| t == "report.filed")
     })
