@@ -63,6 +63,8 @@ pub struct LoadOptions {
     /// Length of the latency phase, and its rate (default: half of Klaxon's median peak).
     pub latency_seconds: f64,
     pub latency_rate: Option<f64>,
+    /// Every this many alerts of the latency feed is a probe (at least 1).
+    pub probe_every: usize,
     /// Throughput rounds: each feeds a fresh backlog to the passthrough, then to Klaxon, so
     /// the ratio is taken that many times on the same (shared, noisy) machine.
     pub rounds: usize,
@@ -801,6 +803,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         rate,
         seconds: opts.latency_seconds,
         keys: opts.keys,
+        probe_every: opts.probe_every.max(1),
         first_id: rounds * opts.alerts,
         show: opts.progress,
         keyed: None,

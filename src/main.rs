@@ -112,6 +112,11 @@ enum Cmd {
         /// Alerts per second in the latency phases (default: half of Klaxon's median peak).
         #[arg(long)]
         latency_rate: Option<f64>,
+        /// Every this many alerts of a latency phase is a probe (opening an incident of its own)
+        /// whose latency is measured. A p99 needs a few hundred probes to be more than their
+        /// maximum: at low rates lower this or lengthen --latency-seconds.
+        #[arg(long, default_value = "50", value_parser = clap::value_parser!(u32).range(1..))]
+        probe_every: u32,
         /// Throughput rounds, alternating passthrough and Klaxon on fresh backlogs; the ratio's
         /// min/median/max over them is reported (a shared machine swings between runs).
         #[arg(long, default_value = "3")]
@@ -283,6 +288,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             keys,
             latency_seconds,
             latency_rate,
+            probe_every,
             rounds,
             throughput_only,
             scale_incidents,
@@ -321,6 +327,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 keys,
                 latency_seconds,
                 latency_rate,
+                probe_every: probe_every as usize,
                 rounds,
                 throughput_only,
                 restore_incidents,

@@ -4,9 +4,6 @@
 
 use super::*;
 
-/// Every this many alerts of the latency feed is a probe that opens an incident of its own.
-pub(super) const PROBE_EVERY: usize = 50;
-
 /// How long the harness's own probe consumers wait in a fetch. tansu answers a fetch only when
 /// `fetch.wait.max.ms` runs out, even if records arrive sooner (real Kafka answers at once), so
 /// on tansu the wait sets a floor under every hop, and the instrument's is kept short. Not
@@ -24,13 +21,15 @@ pub(super) const PROBE_FETCH_WAIT_MS: &str = "5";
 
 /// The latency phase's feed, the same for both contenders: the realistic alert mix at `rate`
 /// alerts/s for `seconds` (numbered from `first_id`, so none repeats an earlier phase's ids),
-/// with every [`PROBE_EVERY`]th alert a probe opening an incident of its own.
+/// with every `probe_every`th alert a probe opening an incident of its own.
 #[derive(Clone)]
 pub(super) struct PacedFeed {
     pub(super) brokers: String,
     pub(super) rate: f64,
     pub(super) seconds: f64,
     pub(super) keys: usize,
+    /// Every this many alerts is a probe (`--probe-every`, at least 1).
+    pub(super) probe_every: usize,
     pub(super) first_id: usize,
     pub(super) show: bool,
     /// Written keyed for `kafka.input_keyed` (key and partition as `klaxon route-key` gives).
@@ -72,17 +71,18 @@ impl PacedFeed {
         })
         .await
         .map_err(|e| e.to_string())??;
-        let expected = ((self.rate * self.seconds) as usize).div_ceil(PROBE_EVERY);
+        let expected = ((self.rate * self.seconds) as usize).div_ceil(self.probe_every);
         let mut ms: Vec<f64> = probes.iter().map(|p| p.total_ms).collect();
         let fifths = worst_per_fifth(&ms);
         ms.sort_by(f64::total_cmp);
         let p99_ms = percentile(&ms, 0.99);
         let line = format!(
-            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {p99_ms:.1} ms, max {:.1} ms (the worst of each fifth of the feed: {fifths} ms)\n{}",
+            "latency {who}: {:.0} alerts/s for {:.0} s, probes {}/{expected}: p50 {:.1} ms, p99 {p99_ms:.1} ms{}, max {:.1} ms (the worst of each fifth of the feed: {fifths} ms)\n{}",
             self.rate,
             self.seconds,
             ms.len(),
             percentile(&ms, 0.5),
+            p99_rank(ms.len()),
             ms.last().copied().unwrap_or(f64::NAN),
             legs_line(who, &probes),
         );
@@ -113,7 +113,8 @@ impl PacedFeed {
         output: &str,
         group: &str,
     ) -> Result<Vec<ProbeTimes>, String> {
-        let (rate, keys, first_id) = (self.rate, self.keys, self.first_id);
+        let (rate, keys, first_id, probe_every) =
+            (self.rate, self.keys, self.first_id, self.probe_every);
         let c: StreamConsumer = consumer(&self.brokers, group, "earliest", PROBE_FETCH_WAIT_MS)
             .create()
             .map_err(|e| e.to_string())?;
@@ -127,7 +128,7 @@ impl PacedFeed {
             .create()
             .map_err(|e| e.to_string())?;
         let total = (rate * self.seconds) as usize;
-        let probes = total.div_ceil(PROBE_EVERY);
+        let probes = total.div_ceil(self.probe_every);
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let receiver = tokio::spawn(async move {
             let mut arrived: Vec<(usize, Instant, i64, Option<i64>)> = Vec::with_capacity(probes);
@@ -165,8 +166,8 @@ impl PacedFeed {
                 ts = (Instant::now(), now_rfc3339(0));
             }
             while i < due {
-                let line = if i % PROBE_EVERY == 0 {
-                    let k = i / PROBE_EVERY;
+                let line = if i % probe_every == 0 {
+                    let k = i / probe_every;
                     format!(
                         r#"{{"id":"probe-{k}","timestamp":"{}","incident_key":"probe-{first_id}-{k}","operator":"hz-ecom","title":"latency probe"}}"#,
                         ts.1
@@ -179,7 +180,7 @@ impl PacedFeed {
                 let key = match &self.keyed {
                     None => None,
                     Some(c) => {
-                        let slot = (i % PROBE_EVERY != 0).then_some((first_id + i) % keys.max(1));
+                        let slot = (i % probe_every != 0).then_some((first_id + i) % keys.max(1));
                         match slot.and_then(|k| key_cache.get(&k)) {
                             Some(hit) => Some(*hit),
                             None => {
@@ -200,8 +201,8 @@ impl PacedFeed {
                     }
                     match p.send_result(record) {
                         Ok(delivery) => {
-                            if i % PROBE_EVERY == 0 {
-                                let (k, acked) = (i / PROBE_EVERY, acked.clone());
+                            if i % probe_every == 0 {
+                                let (k, acked) = (i / probe_every, acked.clone());
                                 tokio::spawn(async move {
                                     if let Ok(Ok(_)) = delivery.await {
                                         let at = wall_ms();
@@ -218,8 +219,8 @@ impl PacedFeed {
                         Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
                     }
                 }
-                if i % PROBE_EVERY == 0 {
-                    sent[i / PROBE_EVERY] = Some((Instant::now(), wall_ms()));
+                if i % probe_every == 0 {
+                    sent[i / probe_every] = Some((Instant::now(), wall_ms()));
                 }
                 i += 1;
             }
@@ -344,6 +345,21 @@ pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// How many of `n` probes were slower than their p99 ([`percentile`]'s rank), for the report
+/// line: of 50 probes or fewer the p99 is their maximum, one outlier decides it, and a ratio of
+/// two such p99s compares two single samples.
+pub(super) fn p99_rank(n: usize) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    let slower = n - 1 - ((n - 1) as f64 * 0.99).round() as usize;
+    if slower == 0 {
+        format!(" (the slowest of {n} probes: lower --probe-every or lengthen --latency-seconds for a p99)")
+    } else {
+        format!(" ({slower} of {n} slower)")
+    }
 }
 
 /// A histogram's cumulative bucket counts `(upper bound in seconds, count)`, its sample count

@@ -1,5 +1,6 @@
 use super::{
-    cpu_model, legs_line, own_share, spread, worst_per_fifth, HistogramSnapshot, ProbeTimes,
+    cpu_model, legs_line, own_share, p99_rank, percentile, spread, worst_per_fifth,
+    HistogramSnapshot, ProbeTimes,
 };
 
 #[test]
@@ -46,6 +47,18 @@ fn a_stall_in_the_feed_shows_in_the_worst_of_its_fifths() {
     assert_eq!(worst_per_fifth(&probes), "10 / 10 / 900 / 10 / 10");
     assert_eq!(worst_per_fifth(&[7.0, 3.0]), "7 / 3");
     assert_eq!(worst_per_fifth(&[]), "");
+}
+
+#[test]
+fn a_p99_of_too_few_probes_is_reported_as_their_maximum() {
+    // The 500 alerts/s phase of 5 s that decided the keyed ratio had 50 probes: its "p99" was
+    // the slowest of them.
+    let fifty: Vec<f64> = (1..=50).map(f64::from).collect();
+    assert_eq!(percentile(&fifty, 0.99), 50.0);
+    assert!(p99_rank(50).contains("the slowest of 50 probes"));
+    assert_eq!(p99_rank(100), " (1 of 100 slower)");
+    assert_eq!(p99_rank(3000), " (30 of 3000 slower)");
+    assert_eq!(p99_rank(0), "");
 }
 
 #[test]
