@@ -451,24 +451,53 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let mut engine = Engine::from_config(&config);
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
-            // A progress bar on a terminal; nothing when stderr is piped.
+            // A progress bar on a terminal; nothing when stderr is piped. A file replayed in two
+            // passes shows its first pass in bytes, then the records applied.
             let bar = if std::io::IsTerminal::is_terminal(&io::stderr()) {
-                let b = indicatif::ProgressBar::new(0);
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "replay [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
-                ) {
-                    b.set_style(style.progress_chars("=> "));
-                }
-                b
+                indicatif::ProgressBar::new(0)
             } else {
                 indicatif::ProgressBar::hidden()
             };
+            let style = |template: &str| {
+                indicatif::ProgressStyle::with_template(template)
+                    .map(|s| s.progress_chars("=> "))
+                    .ok()
+            };
+            let reading_style =
+                style("replay, pass one [{bar:40}] {bytes}/{total_bytes} read ({bytes_per_sec}, eta {eta})");
+            let applying_style =
+                style("replay [{bar:40}] {human_pos}/{human_len} records (eta {eta})");
+            if let Some(s) = &applying_style {
+                bar.set_style(s.clone());
+            }
             let on_bad = |bad: &klaxon::replay::BadLine| {
                 bar.suspend(|| eprintln!("{}", skipped(&file, bad)));
             };
-            let on_progress = &mut |done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
+            let mut phase = None;
+            let on_progress = &mut |p: klaxon::replay::Progress| {
+                use klaxon::replay::Progress::{Applying, Reading};
+                let (style, done, of) = match p {
+                    Reading { bytes, of } => (&reading_style, bytes, of),
+                    Applying { records, of } => (&applying_style, records as u64, of as u64),
+                };
+                let now = std::mem::discriminant(&p);
+                if phase != Some(now) {
+                    phase = Some(now);
+                    // Drawn only once style, length and position all belong to the new phase.
+                    let visible = !bar.is_hidden();
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                    bar.reset();
+                    if let Some(s) = style {
+                        bar.set_style(s.clone());
+                    }
+                    bar.set_length(of);
+                    bar.set_position(done);
+                    if visible {
+                        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    }
+                }
+                bar.set_length(of);
+                bar.set_position(done);
             };
             let reading = klaxon::replay::Reading {
                 max_bytes: config.settings.input.max_record_bytes,

@@ -85,7 +85,16 @@ pub fn run_with<R: BufRead, W: Write>(
         mappings,
         until,
     };
-    run_with_progress(engine, input, reading, out, on_bad, &mut |_, _| {})
+    run_with_progress(engine, input, reading, out, on_bad, &mut |_| {})
+}
+
+/// How far a replay has come, for a progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Pass one of a replay in two passes: bytes of the file read and decoded so far, of all.
+    Reading { bytes: u64, of: u64 },
+    /// Records applied to the engine so far, of all, in time order.
+    Applying { records: usize, of: usize },
 }
 
 /// How a replay reads its records and where its clock ends.
@@ -99,14 +108,14 @@ pub struct Reading<'m> {
     pub until: Option<Timestamp>,
 }
 
-/// [`run_with`], reporting (records read, records to process) as it goes, for a progress bar.
+/// [`run_with`], reporting its [`Progress`] as it goes.
 pub fn run_with_progress<R: BufRead, W: Write>(
     engine: &mut Engine,
     mut input: R,
     reading: Reading<'_>,
     out: &mut W,
     mut on_bad: impl FnMut(&BadLine),
-    on_progress: &mut dyn FnMut(usize, usize),
+    on_progress: &mut dyn FnMut(Progress),
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
     // The whole input is read into one buffer and each record decoded once, its strings
@@ -131,14 +140,20 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     let total = records.len();
     for (done, r) in records.into_iter().enumerate() {
         if done % 8192 == 0 {
-            on_progress(done, total);
+            on_progress(Progress::Applying {
+                records: done,
+                of: total,
+            });
         }
         summary.events += apply(engine, r.time, r.input, out)?;
     }
     if let Some(u) = reading.until {
         summary.events += advance(engine, u, out)?;
     }
-    on_progress(total, total);
+    on_progress(Progress::Applying {
+        records: total,
+        of: total,
+    });
     Ok(summary)
 }
 
@@ -161,7 +176,7 @@ pub fn run_file_with_progress<W: Write>(
     reading: Reading<'_>,
     out: &mut W,
     on_bad: impl FnMut(&BadLine),
-    on_progress: &mut dyn FnMut(usize, usize),
+    on_progress: &mut dyn FnMut(Progress),
 ) -> io::Result<Summary> {
     let meta = file.metadata()?;
     if !meta.is_file() || meta.len() <= hold_max_bytes {
@@ -197,10 +212,10 @@ impl TwoPasses<'_> {
         engine: &mut Engine,
         out: &mut W,
         mut on_bad: impl FnMut(&BadLine),
-        on_progress: &mut dyn FnMut(usize, usize),
+        on_progress: &mut dyn FnMut(Progress),
     ) -> io::Result<Summary> {
         let mut summary = Summary::default();
-        let mut placed = self.place_records(&mut summary, &mut on_bad)?;
+        let mut placed = self.place_records(&mut summary, &mut on_bad, on_progress)?;
         let first = first_time(placed.iter().map(|p| p.time));
         for p in placed.iter_mut().filter(|p| p.time == Timestamp::MIN) {
             p.time = first;
@@ -216,7 +231,10 @@ impl TwoPasses<'_> {
         let mut line = Vec::new();
         for (done, p) in placed.iter().enumerate() {
             if done % 8192 == 0 {
-                on_progress(done, total);
+                on_progress(Progress::Applying {
+                    records: done,
+                    of: total,
+                });
             }
             line.resize(p.len, 0);
             read_exact_at(self.file, &mut line, p.at).map_err(|e| {
@@ -245,7 +263,10 @@ impl TwoPasses<'_> {
         if let Some(u) = until {
             summary.events += advance(engine, u, out)?;
         }
-        on_progress(total, total);
+        on_progress(Progress::Applying {
+            records: total,
+            of: total,
+        });
         Ok(summary)
     }
 
@@ -254,12 +275,15 @@ impl TwoPasses<'_> {
         &self,
         summary: &mut Summary,
         on_bad: &mut impl FnMut(&BadLine),
+        on_progress: &mut dyn FnMut(Progress),
     ) -> io::Result<Vec<Placed>> {
         let mut placed = Vec::new();
         let mut position = Position::default();
         let mut reader = self.file;
         // From where the file stands, as a replay held in memory would read it.
         let base = io::Seek::stream_position(&mut reader)?;
+        let of = self.file.metadata()?.len().saturating_sub(base);
+        on_progress(Progress::Reading { bytes: 0, of });
         let mut chunks = LineChunks::new(reader, base, self.chunk_bytes, self.reading.max_bytes);
         while let Some((at, chunk)) = chunks.next_chunk(&mut position, summary, on_bad)? {
             let records = read_records(
@@ -278,7 +302,11 @@ impl TwoPasses<'_> {
                 at: at + r.at as u64,
                 len: r.len,
             }));
+            let bytes = (at + chunk.len() as u64).saturating_sub(base).min(of);
+            on_progress(Progress::Reading { bytes, of });
         }
+        // Past a last line longer than any record too, read outside the chunks.
+        on_progress(Progress::Reading { bytes: of, of });
         Ok(placed)
     }
 }
@@ -541,7 +569,12 @@ mod tests {
             };
             let on_bad = |b: &BadLine| bad.push(b.clone());
             let summary = if hold_max_bytes == 0 {
-                passes.run(&mut engine, &mut out, on_bad, &mut |_, _| {})
+                let mut seen = Vec::new();
+                let summary = passes.run(&mut engine, &mut out, on_bad, &mut |p| seen.push(p));
+                if let Ok(summary) = &summary {
+                    assert_progress(&seen, text.len() as u64, summary.records);
+                }
+                summary
             } else {
                 run_file_with_progress(
                     &mut engine,
@@ -550,7 +583,7 @@ mod tests {
                     reading,
                     &mut out,
                     on_bad,
-                    &mut |_, _| {},
+                    &mut |_| {},
                 )
             }
             .expect("a replay of a file that stays the same");
@@ -560,6 +593,34 @@ mod tests {
         let two_passes = run(0);
         let _ = std::fs::remove_file(&path);
         (held, two_passes)
+    }
+
+    /// A two-pass replay's progress: pass one's bytes grow to the file's length, then the
+    /// records applied grow to all of them.
+    fn assert_progress(seen: &[Progress], file_bytes: u64, records: usize) {
+        let reading: Vec<u64> = seen
+            .iter()
+            .map_while(|p| match p {
+                Progress::Reading { bytes, of } => {
+                    assert_eq!(*of, file_bytes, "{seen:?}");
+                    Some(*bytes)
+                }
+                Progress::Applying { .. } => None,
+            })
+            .collect();
+        assert_eq!(reading.first(), Some(&0), "{seen:?}");
+        assert_eq!(reading.last(), Some(&file_bytes), "{seen:?}");
+        assert!(reading.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        let applying: Vec<(usize, usize)> = seen[reading.len()..]
+            .iter()
+            .map(|p| match p {
+                Progress::Applying { records, of } => (*records, *of),
+                Progress::Reading { .. } => panic!("reading after applying: {seen:?}"),
+            })
+            .collect();
+        assert!(applying.iter().all(|(_, of)| *of == records), "{seen:?}");
+        assert!(applying.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+        assert_eq!(applying.last(), Some(&(records, records)), "{seen:?}");
     }
 
     #[test]
