@@ -76,7 +76,8 @@ enum Cmd {
         /// A file larger than this (MiB) is replayed in two passes: its records' times and
         /// places first, then each record read and decoded again in time order, holding 32 bytes
         /// per record instead of the whole input decoded (~2.3 times its size). Same output.
-        /// Standard input is always held; `--as-of` reads a chunk at a time either way.
+        /// Standard input or a pipe longer than this is first copied to a temporary file in
+        /// $TMPDIR (deleted as the replay ends). `--as-of` reads a chunk at a time either way.
         #[arg(long, value_name = "MIB", default_value_t = klaxon::replay::HOLD_DECODED_MAX_BYTES >> 20)]
         hold_max_mib: u64,
     },
@@ -212,6 +213,20 @@ fn read_input(file: &str) -> Result<Box<dyn io::BufRead>> {
     }
     let f = std::fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
     Ok(Box::new(BufReader::new(f)))
+}
+
+/// Standard input as a `File` of its own descriptor, when it is a regular file (`< FILE`), so a
+/// replay can read it in two passes where it lies.
+#[cfg(unix)]
+fn stdin_file() -> Option<std::fs::File> {
+    use std::os::fd::AsFd;
+    let f = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned().ok()?);
+    f.metadata().ok()?.is_file().then_some(f)
+}
+
+#[cfg(not(unix))]
+fn stdin_file() -> Option<std::fs::File> {
+    None
 }
 
 fn parse_time(flag: &str, v: &str) -> Result<Timestamp> {
@@ -505,13 +520,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 until,
             };
             let (engine, out) = (&mut engine, &mut out);
+            let hold_max_bytes = hold_max_mib.saturating_mul(1 << 20);
             let summary = if file == "-" {
-                let input = read_input(&file)?;
-                klaxon::replay::run_with_progress(engine, input, reading, out, on_bad, on_progress)
+                // Standard input redirected from a file is that file (no copy); a pipe is a
+                // stream (see run_stream_with_progress).
+                match stdin_file() {
+                    Some(f) => klaxon::replay::run_file_with_progress(
+                        engine,
+                        &f,
+                        hold_max_bytes,
+                        reading,
+                        out,
+                        on_bad,
+                        on_progress,
+                    ),
+                    None => klaxon::replay::run_stream_with_progress(
+                        engine,
+                        io::stdin().lock(),
+                        hold_max_bytes,
+                        reading,
+                        out,
+                        on_bad,
+                        on_progress,
+                    ),
+                }
             } else {
                 let f =
                     std::fs::File::open(&file).with_context(|| format!("cannot read {file}"))?;
-                let hold_max_bytes = hold_max_mib.saturating_mul(1 << 20);
                 klaxon::replay::run_file_with_progress(
                     engine,
                     &f,

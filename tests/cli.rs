@@ -253,34 +253,55 @@ fn check_config_checks_the_registry_against_the_ruleset() {
 // ------------------------------------------------------------------ replay
 
 /// Held in memory (the default for a file this size) and read in two passes
-/// (`--hold-max-mib 0`: each record's time and place, then each read again in time order).
+/// (`--hold-max-mib 0`: each record's time and place, then each read again in time order), from
+/// the file, from a pipe (copied to a temporary file first) and from standard input redirected
+/// from the file (read where it lies).
 #[test]
 fn replay_of_the_example_day_prints_the_golden_events_and_reports_bad_lines() {
-    let golden = std::fs::read(common::manifest_dir().join("tests/golden/day/expected.jsonl"))
-        .expect("golden file");
+    let root = common::manifest_dir();
+    let golden = std::fs::read(root.join("tests/golden/day/expected.jsonl")).expect("golden file");
+    let day_path = root.join("examples/day.jsonl");
+    let day = std::fs::read_to_string(&day_path).expect("the example day");
     for hold in [None, Some("0")] {
-        let mut args = vec!["replay", "--until", "2026-11-25T00:00:00+08:00"];
-        if let Some(mib) = hold {
-            args.extend(["--hold-max-mib", mib]);
-        }
-        args.push("examples/day.jsonl");
-        let o = klaxon(&args);
-        assert!(
-            o.status.success(),
-            "exit {:?}: {}",
-            o.status.code(),
-            stderr(&o)
-        );
-        assert!(
-            o.stdout == golden,
-            "the CLI prints what the golden replay blessed ({args:?})"
-        );
-        let err = stderr(&o);
-        for n in [25, 54, 57] {
+        for source in ["file", "pipe", "redirect"] {
+            let mut args = vec!["replay", "--until", "2026-11-25T00:00:00+08:00"];
+            if let Some(mib) = hold {
+                args.extend(["--hold-max-mib", mib]);
+            }
+            let name = if source == "file" {
+                "examples/day.jsonl"
+            } else {
+                "-"
+            };
+            args.push(name);
+            let o = match source {
+                "file" => klaxon(&args),
+                "pipe" => klaxon_with_stdin(&args, Some(&day)),
+                _ => Command::new(env!("CARGO_BIN_EXE_klaxon"))
+                    .args(&args)
+                    .current_dir(&root)
+                    .env_remove("KLAXON_CONFIG")
+                    .stdin(std::fs::File::open(&day_path).expect("the example day"))
+                    .output()
+                    .expect("run klaxon"),
+            };
             assert!(
-                err.contains(&format!("examples/day.jsonl:{n}:")),
-                "line {n} reported: {err}"
+                o.status.success(),
+                "exit {:?}: {}",
+                o.status.code(),
+                stderr(&o)
             );
+            assert!(
+                o.stdout == golden,
+                "the CLI prints what the golden replay blessed ({source}, {args:?})"
+            );
+            let err = stderr(&o);
+            for n in [25, 54, 57] {
+                assert!(
+                    err.contains(&format!("{name}:{n}:")),
+                    "line {n} reported ({source}, {args:?}): {err}"
+                );
+            }
         }
     }
 }

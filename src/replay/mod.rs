@@ -114,18 +114,29 @@ pub fn run_with_progress<R: BufRead, W: Write>(
     mut input: R,
     reading: Reading<'_>,
     out: &mut W,
+    on_bad: impl FnMut(&BadLine),
+    on_progress: &mut dyn FnMut(Progress),
+) -> io::Result<Summary> {
+    let mut text = Vec::new();
+    input.read_to_end(&mut text)?;
+    run_held(engine, &text, reading, out, on_bad, on_progress)
+}
+
+/// The whole input in one buffer, each record decoded once, its strings borrowed from the
+/// buffer, then sorted by time and applied: the fastest way, for ~2.3 × the input's size in
+/// memory. A large input is replayed in two passes instead ([`run_file_with_progress`],
+/// [`run_stream_with_progress`]), holding 32 bytes per record (docs/benchmarks.md).
+fn run_held<W: Write>(
+    engine: &mut Engine,
+    text: &[u8],
+    reading: Reading<'_>,
+    out: &mut W,
     mut on_bad: impl FnMut(&BadLine),
     on_progress: &mut dyn FnMut(Progress),
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
-    // The whole input is read into one buffer and each record decoded once, its strings
-    // borrowed from the buffer, then sorted by time and applied: the fastest way, for ~2.3 ×
-    // the input's size in memory. A large file is replayed in two passes instead
-    // ([`run_file_with_progress`]), holding 32 bytes per record (docs/benchmarks.md).
-    let mut text = Vec::new();
-    input.read_to_end(&mut text)?;
     let mut records = read_records(
-        &text,
+        text,
         decode_threads(text.len()),
         reading.max_bytes,
         reading.mappings,
@@ -162,13 +173,14 @@ pub fn run_with_progress<R: BufRead, W: Write>(
 /// passes from the file ([`run_file_with_progress`]), holding 32 bytes per record.
 pub const HOLD_DECODED_MAX_BYTES: u64 = 1 << 30;
 
-/// [`run_with_progress`] for a file: in memory when it is at most `hold_max_bytes` long (or not
-/// a regular file: a pipe is read once, so it is held), otherwise in two passes, so that a
-/// replay of months of alerts needs memory for its incidents and 32 bytes per record, not for
-/// its whole text decoded. Pass one reads the file in chunks of 64 MiB, each decoded on every
-/// core, and keeps each record's time and place; pass two sorts those and reads each record
-/// again where it lies, decodes it again and applies it. The output is byte-identical either
-/// way; two passes take longer (each record is decoded twice, the second time on one thread).
+/// [`run_with_progress`] for a file: in memory when it is at most `hold_max_bytes` long,
+/// otherwise in two passes, so that a replay of months of alerts needs memory for its incidents
+/// and 32 bytes per record, not for its whole text decoded. Pass one reads the file in chunks
+/// of 64 MiB, each decoded on every core, and keeps each record's time and place; pass two
+/// sorts those and reads each record again where it lies, decodes it again and applies it. The
+/// output is byte-identical either way; two passes take longer (each record is decoded twice,
+/// the second time on one thread). What is not a regular file (a pipe, `<(zcat …)`) is read as
+/// a stream ([`run_stream_with_progress`]).
 pub fn run_file_with_progress<W: Write>(
     engine: &mut Engine,
     file: &File,
@@ -179,7 +191,18 @@ pub fn run_file_with_progress<W: Write>(
     on_progress: &mut dyn FnMut(Progress),
 ) -> io::Result<Summary> {
     let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() <= hold_max_bytes {
+    if !meta.is_file() {
+        return run_stream_with_progress(
+            engine,
+            file,
+            hold_max_bytes,
+            reading,
+            out,
+            on_bad,
+            on_progress,
+        );
+    }
+    if meta.len() <= hold_max_bytes {
         let input = io::BufReader::new(file);
         return run_with_progress(engine, input, reading, out, on_bad, on_progress);
     }
@@ -189,6 +212,50 @@ pub fn run_file_with_progress<W: Write>(
         reading,
     };
     passes.run(engine, out, on_bad, on_progress)
+}
+
+/// [`run_with_progress`] for a stream that can be read only once (standard input, a pipe):
+/// copied to an anonymous temporary file first (`tempfile::tempfile`: in `$TMPDIR`, unlinked
+/// from the start, so it is gone when the replay ends or dies), then replayed from it as a file
+/// ([`run_file_with_progress`]): held when at most `hold_max_bytes`, in two passes when larger.
+/// `zcat month.jsonl.gz | klaxon replay -` then needs the month's size on disk, not 2.3 × it in
+/// memory. The copy goes from pipe to file in the kernel (`splice`); reading a stream into memory
+/// first and spilling past the limit was slower and held a GiB more. Where no temporary file can
+/// be made (a read-only filesystem), the stream is held, as it always was before.
+pub fn run_stream_with_progress<R: Read, W: Write>(
+    engine: &mut Engine,
+    mut input: R,
+    hold_max_bytes: u64,
+    reading: Reading<'_>,
+    out: &mut W,
+    on_bad: impl FnMut(&BadLine),
+    on_progress: &mut dyn FnMut(Progress),
+) -> io::Result<Summary> {
+    let Ok(mut spool) = tempfile::tempfile() else {
+        let mut text = Vec::new();
+        input.read_to_end(&mut text)?;
+        return run_held(engine, &text, reading, out, on_bad, on_progress);
+    };
+    let spooling = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "copying the input to a temporary file in {} ($TMPDIR): {e}",
+                std::env::temp_dir().display()
+            ),
+        )
+    };
+    io::copy(&mut input, &mut spool).map_err(spooling)?;
+    io::Seek::rewind(&mut spool).map_err(spooling)?;
+    run_file_with_progress(
+        engine,
+        &spool,
+        hold_max_bytes,
+        reading,
+        out,
+        on_bad,
+        on_progress,
+    )
 }
 
 /// A record of a large file, as pass one leaves it for pass two.
@@ -621,6 +688,44 @@ mod tests {
         assert!(applying.iter().all(|(_, of)| *of == records), "{seen:?}");
         assert!(applying.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
         assert_eq!(applying.last(), Some(&(records, records)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_stream_over_the_hold_limit_is_spooled_and_replayed_as_if_held() {
+        let text = mixed_input();
+        let config = shipped_config();
+        let until = Timestamp::parse_rfc3339("2026-11-20T00:00:00+08:00").ok();
+        let run = |hold_max_bytes: u64| -> Outcome {
+            let (mut out, mut bad) = (Vec::new(), Vec::new());
+            let mut engine = Engine::from_config(&config);
+            let reading = Reading {
+                max_bytes: config.settings.input.max_record_bytes,
+                mappings: &config.mappings,
+                until,
+            };
+            let summary = run_stream_with_progress(
+                &mut engine,
+                text.as_bytes(),
+                hold_max_bytes,
+                reading,
+                &mut out,
+                |b: &BadLine| bad.push(b.clone()),
+                &mut |_| {},
+            )
+            .expect("a replay from memory");
+            (String::from_utf8_lossy(&out).into_owned(), summary, bad)
+        };
+        let held = run(u64::MAX);
+        assert!(held.1.events > 0 && held.1.rejected == 40);
+        // Over the limit by a byte, by most of it, and with nothing held at all.
+        let len = text.len() as u64;
+        for hold_max_bytes in [len - 1, 100, 0] {
+            let spooled = run(hold_max_bytes);
+            assert_eq!(spooled.1, held.1, "held at most {hold_max_bytes} bytes");
+            assert_eq!(spooled.2, held.2, "held at most {hold_max_bytes} bytes");
+            assert!(spooled.0 == held.0, "held at most {hold_max_bytes} bytes");
+        }
+        assert!(run(len).0 == held.0, "exactly at the limit it is held");
     }
 
     #[test]
