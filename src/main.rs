@@ -76,8 +76,9 @@ enum Cmd {
         /// A file larger than this (MiB) is replayed in two passes: its records' times and
         /// places first, then each record read and decoded again in time order, holding 32 bytes
         /// per record instead of the whole input decoded (~2.3 times its size). Same output.
-        /// Standard input or a pipe longer than this is first copied to a temporary file in
-        /// $TMPDIR (deleted as the replay ends). `--as-of` reads a chunk at a time either way.
+        /// A pipe (standard input, `<(zcat …)`) is first copied to a temporary file in $TMPDIR
+        /// (gone when the replay ends), then replayed as a file. `--as-of` reads a chunk at a
+        /// time either way.
         #[arg(long, value_name = "MIB", default_value_t = klaxon::replay::HOLD_DECODED_MAX_BYTES >> 20)]
         hold_max_mib: u64,
     },
@@ -510,9 +511,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     if visible {
                         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                     }
+                } else {
+                    bar.set_length(of);
+                    bar.set_position(done);
                 }
-                bar.set_length(of);
-                bar.set_position(done);
             };
             let reading = klaxon::replay::Reading {
                 max_bytes: config.settings.input.max_record_bytes,
