@@ -523,33 +523,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             let (engine, out) = (&mut engine, &mut out);
             let hold_max_bytes = hold_max_mib.saturating_mul(1 << 20);
-            let summary = if file == "-" {
-                // Standard input redirected from a file is that file (no copy); a pipe is a
-                // stream (see run_stream_with_progress).
-                match stdin_file() {
-                    Some(f) => klaxon::replay::run_file_with_progress(
-                        engine,
-                        &f,
-                        hold_max_bytes,
-                        reading,
-                        out,
-                        on_bad,
-                        on_progress,
-                    ),
-                    None => klaxon::replay::run_stream_with_progress(
-                        engine,
-                        io::stdin().lock(),
-                        hold_max_bytes,
-                        reading,
-                        out,
-                        on_bad,
-                        on_progress,
-                    ),
-                }
+            // Standard input redirected from a file is that file (no copy); a pipe is a stream
+            // (see run_stream_with_progress).
+            let input = if file == "-" {
+                stdin_file()
             } else {
                 let f =
                     std::fs::File::open(&file).with_context(|| format!("cannot read {file}"))?;
-                klaxon::replay::run_file_with_progress(
+                Some(f)
+            };
+            let summary = match input {
+                Some(f) => klaxon::replay::run_file_with_progress(
                     engine,
                     &f,
                     hold_max_bytes,
@@ -557,7 +541,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     out,
                     on_bad,
                     on_progress,
-                )
+                ),
+                None => klaxon::replay::run_stream_with_progress(
+                    engine,
+                    io::stdin().lock(),
+                    hold_max_bytes,
+                    reading,
+                    out,
+                    on_bad,
+                    on_progress,
+                ),
             }
             .context("replay failed")?;
             bar.finish_and_clear();
