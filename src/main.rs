@@ -479,6 +479,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     .map(|s| s.progress_chars("=> "))
                     .ok()
             };
+            let copying_style = style(
+                "replay, copying the pipe to a temporary file: {bytes} ({bytes_per_sec}, {elapsed})",
+            );
             let reading_style =
                 style("replay, pass one [{bar:40}] {bytes}/{total_bytes} read ({bytes_per_sec}, eta {eta})");
             let applying_style =
@@ -491,8 +494,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             let mut phase = None;
             let on_progress = &mut |p: klaxon::replay::Progress| {
-                use klaxon::replay::Progress::{Applying, Reading};
+                use klaxon::replay::Progress::{Applying, Copying, Reading};
                 let (style, done, of) = match p {
+                    // Of an unknown whole: the length is never shown.
+                    Copying { bytes } => (&copying_style, bytes, bytes),
                     Reading { bytes, of } => (&reading_style, bytes, of),
                     Applying { records, of } => (&applying_style, records as u64, of as u64),
                 };
