@@ -528,35 +528,29 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             let (engine, out) = (&mut engine, &mut out);
             let hold_max_bytes = hold_max_mib.saturating_mul(1 << 20);
-            // Standard input redirected from a file is that file (no copy); a pipe is a stream
-            // (see run_stream_with_progress).
-            let input = if file == "-" {
+            // Standard input redirected from a file is that file (no copy); a pipe is a stream,
+            // copied to a temporary file first (see run_input_with_progress).
+            let opened = if file == "-" {
                 stdin_file()
             } else {
                 let f =
                     std::fs::File::open(&file).with_context(|| format!("cannot read {file}"))?;
                 Some(f)
             };
-            let summary = match input {
-                Some(f) => klaxon::replay::run_file_with_progress(
-                    engine,
-                    &f,
-                    hold_max_bytes,
-                    reading,
-                    out,
-                    on_bad,
-                    on_progress,
-                ),
-                None => klaxon::replay::run_stream_with_progress(
-                    engine,
-                    io::stdin().lock(),
-                    hold_max_bytes,
-                    reading,
-                    out,
-                    on_bad,
-                    on_progress,
-                ),
-            }
+            let mut stdin = io::stdin().lock();
+            let source = match &opened {
+                Some(f) => klaxon::replay::Source::File(f),
+                None => klaxon::replay::Source::Stream(&mut stdin),
+            };
+            let summary = klaxon::replay::run_input_with_progress(
+                engine,
+                source,
+                hold_max_bytes,
+                reading,
+                out,
+                on_bad,
+                on_progress,
+            )
             .context("replay failed")?;
             bar.finish_and_clear();
             out.flush()?;

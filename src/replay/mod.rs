@@ -16,8 +16,9 @@
 //!
 //! Memory: a replay holds its input decoded while it sorts it (~2.3 × the input's size); a
 //! file larger than `--hold-max-mib` is replayed in two passes instead, holding 32 bytes per
-//! record ([`run_file_with_progress`]). `--as-of` reads in input order, so it reads a chunk at
-//! a time from a file or standard input alike.
+//! record, and a pipe is copied to a temporary file first ([`run_input_with_progress`]).
+//! `--as-of` reads in input order, so it reads a chunk at a time from a file or standard input
+//! alike.
 
 mod lines;
 
@@ -91,7 +92,7 @@ pub fn run_with<R: BufRead, W: Write>(
 /// How far a replay has come, for a progress bar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
-    /// A pipe being copied to a temporary file ([`run_stream_with_progress`]): bytes so far, of
+    /// A pipe being copied to a temporary file ([`run_input_with_progress`]): bytes so far, of
     /// an unknown whole.
     Copying { bytes: u64 },
     /// Pass one of a replay in two passes: bytes of the file read and decoded so far, of all.
@@ -127,8 +128,8 @@ pub fn run_with_progress<R: BufRead, W: Write>(
 
 /// The whole input in one buffer, each record decoded once, its strings borrowed from the
 /// buffer, then sorted by time and applied: the fastest way, for ~2.3 × the input's size in
-/// memory. A large input is replayed in two passes instead ([`run_file_with_progress`],
-/// [`run_stream_with_progress`]), holding 32 bytes per record (docs/benchmarks.md).
+/// memory. A large input is replayed in two passes instead ([`run_input_with_progress`]),
+/// holding 32 bytes per record (docs/benchmarks.md).
 fn run_held<W: Write>(
     engine: &mut Engine,
     text: &[u8],
@@ -173,39 +174,72 @@ fn run_held<W: Write>(
 
 /// Inputs up to this many bytes are replayed in memory ([`run_with_progress`]: the fastest,
 /// holding each record decoded, ~2.3 × the input's size); a larger file is replayed in two
-/// passes from the file ([`run_file_with_progress`]), holding 32 bytes per record.
+/// passes from the file ([`run_input_with_progress`]), holding 32 bytes per record.
 pub const HOLD_DECODED_MAX_BYTES: u64 = 1 << 30;
 
-/// [`run_with_progress`] for a file: in memory when it is at most `hold_max_bytes` long,
-/// otherwise in two passes, so that a replay of months of alerts needs memory for its incidents
-/// and 32 bytes per record, not for its whole text decoded. Pass one reads the file in chunks
-/// of 64 MiB, each decoded on every core, and keeps each record's time and place; pass two
-/// sorts those and reads each record again where it lies, decodes it again and applies it. The
-/// output is byte-identical either way; two passes take longer (each record is decoded twice,
-/// the second time on one thread). What is not a regular file (a pipe, `<(zcat …)`) is read as
-/// a stream ([`run_stream_with_progress`]).
-pub fn run_file_with_progress<W: Write>(
+/// Where a replay reads its input from ([`run_input_with_progress`]).
+pub enum Source<'a> {
+    /// A file; one that is not a regular file (a named pipe, `<(zcat …)`) is read as a stream.
+    File(&'a File),
+    /// A stream that can be read only once (standard input from a pipe).
+    Stream(&'a mut dyn Read),
+}
+
+/// [`run_with_progress`] for a file or a stream. A regular file is held in memory when it is
+/// at most `hold_max_bytes` long, otherwise replayed in two passes, so that a replay of months
+/// of alerts needs memory for its incidents and 32 bytes per record, not for its whole text
+/// decoded. Pass one reads the file in chunks of 64 MiB, each decoded on every core, and keeps
+/// each record's time and place; pass two sorts those and reads each record again where it
+/// lies, decodes it again and applies it. The output is byte-identical either way; two passes
+/// take longer (each record is decoded twice, the second time on one thread).
+///
+/// A stream is copied to an anonymous temporary file first (`tempfile::tempfile`: in `$TMPDIR`,
+/// unlinked from the start, so it is gone when the replay ends or dies), reporting
+/// [`Progress::Copying`], then replayed from it as a file: `zcat month.jsonl.gz | klaxon replay
+/// -` needs the month's size on disk, not 2.3 × it in memory. (Reading a stream into memory first
+/// and spilling past the limit was slower and held a GiB more.) Where no temporary file can be
+/// made (a read-only filesystem), the stream is held, as it always was before.
+pub fn run_input_with_progress<W: Write>(
     engine: &mut Engine,
-    file: &File,
+    source: Source<'_>,
     hold_max_bytes: u64,
     reading: Reading<'_>,
     out: &mut W,
     on_bad: impl FnMut(&BadLine),
     on_progress: &mut dyn FnMut(Progress),
 ) -> io::Result<Summary> {
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return run_stream_with_progress(
-            engine,
-            file,
-            hold_max_bytes,
-            reading,
-            out,
-            on_bad,
-            on_progress,
-        );
-    }
-    if meta.len() <= hold_max_bytes {
+    let (mut pipe, spool): (&File, File);
+    let file = match source {
+        Source::File(file) if file.metadata()?.is_file() => file,
+        other => {
+            let stream: &mut dyn Read = match other {
+                Source::File(file) => {
+                    pipe = file;
+                    &mut pipe
+                }
+                Source::Stream(stream) => stream,
+            };
+            let Ok(mut copy) = tempfile::tempfile() else {
+                let mut text = Vec::new();
+                stream.read_to_end(&mut text)?;
+                return run_held(engine, &text, reading, out, on_bad, on_progress);
+            };
+            let copying = |e: io::Error| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "copying the input to a temporary file in {} ($TMPDIR): {e}",
+                        std::env::temp_dir().display()
+                    ),
+                )
+            };
+            copy_reporting(stream, &mut copy, on_progress).map_err(copying)?;
+            io::Seek::rewind(&mut copy).map_err(copying)?;
+            spool = copy;
+            &spool
+        }
+    };
+    if file.metadata()?.len() <= hold_max_bytes {
         let input = io::BufReader::new(file);
         return run_with_progress(engine, input, reading, out, on_bad, on_progress);
     }
@@ -217,56 +251,12 @@ pub fn run_file_with_progress<W: Write>(
     passes.run(engine, out, on_bad, on_progress)
 }
 
-/// [`run_with_progress`] for a stream that can be read only once (standard input, a pipe):
-/// copied to an anonymous temporary file first (`tempfile::tempfile`: in `$TMPDIR`, unlinked
-/// from the start, so it is gone when the replay ends or dies), then replayed from it as a file
-/// ([`run_file_with_progress`]): held when at most `hold_max_bytes`, in two passes when larger.
-/// `zcat month.jsonl.gz | klaxon replay -` then needs the month's size on disk, not 2.3 × it in
-/// memory. The copy reports its progress ([`Progress::Copying`]); reading a stream into memory
-/// first and spilling past the limit was slower and held a GiB more. Where no temporary file can
-/// be made (a read-only filesystem), the stream is held, as it always was before.
-pub fn run_stream_with_progress<R: Read, W: Write>(
-    engine: &mut Engine,
-    mut input: R,
-    hold_max_bytes: u64,
-    reading: Reading<'_>,
-    out: &mut W,
-    on_bad: impl FnMut(&BadLine),
-    on_progress: &mut dyn FnMut(Progress),
-) -> io::Result<Summary> {
-    let Ok(mut spool) = tempfile::tempfile() else {
-        let mut text = Vec::new();
-        input.read_to_end(&mut text)?;
-        return run_held(engine, &text, reading, out, on_bad, on_progress);
-    };
-    let spooling = |e: io::Error| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "copying the input to a temporary file in {} ($TMPDIR): {e}",
-                std::env::temp_dir().display()
-            ),
-        )
-    };
-    copy_reporting(&mut input, &mut spool, on_progress).map_err(spooling)?;
-    io::Seek::rewind(&mut spool).map_err(spooling)?;
-    run_file_with_progress(
-        engine,
-        &spool,
-        hold_max_bytes,
-        reading,
-        out,
-        on_bad,
-        on_progress,
-    )
-}
-
 /// `input` into `spool` through one reused 1 MiB buffer, reporting [`Progress::Copying`] every
 /// 64 MiB: a month of alerts from `zcat` takes a minute to arrive, and a bar that stands still
 /// that long looks hung. (`io::copy` would `splice` pipe to file but says nothing as it goes; it
 /// was no faster: 2 M alerts piped replayed in 5.4–5.9 s with it, 4.6–4.8 s with this.)
-fn copy_reporting<R: Read>(
-    input: &mut R,
+fn copy_reporting(
+    input: &mut dyn Read,
     spool: &mut File,
     on_progress: &mut dyn FnMut(Progress),
 ) -> io::Result<u64> {
@@ -300,7 +290,7 @@ struct Placed {
     len: usize,
 }
 
-/// A replay of a file in two passes (see [`run_file_with_progress`]).
+/// A replay of a file in two passes (see [`run_input_with_progress`]).
 struct TwoPasses<'a> {
     file: &'a File,
     chunk_bytes: usize,
@@ -677,9 +667,9 @@ mod tests {
                 }
                 summary
             } else {
-                run_file_with_progress(
+                run_input_with_progress(
                     &mut engine,
-                    &file,
+                    Source::File(&file),
                     hold_max_bytes,
                     reading,
                     &mut out,
@@ -750,9 +740,9 @@ mod tests {
                 ),
                 Some(hold) => {
                     let mut seen = Vec::new();
-                    let summary = run_stream_with_progress(
+                    let summary = run_input_with_progress(
                         &mut engine,
-                        text.as_bytes(),
+                        Source::Stream(&mut text.as_bytes()),
                         hold,
                         reading,
                         &mut out,
