@@ -234,6 +234,15 @@ fn parse_time(flag: &str, v: &str) -> Result<Timestamp> {
     Timestamp::parse_rfc3339(v).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
+/// The input as a message names it: its path, or "standard input" for `-`.
+fn input_name(file: &str) -> &str {
+    if file == "-" {
+        "standard input"
+    } else {
+        file
+    }
+}
+
 /// A replay's line for an input line it skipped: `FILE:LINE: skipped: reason [code]`.
 fn skipped(file: &str, bad: &klaxon::replay::BadLine) -> String {
     format!(
@@ -453,7 +462,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 let summary = klaxon::replay::catch_up_as_of(&config, input, at, &mut out, |bad| {
                     eprintln!("{}", skipped(&file, bad))
                 })
-                .context("replay failed")?;
+                .with_context(|| format!("cannot replay {}", input_name(&file)))?;
                 out.flush()?;
                 eprintln!(
                     "caught up on {} records as of {} ({} skipped), {} events",
@@ -551,7 +560,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 on_bad,
                 on_progress,
             )
-            .context("replay failed")?;
+            .with_context(|| format!("cannot replay {}", input_name(&file)))?;
             bar.finish_and_clear();
             out.flush()?;
             eprintln!(

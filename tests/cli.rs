@@ -380,6 +380,15 @@ fn replay_of_a_missing_file_fails_with_a_clear_message() {
         "{err}"
     );
     assert!(o.stdout.is_empty());
+    // A directory is not taken for a pipe to copy.
+    let o = klaxon(&["replay", "examples"]);
+    assert_ne!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot replay examples: it is a directory"),
+        "{err}"
+    );
+    assert!(!err.contains("temporary file"), "{err}");
 }
 
 #[test]

@@ -211,6 +211,12 @@ pub fn run_input_with_progress<W: Write>(
     let (mut pipe, spool): (&File, File);
     let file = match source {
         Source::File(file) if file.metadata()?.is_file() => file,
+        Source::File(file) if file.metadata()?.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is a directory, not a file of JSON lines",
+            ));
+        }
         other => {
             let stream: &mut dyn Read = match other {
                 Source::File(file) => {
@@ -224,17 +230,8 @@ pub fn run_input_with_progress<W: Write>(
                 stream.read_to_end(&mut text)?;
                 return run_held(engine, &text, reading, out, on_bad, on_progress);
             };
-            let copying = |e: io::Error| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "copying the input to a temporary file in {} ($TMPDIR): {e}",
-                        std::env::temp_dir().display()
-                    ),
-                )
-            };
-            copy_reporting(stream, &mut copy, on_progress).map_err(copying)?;
-            io::Seek::rewind(&mut copy).map_err(copying)?;
+            copy_reporting(stream, &mut copy, on_progress)?;
+            io::Seek::rewind(&mut copy).map_err(in_temporary_file)?;
             spool = copy;
             &spool
         }
@@ -269,9 +266,9 @@ fn copy_reporting(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("reading the input: {e}"))),
         };
-        spool.write_all(&buf[..n])?;
+        spool.write_all(&buf[..n]).map_err(in_temporary_file)?;
         bytes += n as u64;
         if bytes - reported >= REPORT_EVERY {
             on_progress(Progress::Copying { bytes });
@@ -280,6 +277,18 @@ fn copy_reporting(
     }
     on_progress(Progress::Copying { bytes });
     Ok(bytes)
+}
+
+/// An error of the temporary file a stream is copied to, saying where it is (a full disk is the
+/// likely cause, and `$TMPDIR` the remedy).
+fn in_temporary_file(e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!(
+            "copying the input to a temporary file in {} ($TMPDIR): {e}",
+            std::env::temp_dir().display()
+        ),
+    )
 }
 
 /// A record of a large file, as pass one leaves it for pass two.
