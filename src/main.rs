@@ -511,23 +511,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     Applying { records, of } => (&applying_style, records as u64, of as u64),
                 };
                 let now = std::mem::discriminant(&p);
-                if phase != Some(now) {
+                // A new phase is drawn only once style, length and position all belong to it.
+                let switched = phase != Some(now);
+                let visible = !bar.is_hidden();
+                if switched {
                     phase = Some(now);
-                    // Drawn only once style, length and position all belong to the new phase.
-                    let visible = !bar.is_hidden();
                     bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
                     bar.reset();
                     if let Some(s) = style {
                         bar.set_style(s.clone());
                     }
-                    bar.set_length(of);
-                    bar.set_position(done);
-                    if visible {
-                        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                    }
-                } else {
-                    bar.set_length(of);
-                    bar.set_position(done);
+                }
+                bar.set_length(of);
+                bar.set_position(done);
+                if switched && visible {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 }
             };
             let reading = klaxon::replay::Reading {
