@@ -57,6 +57,7 @@ fn the_load_harness_runs_every_phase_and_reports_each() {
         "round 2: passthrough ",
         "klaxon / passthrough over 2 alternating rounds: min ",
         "klaxon with keyed input / passthrough: min ",
+        "once running (from the first record out to done; the start left out): klaxon / passthrough min ",
         // Klaxon joins as a static member on the shipped settings: so does a second passthrough.
         "round 1: passthrough joining as a static member, as Klaxon does ",
         "against the passthrough joining as a static member (the baseline above joins as a dynamic one): klaxon min ",
