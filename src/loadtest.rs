@@ -13,9 +13,10 @@
 //!    and 2 alternate for `--rounds` fresh backlogs (default 3); the ratio's min/median/max and
 //!    each contender's client CPU per alert (this process's, from `/proc/self/stat`, while it
 //!    runs alone in it) are reported, and the same ratios once running (from each contender's
-//!    first record out to done), which leave out the start's fixed costs. Where Klaxon joins as a static member (the shipped
-//!    setting), a second passthrough joining the same way runs beside the baseline each round,
-//!    and Klaxon's ratios to it are reported after the baseline's (`Membership`);
+//!    first record out to done), which leave out the start's fixed costs. Where Klaxon joins as
+//!    a static member (the shipped setting), a second passthrough joining the same way runs
+//!    beside the baseline each round, and Klaxon's ratios to it are reported after the
+//!    baseline's (`Membership`);
 //! 3. **latency** — the realistic alert mix paced at half of Klaxon's median peak through each
 //!    contender in turn, every 50th alert a probe opening its own incident; probe → arrival time,
 //!    with the worst of each fifth of the feed (a stall shows there); Klaxon with keyed input
