@@ -40,6 +40,8 @@ use crate::runtime::clock::Clock;
 use crate::settings::Config;
 use crate::telemetry::Metrics;
 use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -165,6 +167,40 @@ fn client(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers);
     c
+}
+
+/// Deletes a contender's topics once it has been measured. The local test broker keeps every
+/// topic in memory: without this, one round's four copies of a 2,000,000-alert backlog (and
+/// what the contenders wrote) took it to 21 GiB of a 24 GiB machine (docs/benchmarks.md).
+/// Best effort: a broker that refuses keeps them, and the run goes on.
+async fn drop_topics(settings: &crate::settings::Settings) {
+    let admin: AdminClient<DefaultClientContext> =
+        match crate::runtime::kafka::base_config(settings).create() {
+            Ok(admin) => admin,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not delete the round's topics");
+                return;
+            }
+        };
+    let t = &settings.topics;
+    let names = [
+        t.alerts.as_str(),
+        t.commands.as_str(),
+        t.escalations.as_str(),
+        t.dead_letter.as_str(),
+        t.repartition.as_str(),
+        t.changelog.as_str(),
+        t.delivery_dead_letter.as_str(),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    match admin.delete_topics(&names, &opts).await {
+        Ok(results) => {
+            for (name, code) in results.into_iter().filter_map(Result::err) {
+                tracing::warn!(topic = %name, error = %code, "could not delete topic");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not delete the round's topics"),
+    }
 }
 
 /// Writes `lines` to `topic`, unkeyed, or with `keys` (record key and partition for each line).
@@ -659,7 +695,7 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     };
     let mut report = String::new();
     report.push_str(&format!(
-        "broker {brokers}; {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}; load average {}; {}\n",
+        "broker {brokers} (topics under {prefix}.*); {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}; load average {}; {}\n",
         opts.alerts,
         opts.keys,
         config.settings.state.partitions,
@@ -699,10 +735,14 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         pt_settings.desk.enabled = false;
         let pt =
             passthrough_round(&pt_settings, &lines, &fetch_wait_ms, Membership::Dynamic).await?;
+        drop_topics(&pt_settings).await;
         let pt_static = if klaxon_static {
             let mut settings = base.isolated(&format!("{prefix}.r{round}.pts"));
             settings.desk.enabled = false;
-            Some(passthrough_round(&settings, &lines, &fetch_wait_ms, Membership::Static).await?)
+            let run =
+                passthrough_round(&settings, &lines, &fetch_wait_ms, Membership::Static).await?;
+            drop_topics(&settings).await;
+            Some(run)
         } else {
             None
         };
@@ -710,11 +750,13 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         kl_config.settings = base.isolated(&format!("{prefix}.r{round}"));
         kl_config.settings.desk.enabled = false;
         let kl = klaxon_round(&kl_config, &lines).await?;
+        drop_topics(&kl_config.settings).await;
         let mut keyed_config = config.clone();
         keyed_config.settings = base.isolated(&format!("{prefix}.r{round}.keyed"));
         keyed_config.settings.desk.enabled = false;
         keyed_config.settings.kafka.input_keyed = true;
         let ky = klaxon_round(&keyed_config, &lines).await?;
+        drop_topics(&keyed_config.settings).await;
         let n = lines.len();
         report.push_str(&format!(
             "round {}: passthrough {:.0} records/s ({:.2} s, first record out after {:.2} s, then {:.0}/s; {:.1} µs CPU per record); klaxon {:.0} alerts/s committed ({:.2} s, first alert processed after {:.2} s, then {:.0}/s; {:.1} µs CPU per alert): {:.2} × passthrough\n",

@@ -81,4 +81,40 @@ fn the_load_harness_runs_every_phase_and_reports_each() {
         assert!(sent == 100 && got == sent, "probes lost: {line}");
         assert!(line.contains("(1 of 100 slower)"), "{line}");
     }
+    // Each throughput round's topics are deleted once measured: the local broker keeps every
+    // topic in memory, and a long backlog's copies would exhaust it.
+    let prefix = report_prefix(&report).expect("the report names its topic prefix");
+    let left: Vec<String> = topic_names()
+        .into_iter()
+        .filter(|t| {
+            // Round N's topics are `<prefix>.rN.…`; `<prefix>.repartition` and the rest belong
+            // to the later phases.
+            t.strip_prefix(&format!("{prefix}.r"))
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    assert!(left.is_empty(), "round topics left on the broker: {left:?}");
+}
+
+/// The harness's topic prefix (`klaxon-load-<ms>`), from its first line.
+fn report_prefix(report: &str) -> Option<String> {
+    let rest = report.lines().next()?.split("(topics under ").nth(1)?;
+    Some(rest.split_once(".*)")?.0.to_string())
+}
+
+/// Every topic the broker lists.
+fn topic_names() -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("a metadata client");
+    let metadata = consumer
+        .fetch_metadata(None, std::time::Duration::from_secs(10))
+        .expect("the broker's metadata");
+    metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect()
 }
