@@ -74,6 +74,8 @@ pub struct LoadOptions {
     pub rounds: usize,
     /// Only the throughput rounds (no latency, timer or restore phases).
     pub throughput_only: bool,
+    /// Delete each throughput contender's topics once it is measured (`drop_topics`).
+    pub drop_round_topics: bool,
     pub progress: bool,
 }
 
@@ -169,10 +171,13 @@ fn client(brokers: &str) -> ClientConfig {
     c
 }
 
-/// Deletes a contender's topics once it has been measured. The local test broker keeps every
-/// topic in memory: without this, one round's four copies of a 2,000,000-alert backlog (and
-/// what the contenders wrote) took it to 21 GiB of a 24 GiB machine (docs/benchmarks.md).
-/// Best effort: a broker that refuses keeps them, and the run goes on.
+/// Deletes a contender's topics once it has been measured (`--drop-round-topics`). The local
+/// test broker keeps every topic in memory: without this, the copies of a 2,000,000-alert
+/// backlog (and what the contenders wrote) took it to 21 GiB of a 24 GiB machine; with it,
+/// three rounds of 2 M peaked at 2.3 GiB. It is off by default: in 3 of 4 runs with it, the
+/// latency phase that follows the rounds showed 2–3 × the tail of runs without it, which is
+/// not understood (docs/benchmarks.md). Best effort: a broker that refuses keeps the topics,
+/// and the run goes on.
 async fn drop_topics(settings: &crate::settings::Settings) {
     let admin: AdminClient<DefaultClientContext> =
         match crate::runtime::kafka::base_config(settings).create() {
@@ -695,7 +700,12 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
     };
     let mut report = String::new();
     report.push_str(&format!(
-        "broker {brokers} (topics under {prefix}.*); {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}; load average {}; {}\n",
+        "broker {brokers} (topics under {prefix}.*{}); {} alerts, {} correlation keys, state.partitions {}, fetch.wait.max.ms {fetch_wait_ms}; load average {}; {}\n",
+        if opts.drop_round_topics {
+            ", each round's deleted once measured"
+        } else {
+            ""
+        },
         opts.alerts,
         opts.keys,
         config.settings.state.partitions,
@@ -735,13 +745,17 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         pt_settings.desk.enabled = false;
         let pt =
             passthrough_round(&pt_settings, &lines, &fetch_wait_ms, Membership::Dynamic).await?;
-        drop_topics(&pt_settings).await;
+        if opts.drop_round_topics {
+            drop_topics(&pt_settings).await;
+        }
         let pt_static = if klaxon_static {
             let mut settings = base.isolated(&format!("{prefix}.r{round}.pts"));
             settings.desk.enabled = false;
             let run =
                 passthrough_round(&settings, &lines, &fetch_wait_ms, Membership::Static).await?;
-            drop_topics(&settings).await;
+            if opts.drop_round_topics {
+                drop_topics(&settings).await;
+            }
             Some(run)
         } else {
             None
@@ -750,13 +764,17 @@ pub async fn run(mut config: Config, opts: LoadOptions) -> Result<String, String
         kl_config.settings = base.isolated(&format!("{prefix}.r{round}"));
         kl_config.settings.desk.enabled = false;
         let kl = klaxon_round(&kl_config, &lines).await?;
-        drop_topics(&kl_config.settings).await;
+        if opts.drop_round_topics {
+            drop_topics(&kl_config.settings).await;
+        }
         let mut keyed_config = config.clone();
         keyed_config.settings = base.isolated(&format!("{prefix}.r{round}.keyed"));
         keyed_config.settings.desk.enabled = false;
         keyed_config.settings.kafka.input_keyed = true;
         let ky = klaxon_round(&keyed_config, &lines).await?;
-        drop_topics(&keyed_config.settings).await;
+        if opts.drop_round_topics {
+            drop_topics(&keyed_config.settings).await;
+        }
         let n = lines.len();
         report.push_str(&format!(
             "round {}: passthrough {:.0} records/s ({:.2} s, first record out after {:.2} s, then {:.0}/s; {:.1} µs CPU per record); klaxon {:.0} alerts/s committed ({:.2} s, first alert processed after {:.2} s, then {:.0}/s; {:.1} µs CPU per alert): {:.2} × passthrough\n",

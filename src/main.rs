@@ -126,6 +126,11 @@ enum Cmd {
         /// Only the throughput rounds: no latency, timer, restore or memory phases.
         #[arg(long)]
         throughput_only: bool,
+        /// Delete each throughput contender's topics once it is measured. The local test broker
+        /// keeps every topic in memory: backlogs of over ~1 M alerts need this. Off by default
+        /// (the latency phase after it measured a longer tail; docs/benchmarks.md)
+        #[arg(long)]
+        drop_round_topics: bool,
         /// Open incidents in the scale phase (no broker).
         #[arg(long, default_value = "1000000")]
         scale_incidents: usize,
@@ -316,6 +321,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             probe_every,
             rounds,
             throughput_only,
+            drop_round_topics,
             scale_incidents,
             restore_incidents,
             memory_phase,
@@ -355,6 +361,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 probe_every: probe_every as usize,
                 rounds,
                 throughput_only,
+                drop_round_topics,
                 restore_incidents,
                 progress,
             };
