@@ -175,7 +175,7 @@ fn client(brokers: &str) -> ClientConfig {
 /// test broker keeps every topic in memory: without this, the copies of a 2,000,000-alert
 /// backlog (and what the contenders wrote) took it to 21 GiB of a 24 GiB machine; with it,
 /// three rounds of 2 M peaked at 2.3 GiB. It is off by default: in 3 of 4 runs with it, the
-/// latency phase that follows the rounds showed 2–3 × the tail of runs without it, which is
+/// latency phase that follows the rounds showed 2–4 × the tail of runs without it, which is
 /// not understood (docs/benchmarks.md). Best effort: a broker that refuses keeps the topics,
 /// and the run goes on.
 async fn drop_topics(settings: &crate::settings::Settings) {
