@@ -187,18 +187,8 @@ async fn drop_topics(settings: &crate::settings::Settings) {
                 return;
             }
         };
-    let t = &settings.topics;
-    let names = [
-        t.alerts.as_str(),
-        t.commands.as_str(),
-        t.escalations.as_str(),
-        t.dead_letter.as_str(),
-        t.repartition.as_str(),
-        t.changelog.as_str(),
-        t.delivery_dead_letter.as_str(),
-    ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    match admin.delete_topics(&names, &opts).await {
+    match admin.delete_topics(&settings.topics.all(), &opts).await {
         Ok(results) => {
             for (name, code) in results.into_iter().filter_map(Result::err) {
                 tracing::warn!(topic = %name, error = %code, "could not delete topic");

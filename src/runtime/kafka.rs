@@ -360,16 +360,18 @@ pub async fn ensure_topics(settings: &Settings) -> Result<(), KafkaError> {
     let admin: AdminClient<_> = base_config(settings).create()?;
     let n = settings.state.partitions;
     let t = &settings.topics;
-    let mut topics = vec![
-        NewTopic::new(&t.alerts, n, TopicReplication::Fixed(-1)),
-        NewTopic::new(&t.commands, n, TopicReplication::Fixed(-1)),
-        NewTopic::new(&t.escalations, n, TopicReplication::Fixed(-1)),
-        NewTopic::new(&t.dead_letter, n, TopicReplication::Fixed(-1)),
-        NewTopic::new(&t.repartition, n, TopicReplication::Fixed(-1)),
-        NewTopic::new(&t.changelog, n, TopicReplication::Fixed(-1))
-            .set("cleanup.policy", "compact"),
-        NewTopic::new(&t.delivery_dead_letter, n, TopicReplication::Fixed(-1)),
-    ];
+    let mut topics: Vec<NewTopic> = t
+        .all()
+        .into_iter()
+        .map(|name| {
+            let topic = NewTopic::new(name, n, TopicReplication::Fixed(-1));
+            if name == t.changelog {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
     let extra: Vec<String> = settings.routing.iter().map(|r| r.topic.clone()).collect();
     for e in &extra {
         topics.push(NewTopic::new(e, n, TopicReplication::Fixed(-1)));

@@ -252,6 +252,31 @@ pub struct Topics {
     pub delivery_dead_letter: String,
 }
 
+impl Topics {
+    /// Every topic Klaxon reads or writes, changelog included: what `ensure_topics` creates and
+    /// the load harness deletes. Destructured, so a new topic cannot be left out of either.
+    pub fn all(&self) -> [&str; 7] {
+        let Topics {
+            alerts,
+            commands,
+            escalations,
+            dead_letter,
+            changelog,
+            repartition,
+            delivery_dead_letter,
+        } = self;
+        [
+            alerts,
+            commands,
+            escalations,
+            dead_letter,
+            repartition,
+            changelog,
+            delivery_dead_letter,
+        ]
+    }
+}
+
 fn default_delivery_dead_letter() -> String {
     "klaxon.delivery.dlq".into()
 }
